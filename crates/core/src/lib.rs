@@ -1,0 +1,47 @@
+//! The pure heart of Switchboard: everything here is a function of its inputs.
+//!
+//! No I/O, no async, no clock reads, no environment access. Time arrives as a
+//! `now: i64` (unix seconds) parameter and randomness as a `&mut impl Rng`,
+//! so every rule here is unit-testable without sleeping.
+//!
+//! Layout:
+//! - [`ids`]: Stripe-style prefixed identifiers.
+//! - [`form`]: Stripe's bracket-notation form encoding (decode and encode) and
+//!   typed parameter extraction that names the offending parameter.
+//! - [`catalog`]: the event types Stripe knows.
+//! - [`event`]: rendering an event once, in Stripe's byte layout.
+//! - [`routing`]: which webhook endpoints receive which event.
+//! - [`signature`]: the `Stripe-Signature` scheme.
+//! - [`retry`]: delivery retry schedules.
+//! - [`object`]: helpers for Stripe-shaped JSON objects.
+
+pub mod catalog;
+pub mod duration;
+pub mod event;
+pub mod form;
+pub mod ids;
+pub mod object;
+pub mod retry;
+pub mod routing;
+pub mod signature;
+
+/// Stripe's two separate worlds, chosen by the API key's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    Test,
+    Live,
+}
+
+impl Mode {
+    pub fn livemode(self) -> bool {
+        self == Mode::Live
+    }
+
+    pub fn from_livemode(livemode: bool) -> Mode {
+        if livemode { Mode::Live } else { Mode::Test }
+    }
+}
+
+/// The API version Switchboard renders objects in unless told otherwise
+/// (the version stripe-python 16.1.0 pins).
+pub const DEFAULT_API_VERSION: &str = "2026-10-28.endive";

@@ -1,0 +1,75 @@
+//! Helpers for Stripe-shaped JSON objects.
+
+use serde_json::{Map, Value};
+
+/// Reorders an object's top-level keys the way Stripe emits them:
+/// `id`, `object`, then the rest alphabetically.
+pub fn stripe_order(value: Value) -> Value {
+    let Value::Object(map) = value else { return value };
+    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+    entries.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    Value::Object(entries.into_iter().collect::<Map<String, Value>>())
+}
+
+fn rank(key: &str) -> u8 {
+    match key {
+        "id" => 0,
+        "object" => 1,
+        _ => 2,
+    }
+}
+
+/// The attributes of `before` whose values differ in `after`: Stripe's
+/// `data.previous_attributes` (nested objects compared one level down, arrays whole).
+pub fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
+    let (Value::Object(b), Value::Object(a)) = (before, after) else { return Map::new() };
+    let mut out = Map::new();
+    for (k, old) in b {
+        let new = a.get(k).unwrap_or(&Value::Null);
+        if old == new {
+            continue;
+        }
+        match (old, new) {
+            (Value::Object(_), Value::Object(_)) => {
+                let inner = previous_attributes(old, new);
+                // Keys newly added under the object were previously absent: Stripe shows them as null.
+                let mut inner = inner;
+                if let Value::Object(nm) = new {
+                    for nk in nm.keys() {
+                        if old.get(nk).is_none() {
+                            inner.insert(nk.clone(), Value::Null);
+                        }
+                    }
+                }
+                out.insert(k.clone(), Value::Object(inner));
+            }
+            _ => {
+                out.insert(k.clone(), old.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn orders_id_object_then_alphabetical() {
+        let v = stripe_order(json!({"zeta": 1, "object": "customer", "alpha": 2, "id": "cus_1"}));
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "object", "alpha", "zeta"]);
+    }
+
+    #[test]
+    fn previous_attributes_lists_changed_values_only() {
+        let before = json!({"id": "cus_1", "email": "a@x", "name": null, "metadata": {"a": "1", "b": "2"}});
+        let after = json!({"id": "cus_1", "email": "b@x", "name": null, "metadata": {"a": "1", "c": "3"}});
+        assert_eq!(
+            Value::Object(previous_attributes(&before, &after)),
+            json!({"email": "a@x", "metadata": {"b": "2", "c": null}})
+        );
+    }
+}
