@@ -45,3 +45,39 @@ impl Mode {
 /// The API version Switchboard renders objects in unless told otherwise
 /// (the version stripe-python 16.1.0 pins).
 pub const DEFAULT_API_VERSION: &str = "2026-10-28.endive";
+
+/// Where "now" comes from. Production reads the system clock; tests move a
+/// [`ManualClock`] by hand so retry schedules and tolerances are exact.
+pub trait Clock: Send + Sync + 'static {
+    /// Unix time in milliseconds.
+    fn now_ms(&self) -> i64;
+
+    /// Unix time in seconds.
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+/// A clock that only moves when told to.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(now_ms: i64) -> Self {
+        ManualClock(std::sync::atomic::AtomicI64::new(now_ms))
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set_ms(&self, ms: i64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,159 @@
+//! `/v1/customers`: the first objects that emit events.
+
+use axum::extract::Path;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use switchboard_core::form::Params;
+use switchboard_core::ids;
+use switchboard_core::object::{previous_attributes, stripe_order};
+use switchboard_store::{ObjectWrite, StoredObject, Write};
+
+use super::{cursor_param, list_json, page_request};
+use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::error::ApiError;
+
+const KIND: &str = "customer";
+const ADDRESS_FIELDS: [&str; 6] = ["city", "country", "line1", "line2", "postal_code", "state"];
+
+/// Settable fields, parsed once and applied to a new or existing customer.
+#[derive(Default)]
+struct CustomerParams {
+    strings: Vec<(&'static str, Option<String>)>,
+    address: Option<Option<Map<String, Value>>>,
+    balance: Option<i64>,
+    preferred_locales: Option<Vec<String>>,
+    metadata: Option<switchboard_core::form::MetadataUpdate>,
+}
+
+fn parse(ctx: &mut Ctx) -> Result<CustomerParams, ApiError> {
+    let mut p = CustomerParams::default();
+    for field in ["name", "email", "description", "phone"] {
+        if let Some(v) = ctx.params.clearable_string(field)? {
+            p.strings.push((field, v));
+        }
+    }
+    p.address = match ctx.params.nested("address")? {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(nested)) => Some(Some(address(nested)?)),
+    };
+    p.balance = ctx.params.int("balance")?;
+    p.preferred_locales = ctx.params.string_list("preferred_locales")?;
+    p.metadata = ctx.params.metadata()?;
+    ctx.finish_params()?;
+    Ok(p)
+}
+
+fn address(mut nested: Params) -> Result<Map<String, Value>, ApiError> {
+    let mut out = Map::new();
+    for f in ADDRESS_FIELDS {
+        out.insert(f.into(), nested.clearable_string(f)?.flatten().map_or(Value::Null, Value::String));
+    }
+    nested.finish()?;
+    Ok(out)
+}
+
+impl CustomerParams {
+    fn apply(&self, obj: &mut Value) {
+        for (k, v) in &self.strings {
+            obj[*k] = v.clone().map_or(Value::Null, Value::String);
+        }
+        if let Some(a) = &self.address {
+            obj["address"] = a.clone().map_or(Value::Null, Value::Object);
+        }
+        if let Some(b) = self.balance {
+            obj["balance"] = b.into();
+        }
+        if let Some(l) = &self.preferred_locales {
+            obj["preferred_locales"] = json!(l);
+        }
+        if let Some(m) = &self.metadata {
+            if let Some(map) = obj["metadata"].as_object_mut() {
+                m.apply(map);
+            }
+        }
+    }
+}
+
+fn blank(id: &str, created: i64, livemode: bool) -> Value {
+    let prefix: String = id[4..].chars().take(8).collect::<String>().to_uppercase();
+    json!({
+        "id": id, "object": "customer", "address": null, "balance": 0, "created": created, "currency": null,
+        "default_source": null, "delinquent": false, "description": null, "discount": null, "email": null,
+        "invoice_prefix": prefix,
+        "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null, "rendering_options": null},
+        "livemode": livemode, "metadata": {}, "name": null, "next_invoice_sequence": 1, "phone": null,
+        "preferred_locales": [], "shipping": null, "tax_exempt": "none", "test_clock": null,
+    })
+}
+
+pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let params = parse(&mut ctx)?;
+    let id = ids::generate(ids::CUSTOMER, &mut rand::rng());
+    let created = ctx.now();
+    let mut data = blank(&id, created, ctx.livemode());
+    params.apply(&mut data);
+    let data = stripe_order(data);
+    let mut change = ctx.change();
+    change.events.push(ctx.event("customer.created", data.clone(), None));
+    change.writes.push(Write::Object(ObjectWrite {
+        scope: ctx.scope.clone(),
+        object: StoredObject { id, kind: KIND.into(), version: 1, created, deleted: false, data: data.clone() },
+        expected_version: None,
+    }));
+    ctx.commit(change, &data).await
+}
+
+async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {
+    match ctx.state.store.object(&ctx.scope, KIND, id).await? {
+        Some(o) if !o.deleted => Ok(o),
+        _ => Err(ApiError::not_found("customer", id)),
+    }
+}
+
+pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    Ok(ok_json(&load(&ctx, &id).await?.data))
+}
+
+pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let params = parse(&mut ctx)?;
+    retry_conflicts!({
+        let mut obj = load(&ctx, &id).await?;
+        let before = obj.data.clone();
+        params.apply(&mut obj.data);
+        let prev = previous_attributes(&before, &obj.data);
+        let mut change = ctx.change();
+        // Stripe emits no event for an update that changes nothing.
+        if !prev.is_empty() {
+            change.events.push(ctx.event("customer.updated", obj.data.clone(), Some(prev)));
+        }
+        let expected = obj.version;
+        obj.version += 1;
+        let body = obj.data.clone();
+        change.writes.push(Write::Object(ObjectWrite { scope: ctx.scope.clone(), object: obj, expected_version: Some(expected) }));
+        ctx.commit(change, &body).await
+    })
+}
+
+pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut obj = load(&ctx, &id).await?;
+        let mut change = ctx.change();
+        change.events.push(ctx.event("customer.deleted", obj.data.clone(), None));
+        let expected = obj.version;
+        obj.version += 1;
+        obj.deleted = true;
+        let body = json!({"id": obj.id, "object": "customer", "deleted": true});
+        change.writes.push(Write::Object(ObjectWrite { scope: ctx.scope.clone(), object: obj, expected_version: Some(expected) }));
+        ctx.commit(change, &body).await
+    })
+}
+
+pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let page = page_request(&mut ctx)?;
+    ctx.finish_params()?;
+    let found = ctx.state.store.objects(&ctx.scope, KIND, &page).await.map_err(|e| cursor_param(&page, e.into()))?;
+    Ok(ok_json(&list_json("/v1/customers", found, |o| o.data)))
+}

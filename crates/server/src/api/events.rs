@@ -1,0 +1,117 @@
+//! `/v1/events`: retrieve, list with Stripe's filters, and resend.
+
+use axum::extract::Path;
+use axum::response::Response;
+use serde_json::Value;
+use switchboard_core::catalog;
+use switchboard_core::form::Value as FormValue;
+use switchboard_store::{EventFilter, EventRecord, Write};
+
+use super::{cursor_param, list_json, page_request};
+use crate::context::{Ctx, ok_json};
+use crate::error::ApiError;
+
+const MAX_TYPES: usize = 20;
+
+/// The stored event with its *current* `pending_webhooks` (deliveries carry
+/// the value at creation; the API shows how many are still outstanding).
+pub fn render(rec: &EventRecord) -> Value {
+    let mut v: Value = serde_json::from_slice(&rec.payload).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("pending_webhooks".into(), rec.pending_webhooks.into());
+    }
+    v
+}
+
+pub async fn load(ctx: &Ctx, id: &str) -> Result<EventRecord, ApiError> {
+    ctx.state
+        .store
+        .event(&ctx.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("notification", id))
+}
+
+pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    Ok(ok_json(&render(&load(&ctx, &id).await?)))
+}
+
+fn created_filter(ctx: &mut Ctx, f: &mut EventFilter) -> Result<(), ApiError> {
+    let bad = |v: &str| ApiError::invalid("created", format!("Invalid integer: {v}"));
+    match ctx.params.take("created") {
+        None => {}
+        Some(FormValue::Str(s)) => {
+            let t: i64 = s.parse().map_err(|_| bad(&s))?;
+            f.created_gte = Some(t);
+            f.created_lte = Some(t);
+        }
+        Some(FormValue::Map(m)) => {
+            for (op, v) in m {
+                let FormValue::Str(s) = v else { return Err(ApiError::invalid(&format!("created[{op}]"), "Invalid integer")) };
+                let t: i64 = s.parse().map_err(|_| ApiError::invalid(&format!("created[{op}]"), format!("Invalid integer: {s}")))?;
+                match op.as_str() {
+                    "gt" => f.created_gt = Some(t),
+                    "gte" => f.created_gte = Some(t),
+                    "lt" => f.created_lt = Some(t),
+                    "lte" => f.created_lte = Some(t),
+                    other => return Err(ApiError::Param(switchboard_core::form::ParamError::unknown(format!("created[{other}]")))),
+                }
+            }
+        }
+        Some(FormValue::List(_)) => return Err(ApiError::invalid("created", "Invalid created: expected an integer or a range")),
+    }
+    Ok(())
+}
+
+pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let page = page_request(&mut ctx)?;
+    let mut filter = EventFilter { event_type: ctx.params.string("type")?.filter(|s| !s.is_empty()), ..Default::default() };
+    if let Some(t) = &filter.event_type {
+        let known = match t.strip_suffix('*') {
+            Some(prefix) => catalog::event_types().any(|e| e.starts_with(prefix)),
+            None => catalog::is_event_type(t),
+        };
+        if !known {
+            return Err(ApiError::invalid("type", format!("Invalid type: '{t}' is not a known event type or pattern.")));
+        }
+    }
+    filter.types = ctx.params.string_list("types")?.unwrap_or_default();
+    if !filter.types.is_empty() && filter.event_type.is_some() {
+        return Err(ApiError::invalid("types", "You may only specify one of these parameters: type, types."));
+    }
+    if filter.types.len() > MAX_TYPES {
+        return Err(ApiError::invalid("types", format!("types may list at most {MAX_TYPES} event types.")));
+    }
+    created_filter(&mut ctx, &mut filter)?;
+    filter.delivery_success = ctx.params.bool("delivery_success")?;
+    ctx.finish_params()?;
+    let found = ctx.state.store.events(&ctx.scope, &filter, &page).await.map_err(|e| cursor_param(&page, e.into()))?;
+    Ok(ok_json(&list_json("/v1/events", found, |e| render(&e))))
+}
+
+/// `POST /v1/events/{id}/retry`: one more attempt to one endpoint
+/// (what `stripe events resend --webhook-endpoint` calls).
+pub async fn retry(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let endpoint = ctx.params.string("webhook_endpoint")?.filter(|s| !s.is_empty());
+    let for_cli = ctx.params.bool("for_stripecli")?.unwrap_or(false);
+    // The CLI sends `account` to fetch a connected account's event.
+    if let Some(acct) = ctx.params.string("account")?.filter(|s| !s.is_empty()) {
+        if ctx.scope.account.as_deref() != Some(acct.as_str()) {
+            ctx.scope = crate::context::connected_scope_for(&ctx, acct).await?;
+        }
+    }
+    ctx.finish_params()?;
+    let event = load(&ctx, &id).await?;
+    let Some(endpoint_id) = endpoint else {
+        let param = if for_cli { "for_stripecli" } else { "webhook_endpoint" };
+        return Err(ApiError::invalid(param, "Provide webhook_endpoint: the endpoint to resend this event to."));
+    };
+    let target = super::webhook_endpoints::load(&ctx, &endpoint_id).await.map_err(|_| ApiError::NotFound {
+        kind: "webhook endpoint",
+        id: endpoint_id.clone(),
+        param: "webhook_endpoint",
+    })?;
+    let mut change = ctx.change();
+    change.writes.push(Write::Resend { event_id: event.id.clone(), endpoint_id: target.id });
+    ctx.commit(change, &render(&event)).await
+}

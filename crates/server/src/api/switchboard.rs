@@ -1,0 +1,93 @@
+//! Switchboard's own routes, under `/switchboard/v1/`, apart from Stripe's:
+//! the delivery attempt log and secret rolling.
+
+use axum::extract::Path;
+use axum::response::Response;
+use serde_json::{Value, json};
+use switchboard_core::ids;
+use switchboard_store::{AttemptFilter, AttemptRecord, SigningSecret, Write};
+
+use super::{cursor_param, list_json, page_request};
+use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::error::ApiError;
+
+/// Default time the old secret keeps signing after a roll.
+const DEFAULT_ROLL_OVERLAP_SECS: i64 = 24 * 3600;
+const MAX_ROLL_OVERLAP_SECS: i64 = 7 * 24 * 3600;
+
+pub fn render_attempt(a: &AttemptRecord) -> Value {
+    json!({
+        "id": format!("att_{}", a.id),
+        "object": "webhook_attempt",
+        "attempt": a.attempt,
+        "created": a.started_at_ms.div_euclid(1000),
+        "duration_ms": a.duration_ms,
+        "error": a.error,
+        "event": a.event_id,
+        "next_action": a.next_action,
+        "next_attempt_at": a.next_at_ms.map(|t| t.div_euclid(1000)),
+        "response_body": a.response_body,
+        "started_at_ms": a.started_at_ms,
+        "status_code": a.status_code,
+        "succeeded": a.succeeded,
+        "webhook_endpoint": a.endpoint_id,
+    })
+}
+
+async fn list(mut ctx: Ctx, filter: AttemptFilter, url: String) -> Result<Response, ApiError> {
+    let page = page_request(&mut ctx)?;
+    ctx.finish_params()?;
+    let found = ctx
+        .state
+        .store
+        .attempts(&ctx.platform.id, ctx.livemode(), &filter, &page)
+        .await
+        .map_err(|e| cursor_param(&page, e.into()))?;
+    Ok(ok_json(&list_json(&url, found, |a| render_attempt(&a))))
+}
+
+/// `GET /switchboard/v1/events/{id}/attempts`
+pub async fn event_attempts(Path(id): Path<String>, ctx: Ctx) -> Result<Response, ApiError> {
+    let event = super::events::load(&ctx, &id).await?;
+    let url = format!("/switchboard/v1/events/{}/attempts", event.id);
+    list(ctx, AttemptFilter::Event(event.id), url).await
+}
+
+/// `GET /switchboard/v1/webhook_endpoints/{id}/attempts`
+pub async fn endpoint_attempts(Path(id): Path<String>, ctx: Ctx) -> Result<Response, ApiError> {
+    let endpoint = super::webhook_endpoints::load(&ctx, &id).await?;
+    let url = format!("/switchboard/v1/webhook_endpoints/{}/attempts", endpoint.id);
+    list(ctx, AttemptFilter::Endpoint(endpoint.id), url).await
+}
+
+/// `POST /switchboard/v1/webhook_endpoints/{id}/roll_secret` with optional
+/// `expires_in` (seconds the current secret keeps signing; default 24 h, 0 = now).
+pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let overlap = ctx.params.int("expires_in")?.unwrap_or(DEFAULT_ROLL_OVERLAP_SECS);
+    if !(0..=MAX_ROLL_OVERLAP_SECS).contains(&overlap) {
+        return Err(ApiError::invalid("expires_in", format!("expires_in must be between 0 and {MAX_ROLL_OVERLAP_SECS} seconds.")));
+    }
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut rec = super::webhook_endpoints::load(&ctx, &id).await?;
+        let expected = rec.version;
+        let now = ctx.now();
+        let expires_at = now + overlap;
+        // Older secrets keep their own expiry; the current one gets the new one.
+        rec.secrets.retain(|s| s.expires_at.is_none_or(|e| e > now));
+        for s in rec.secrets.iter_mut() {
+            s.expires_at = Some(s.expires_at.map_or(expires_at, |e| e.min(expires_at)));
+        }
+        rec.secrets.retain(|s| s.expires_at.is_none_or(|e| e > now));
+        let secret = ids::generate_secret(ids::WEBHOOK_SECRET, &mut rand::rng());
+        rec.secrets.insert(0, SigningSecret { secret: secret.clone(), expires_at: None });
+        rec.version += 1;
+        let mut body = super::webhook_endpoints::render(&rec, &ctx.platform.client_id);
+        body["secret"] = secret.into();
+        body["previous_secret_expires_at"] = if overlap > 0 { expires_at.into() } else { Value::Null };
+        let body = switchboard_core::object::stripe_order(body);
+        let mut change = ctx.change();
+        change.writes.push(Write::Endpoint(Box::new(rec), Some(expected)));
+        ctx.commit(change, &body).await
+    })
+}

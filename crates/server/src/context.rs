@@ -1,0 +1,321 @@
+//! `Ctx`: everything a handler needs to know about the request, extracted
+//! once: who is calling (platform, mode, `Stripe-Account`), the parameters,
+//! and the idempotency key, whose stored response is replayed before the
+//! handler ever runs.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use switchboard_core::event::{EventDraft, RequestInfo};
+use switchboard_core::form::Params;
+use switchboard_store::{Change, CommitOutcome, IdempotencyRecord, NewEvent, Platform, Scope, StoreError, StoredResponse};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Set by the request-id middleware on every request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub struct Ctx {
+    pub state: AppState,
+    pub platform: Platform,
+    /// Platform, mode and the connected account acted as.
+    pub scope: Scope,
+    pub params: Params,
+    pub request_id: String,
+    pub method: Method,
+    pub path: String,
+    idempotency: Option<(String, String)>,
+}
+
+/// What a failed extraction answers: an error, or a replayed response.
+pub struct Rejection(Response);
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl From<ApiError> for Rejection {
+    fn from(e: ApiError) -> Self {
+        Rejection(e.into_response())
+    }
+}
+
+impl FromRequest<AppState> for Ctx {
+    type Rejection = Rejection;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| switchboard_core::ids::generate_request_id(&mut rand::rng()));
+        let key = api_key(&parts.headers)?;
+        let (platform, livemode) = state
+            .authenticate(&key)
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated(format!("Invalid API Key provided: {}", redact(&key))))?;
+        let account = header(&parts.headers, "stripe-account")?.filter(|a| !a.is_empty());
+        let scope = Scope { platform: platform.id.clone(), livemode, account: None };
+        let scope = match account {
+            None => scope,
+            Some(acct) => connected_scope(state, scope, acct, &key).await?,
+        };
+        let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+            .await
+            .map_err(|_| ApiError::BodyTooLarge(state.config.max_body_bytes))?;
+        let form = if parts.method == Method::POST && !bytes.is_empty() {
+            std::str::from_utf8(&bytes)
+                .map_err(|_| ApiError::InvalidRequest {
+                    message: "Request body is not valid UTF-8.".into(),
+                    param: None,
+                    code: None,
+                })?
+                .to_owned()
+        } else {
+            parts.uri.query().unwrap_or_default().to_owned()
+        };
+        let params = Params::parse(&form).map_err(ApiError::from)?;
+        let path = parts.uri.path().to_owned();
+        let idempotency = match header(&parts.headers, "idempotency-key")? {
+            Some(k) if parts.method == Method::POST => {
+                if k.len() > MAX_IDEMPOTENCY_KEY {
+                    return Err(ApiError::InvalidRequest {
+                        message: format!("Idempotency keys can be at most {MAX_IDEMPOTENCY_KEY} characters long"),
+                        param: None,
+                        code: None,
+                    }
+                    .into());
+                }
+                let fp = fingerprint(&parts.method, &path, &bytes);
+                if let Some(stored) = state.store.idempotent_response(&scope, &k).await? {
+                    return Err(Rejection(replay(stored, &fp, &k)?));
+                }
+                Some((k, fp))
+            }
+            _ => None,
+        };
+        Ok(Ctx { state: state.clone(), platform, scope, params, request_id, method: parts.method, path, idempotency })
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim().to_owned()))
+            .map_err(|_| ApiError::InvalidRequest { message: format!("Invalid {name} header"), param: None, code: None }),
+    }
+}
+
+/// `Authorization: Bearer sk_…` or Basic auth with the key as user name.
+fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let missing = || {
+        ApiError::Unauthenticated(
+            "You did not provide an API key. You need to provide your API key in the Authorization header, \
+             using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY')."
+                .into(),
+        )
+    };
+    let value = header(headers, "authorization")?.ok_or_else(missing)?;
+    let (scheme, rest) = value.split_once(' ').ok_or_else(missing)?;
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_owned()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| missing())?;
+        let text = String::from_utf8(decoded).map_err(|_| missing())?;
+        text.split_once(':').map_or(text.clone(), |(user, _)| user.to_owned())
+    } else {
+        return Err(missing());
+    };
+    if key.is_empty() { Err(missing()) } else { Ok(key) }
+}
+
+/// Keys are secrets: error messages show only the prefix and last four.
+fn redact(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 12 {
+        return "*".repeat(chars.len());
+    }
+    let prefix: String = chars[..8].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{prefix}{}{tail}", "*".repeat(chars.len() - 12))
+}
+
+async fn connected_scope(state: &AppState, mut scope: Scope, account: String, key: &str) -> Result<Scope, ApiError> {
+    let found = state.store.object(&scope, "account", &account).await?;
+    let usable = found.is_some_and(|a| !a.deleted);
+    if !usable {
+        return Err(ApiError::Permission(format!(
+            "The provided key '{}' does not have access to account '{account}' (or that account does not exist). \
+             Application access may have been revoked.",
+            redact(key)
+        )));
+    }
+    scope.account = Some(account);
+    Ok(scope)
+}
+
+/// The scope of a connected account named in a parameter rather than the header.
+pub async fn connected_scope_for(ctx: &Ctx, account: String) -> Result<Scope, ApiError> {
+    let base = Scope { platform: ctx.platform.id.clone(), livemode: ctx.scope.livemode, account: None };
+    let key = if ctx.scope.livemode { &ctx.platform.live_key } else { &ctx.platform.test_key };
+    connected_scope(&ctx.state, base, account, key).await
+}
+
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str());
+    h.update(b" ");
+    h.update(path);
+    h.update(b"\n");
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+fn replay(stored: StoredResponse, fingerprint: &str, key: &str) -> Result<Response, ApiError> {
+    if stored.fingerprint != fingerprint {
+        return Err(ApiError::Idempotency(format!(
+            "Keys for idempotent requests can only be used with the same parameters they were first used with. \
+             Try using a key other than '{key}' if you meant to execute a different request."
+        )));
+    }
+    let mut resp = json_bytes(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body);
+    resp.headers_mut().insert("idempotent-replayed", "true".parse().expect("valid header"));
+    Ok(resp)
+}
+
+pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
+    resp
+}
+
+/// Stripe's responses are 2-space pretty JSON.
+pub fn render(value: &serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(value).expect("JSON values serialize"))
+}
+
+impl Ctx {
+    pub fn livemode(&self) -> bool {
+        self.scope.livemode
+    }
+
+    pub fn now(&self) -> i64 {
+        self.state.clock.now()
+    }
+
+    /// A new empty change for this request.
+    pub fn change(&self) -> Change {
+        let now_ms = self.state.clock.now_ms();
+        Change {
+            platform: self.platform.id.clone(),
+            now: now_ms.div_euclid(1000),
+            now_ms,
+            api_version: self.state.config.api_version.clone(),
+            writes: Vec::new(),
+            events: Vec::new(),
+            idempotency: None,
+        }
+    }
+
+    /// An event caused by this request, on the account the request acts as.
+    pub fn event(
+        &self,
+        event_type: &str,
+        object: serde_json::Value,
+        previous_attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> NewEvent {
+        self.event_on(self.scope.account.clone(), event_type, object, previous_attributes)
+    }
+
+    /// An event on an explicit account (`None`: the platform's own).
+    pub fn event_on(
+        &self,
+        account: Option<String>,
+        event_type: &str,
+        object: serde_json::Value,
+        previous_attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> NewEvent {
+        NewEvent {
+            id: switchboard_core::ids::generate(switchboard_core::ids::EVENT, &mut rand::rng()),
+            draft: EventDraft {
+                event_type: event_type.into(),
+                object,
+                previous_attributes,
+                livemode: self.scope.livemode,
+                account,
+                request: RequestInfo {
+                    id: Some(self.request_id.clone()),
+                    idempotency_key: self.idempotency.as_ref().map(|(k, _)| k.clone()),
+                },
+            },
+        }
+    }
+
+    /// Commits `change` together with the response it produces, so that a
+    /// retry with the same idempotency key replays exactly this answer.
+    pub async fn commit(&self, mut change: Change, body: &serde_json::Value) -> Result<Response, ApiError> {
+        let body = render(body);
+        if let Some((key, fp)) = &self.idempotency {
+            change.idempotency = Some(IdempotencyRecord {
+                scope: self.scope.clone(),
+                key: key.clone(),
+                response: StoredResponse { fingerprint: fp.clone(), status: 200, body: body.clone() },
+                created: change.now,
+            });
+        }
+        match self.state.store.commit(change).await? {
+            CommitOutcome::Committed => Ok(json_bytes(StatusCode::OK, body)),
+            CommitOutcome::Replay(stored) => {
+                let (key, fp) = self.idempotency.as_ref().expect("replay implies a key");
+                replay(stored, fp, key)
+            }
+        }
+    }
+
+    /// Ensures every parameter was understood.
+    pub fn finish_params(&mut self) -> Result<(), ApiError> {
+        // `expand[]` is accepted everywhere; Switchboard's objects are already expanded where it matters.
+        self.params.take("expand");
+        std::mem::take(&mut self.params).finish().map_err(ApiError::from)
+    }
+}
+
+/// Runs a read-modify-commit block again when a concurrent write won the race.
+/// (A macro, not a closure-taking function: async closures borrowing the
+/// handler's locals do not yet prove `Send` to axum.)
+macro_rules! retry_conflicts {
+    ($body:block) => {{
+        let mut tries = 0;
+        loop {
+            let result: Result<axum::response::Response, $crate::error::ApiError> = async $body.await;
+            match result {
+                Err($crate::error::ApiError::Conflict) if tries < 8 => tries += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+pub(crate) use retry_conflicts;
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+/// A 200 response with Stripe's JSON layout.
+pub fn ok_json(value: &serde_json::Value) -> Response {
+    json_bytes(StatusCode::OK, render(value))
+}

@@ -1,0 +1,102 @@
+//! `ApiError`: the one place where failures become Stripe error JSON.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use switchboard_core::form::ParamError;
+use switchboard_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Param(#[from] ParamError),
+    /// 400 `invalid_request_error` that is not about one parameter's syntax.
+    #[error("{message}")]
+    InvalidRequest { message: String, param: Option<String>, code: Option<&'static str> },
+    #[error("No such {kind}: '{id}'")]
+    NotFound { kind: &'static str, id: String, param: &'static str },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Permission(String),
+    #[error("{0}")]
+    Idempotency(String),
+    #[error("Request body too large: the limit is {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.")]
+    UnknownRoute { method: String, path: String },
+    /// A concurrent request changed the object first; SDKs retry a 409.
+    #[error("This object cannot be accessed right now because another API request or Stripe process is currently accessing it. Please retry.")]
+    Conflict,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest { message: message.into(), param: Some(param.into()), code: Some("parameter_invalid") }
+    }
+
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        ApiError::NotFound { kind, id: id.into(), param: "id" }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, Option<&str>, Option<String>) {
+        use ApiError::*;
+        match self {
+            Param(e) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some(e.code()), Some(e.param.clone())),
+            InvalidRequest { param, code, .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", *code, param.clone()),
+            NotFound { param, .. } => {
+                (StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"), Some((*param).into()))
+            }
+            Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "invalid_request_error", None, None),
+            Permission(_) => (StatusCode::FORBIDDEN, "invalid_request_error", Some("account_invalid"), None),
+            Idempotency(_) => (StatusCode::BAD_REQUEST, "idempotency_error", None, None),
+            BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", None, None),
+            UnknownRoute { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", None, None),
+            Conflict => (StatusCode::CONFLICT, "invalid_request_error", Some("lock_timeout"), None),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", None, None),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::CursorNotFound(id) => ApiError::InvalidRequest {
+                message: format!("No such object: '{id}'"),
+                param: Some("starting_after".into()),
+                code: Some("resource_missing"),
+            },
+            StoreError::Conflict => ApiError::Conflict,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, code, param) = self.parts();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "An unexpected error occurred in Switchboard.".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut error = json!({"message": message, "type": kind});
+        if let Some(code) = code {
+            error["code"] = code.into();
+        }
+        if let Some(param) = param {
+            error["param"] = param.into();
+        }
+        let body = serde_json::to_vec_pretty(&json!({ "error": error })).expect("JSON serializes");
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
+        if status.is_server_error() {
+            resp.headers_mut().insert("stripe-should-retry", "true".parse().expect("valid header"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,68 @@
+//! Switchboard's HTTP API, in Stripe's wire format.
+//!
+//! Architecture invariants:
+//! - The server never calls webhook endpoints: it writes delivery rows and
+//!   the dispatcher sends them.
+//! - An API write and the events and deliveries it causes commit in one
+//!   `Change` (see `switchboard_store`).
+//! - [`error::ApiError`] is the only place failures become Stripe error JSON.
+
+pub mod api;
+pub mod context;
+pub mod error;
+pub mod state;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::context::RequestId;
+use crate::error::ApiError;
+pub use crate::state::{AppState, ServerConfig};
+
+pub fn router(state: AppState) -> Router {
+    use api::*;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/webhook_endpoints", get(webhook_endpoints::list).post(webhook_endpoints::create))
+        .route(
+            "/v1/webhook_endpoints/{id}",
+            get(webhook_endpoints::retrieve).post(webhook_endpoints::update).delete(webhook_endpoints::delete),
+        )
+        .route("/v1/customers", get(customers::list).post(customers::create))
+        .route("/v1/customers/{id}", get(customers::retrieve).post(customers::update).delete(customers::delete))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/{id}", get(events::retrieve))
+        .route("/v1/events/{id}/retry", post(events::retry))
+        .route("/switchboard/v1/events/{id}/attempts", get(switchboard::event_attempts))
+        .route("/switchboard/v1/webhook_endpoints/{id}/attempts", get(switchboard::endpoint_attempts))
+        .route("/switchboard/v1/webhook_endpoints/{id}/roll_secret", post(switchboard::roll_secret))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_route)
+        .with_state(state)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(middleware::from_fn(request_id))
+}
+
+async fn unknown_route(req: Request) -> ApiError {
+    ApiError::UnknownRoute { method: req.method().to_string(), path: req.uri().path().to_owned() }
+}
+
+/// Every response carries `Request-Id`, errors included.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = switchboard_core::ids::generate_request_id(&mut rand::rng());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("request-id", v);
+    }
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        tracing::debug!("method not allowed");
+    }
+    resp
+}

@@ -1,0 +1,91 @@
+//! Switchboard's durable state, behind the [`Store`] trait.
+//!
+//! Architecture invariants:
+//! - This is the only crate that contains SQL.
+//! - Every read of tenant data is scoped by platform and mode (a [`Scope`]).
+//! - Time is always a parameter (`now_ms`), never `now()` in SQL, so tests
+//!   drive the queue with a manual clock.
+//! - A [`Change`] commits atomically: object writes, the events they cause,
+//!   one delivery row per endpoint that receives each event, and the
+//!   idempotency record of the request that caused them.
+//! - The delivery queue is a table with leases: a claim pushes `next_at` past
+//!   the lease, so work claimed by a crashed process becomes due again.
+
+mod model;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+pub use model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A concurrent write changed the row first (optimistic concurrency).
+    #[error("concurrent modification")]
+    Conflict,
+    /// `starting_after`/`ending_before` named an id that does not exist.
+    #[error("no such object: {0}")]
+    CursorNotFound(String),
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // -- platforms and keys ------------------------------------------------
+
+    /// Returns the default platform, creating it from `init` on first start.
+    /// Keys given in `init.key_overrides` replace the stored ones.
+    async fn bootstrap_platform(&self, init: PlatformInit) -> Result<Platform>;
+    async fn create_platform(&self, platform: Platform) -> Result<()>;
+    /// The platform and mode an API key belongs to.
+    async fn platform_by_key(&self, key: &str) -> Result<Option<(Platform, bool)>>;
+
+    // -- writes ----------------------------------------------------------------
+
+    async fn commit(&self, change: Change) -> Result<CommitOutcome>;
+
+    // -- reads -----------------------------------------------------------------
+
+    async fn object(&self, scope: &Scope, kind: &str, id: &str) -> Result<Option<StoredObject>>;
+    async fn objects(&self, scope: &Scope, kind: &str, page: &PageRequest) -> Result<Page<StoredObject>>;
+    async fn endpoint(&self, platform: &str, livemode: bool, id: &str) -> Result<Option<EndpointRecord>>;
+    async fn endpoints(&self, platform: &str, livemode: bool, page: &PageRequest) -> Result<Page<EndpointRecord>>;
+    async fn event(&self, scope: &Scope, id: &str) -> Result<Option<EventRecord>>;
+    async fn events(&self, scope: &Scope, filter: &EventFilter, page: &PageRequest) -> Result<Page<EventRecord>>;
+    async fn attempts(&self, platform: &str, livemode: bool, filter: &AttemptFilter, page: &PageRequest)
+    -> Result<Page<AttemptRecord>>;
+    async fn idempotent_response(&self, scope: &Scope, key: &str) -> Result<Option<StoredResponse>>;
+
+    // -- delivery queue --------------------------------------------------------
+
+    /// Leases up to `limit` due deliveries until `now_ms + lease_ms`.
+    /// Deliveries whose endpoint is disabled or deleted are cancelled instead.
+    async fn claim_due(&self, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<ClaimedDelivery>>;
+    /// Records attempts and moves each delivery on (done, retry, give up).
+    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()>;
+    /// Counts of deliveries by state, for metrics and tests.
+    async fn delivery_stats(&self) -> Result<DeliveryStats>;
+    /// Notified whenever new deliveries become due; the dispatcher also polls.
+    fn work_signal(&self) -> Arc<Notify>;
+}
+
+/// The real clock. (It lives here, not in `core`, which never reads the time.)
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl switchboard_core::Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,235 @@
+//! The records the store reads and writes.
+
+use bytes::Bytes;
+use serde_json::Value;
+use switchboard_core::event::EventDraft;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// The platform's own account id (`acct_…`).
+    pub id: String,
+    /// The Connect application id (`ca_…`), also the OAuth `client_id`.
+    pub client_id: String,
+    pub test_key: String,
+    pub live_key: String,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlatformInit {
+    /// Used only when no platform exists yet.
+    pub generated: Platform,
+    pub test_key_override: Option<String>,
+    pub live_key_override: Option<String>,
+}
+
+/// Whose data a request sees: a platform, in one mode, optionally acting as
+/// one of its connected accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub platform: String,
+    pub livemode: bool,
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub id: String,
+    pub kind: String,
+    pub version: i64,
+    pub created: i64,
+    pub deleted: bool,
+    pub data: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningSecret {
+    pub secret: String,
+    /// After a roll the old secret keeps signing until this unix time (seconds).
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointRecord {
+    pub id: String,
+    pub platform: String,
+    pub livemode: bool,
+    pub version: i64,
+    pub created: i64,
+    pub url: String,
+    pub connect: bool,
+    pub enabled: bool,
+    pub enabled_events: Vec<String>,
+    pub api_version: Option<String>,
+    pub description: Option<String>,
+    pub metadata: serde_json::Map<String, Value>,
+    /// Newest first.
+    pub secrets: Vec<SigningSecret>,
+    pub deleted: bool,
+    /// Unix ms of the first failure since the last success.
+    pub failing_since: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: String,
+    pub livemode: bool,
+    pub account: Option<String>,
+    pub event_type: String,
+    pub created: i64,
+    /// Endpoints that have not yet received this event successfully.
+    pub pending_webhooks: i64,
+    /// The exact bytes every delivery sends.
+    pub payload: Bytes,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Exact type, or a prefix wildcard such as `customer.*`.
+    pub event_type: Option<String>,
+    pub types: Vec<String>,
+    pub created_gt: Option<i64>,
+    pub created_gte: Option<i64>,
+    pub created_lt: Option<i64>,
+    pub created_lte: Option<i64>,
+    pub delivery_success: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AttemptFilter {
+    Event(String),
+    Endpoint(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub attempt: u32,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    /// Why the attempt failed without a usable status (`timeout`, `connect`, …).
+    pub error: Option<String>,
+    /// The first 4 KiB of the response body.
+    pub response_body: String,
+    pub succeeded: bool,
+    /// `retry`, `give_up`, `done` or `one_shot`.
+    pub next_action: String,
+    pub next_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub starting_after: Option<String>,
+    pub ending_before: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// Newest first, whichever direction was requested.
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyRecord {
+    pub scope: Scope,
+    pub key: String,
+    pub response: StoredResponse,
+    pub created: i64,
+}
+
+/// One atomic unit of work.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub platform: String,
+    /// Unix seconds; the `created` of every event in the change.
+    pub now: i64,
+    /// Unix ms at which new deliveries become due.
+    pub now_ms: i64,
+    pub api_version: String,
+    pub writes: Vec<Write>,
+    pub events: Vec<NewEvent>,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Write {
+    Object(ObjectWrite),
+    Endpoint(Box<EndpointRecord>, Option<i64>),
+    /// Queue one extra attempt of an event to one endpoint (a resend).
+    Resend { event_id: String, endpoint_id: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectWrite {
+    pub scope: Scope,
+    pub object: StoredObject,
+    /// `None` inserts; `Some(v)` updates only if the stored version is still `v`.
+    pub expected_version: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub draft: EventDraft,
+}
+
+#[derive(Debug, Clone)]
+pub enum CommitOutcome {
+    Committed,
+    /// The idempotency key was already used: here is what it answered.
+    Replay(StoredResponse),
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery_id: i64,
+    /// The attempt being made now (1-based).
+    pub attempt: u32,
+    /// A resend: one attempt, no retries, no bookkeeping of `pending_webhooks`.
+    pub one_shot: bool,
+    pub event_id: String,
+    pub payload: Bytes,
+    pub endpoint_id: String,
+    pub url: String,
+    /// Secrets valid at claim time, newest first.
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Done,
+    RetryAt(i64),
+    GiveUp,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryOutcome {
+    pub delivery_id: i64,
+    pub attempt: AttemptRecord,
+    pub next: Next,
+    pub now_ms: i64,
+    /// Disable the endpoint when a delivery gives up and it has been failing
+    /// for at least this long.
+    pub disable_after_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    pub pending: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub attempts: i64,
+}

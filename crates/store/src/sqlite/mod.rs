@@ -1,0 +1,187 @@
+//! The embedded SQLite store.
+//!
+//! All writes go through one writer thread that owns the only write
+//! connection and commits *groups* of commands in one transaction (each
+//! command inside its own savepoint, so one failure does not sink the
+//! others). That turns thousands of small API writes per second into a few
+//! hundred fsync-free WAL commits. Reads run on a small pool of read-only
+//! connections on the blocking thread pool; WAL lets them proceed while the
+//! writer commits.
+
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::*;
+use write::Command;
+
+const SCHEMA: &str = include_str!("schema.sql");
+/// Most commands folded into one transaction.
+const MAX_GROUP: usize = 1024;
+
+pub struct SqliteStore {
+    commands: mpsc::Sender<Command>,
+    readers: Arc<ReadPool>,
+    work: Arc<Notify>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(backend)?;
+        configure(&conn)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        let work = Arc::new(Notify::new());
+        let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
+        let writer = write::Writer::new(conn, work.clone());
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(SqliteStore {
+            commands: tx,
+            readers: Arc::new(ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+            work,
+        })
+    }
+
+    async fn send<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    // WAL + synchronous=NORMAL survives a killed process (not a power cut
+    // mid-commit), which is what "nothing is lost when the process is killed" needs.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(backend)
+}
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.idle.lock().expect("pool lock").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(backend)?;
+                c.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        self.idle.lock().expect("pool lock").push(conn);
+        out
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn bootstrap_platform(&self, init: PlatformInit) -> Result<Platform> {
+        self.send(|reply| Command::Bootstrap(init, reply)).await
+    }
+
+    async fn create_platform(&self, platform: Platform) -> Result<()> {
+        self.send(|reply| Command::CreatePlatform(platform, reply)).await
+    }
+
+    async fn platform_by_key(&self, key: &str) -> Result<Option<(Platform, bool)>> {
+        let key = key.to_owned();
+        self.read(move |c| read::platform_by_key(c, &key)).await
+    }
+
+    async fn commit(&self, change: Change) -> Result<CommitOutcome> {
+        self.send(|reply| Command::Commit(Box::new(change), reply)).await
+    }
+
+    async fn object(&self, scope: &Scope, kind: &str, id: &str) -> Result<Option<StoredObject>> {
+        let (scope, kind, id) = (scope.clone(), kind.to_owned(), id.to_owned());
+        self.read(move |c| read::object(c, &scope, &kind, &id)).await
+    }
+
+    async fn objects(&self, scope: &Scope, kind: &str, page: &PageRequest) -> Result<Page<StoredObject>> {
+        let (scope, kind, page) = (scope.clone(), kind.to_owned(), page.clone());
+        self.read(move |c| read::objects(c, &scope, &kind, &page)).await
+    }
+
+    async fn endpoint(&self, platform: &str, livemode: bool, id: &str) -> Result<Option<EndpointRecord>> {
+        let (platform, id) = (platform.to_owned(), id.to_owned());
+        self.read(move |c| read::endpoint(c, &platform, livemode, &id)).await
+    }
+
+    async fn endpoints(&self, platform: &str, livemode: bool, page: &PageRequest) -> Result<Page<EndpointRecord>> {
+        let (platform, page) = (platform.to_owned(), page.clone());
+        self.read(move |c| read::endpoints(c, &platform, livemode, &page)).await
+    }
+
+    async fn event(&self, scope: &Scope, id: &str) -> Result<Option<EventRecord>> {
+        let (scope, id) = (scope.clone(), id.to_owned());
+        self.read(move |c| read::event(c, &scope, &id)).await
+    }
+
+    async fn events(&self, scope: &Scope, filter: &EventFilter, page: &PageRequest) -> Result<Page<EventRecord>> {
+        let (scope, filter, page) = (scope.clone(), filter.clone(), page.clone());
+        self.read(move |c| read::events(c, &scope, &filter, &page)).await
+    }
+
+    async fn attempts(
+        &self,
+        platform: &str,
+        _livemode: bool,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AttemptRecord>> {
+        let (platform, filter, page) = (platform.to_owned(), filter.clone(), page.clone());
+        self.read(move |c| read::attempts(c, &platform, &filter, &page)).await
+    }
+
+    async fn idempotent_response(&self, scope: &Scope, key: &str) -> Result<Option<StoredResponse>> {
+        let (scope, key) = (scope.clone(), key.to_owned());
+        self.read(move |c| read::idempotent_response(c, &scope, &key)).await
+    }
+
+    async fn claim_due(&self, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<ClaimedDelivery>> {
+        self.send(|reply| Command::Claim { now_ms, lease_ms, limit, reply }).await
+    }
+
+    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()> {
+        self.send(|reply| Command::Record(outcomes, reply)).await
+    }
+
+    async fn delivery_stats(&self) -> Result<DeliveryStats> {
+        self.read(read::delivery_stats).await
+    }
+
+    fn work_signal(&self) -> Arc<Notify> {
+        self.work.clone()
+    }
+}

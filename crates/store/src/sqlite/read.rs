@@ -1,0 +1,313 @@
+//! Queries on the read-only connections (and, for a few helpers, the writer's).
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+use super::backend;
+use crate::*;
+
+pub(super) fn platform_row(r: &Row<'_>) -> rusqlite::Result<Platform> {
+    Ok(Platform { id: r.get(0)?, client_id: r.get(1)?, test_key: r.get(2)?, live_key: r.get(3)?, created: r.get(4)? })
+}
+
+pub(super) fn platform_by_key(c: &Connection, key: &str) -> Result<Option<(Platform, bool)>> {
+    c.prepare_cached("SELECT id, client_id, test_key, live_key, created FROM platforms WHERE test_key = ?1 OR live_key = ?1")
+        .and_then(|mut s| s.query_row([key], platform_row).optional())
+        .map(|p| p.map(|p| {
+            let live = p.live_key == key;
+            (p, live)
+        }))
+        .map_err(backend)
+}
+
+/// A paginated, newest-first query over `table` restricted by `cond`.
+/// `starting_after`/`ending_before` are resolved to `seq` inside the same scope,
+/// so a cursor from another tenant is simply "not found".
+fn paginate<T>(
+    c: &Connection,
+    table: &str,
+    columns: &str,
+    cond: &str,
+    args: Vec<Sql>,
+    page: &PageRequest,
+    map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Page<T>> {
+    let limit = page.limit.clamp(1, 100);
+    let cursor = |id: &str| -> Result<i64> {
+        let mut a = args.clone();
+        a.push(Sql::Text(id.to_owned()));
+        let sql = format!("SELECT seq FROM {table} WHERE {cond} AND id = ?{}", a.len());
+        c.query_row(&sql, params_from_iter(a.iter()), |r| r.get(0))
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::CursorNotFound(id.to_owned()))
+    };
+    let mut a = args.clone();
+    let (extra, order) = if let Some(id) = &page.ending_before {
+        a.push(Sql::Integer(cursor(id)?));
+        (format!(" AND seq > ?{}", a.len()), "ASC")
+    } else if let Some(id) = &page.starting_after {
+        a.push(Sql::Integer(cursor(id)?));
+        (format!(" AND seq < ?{}", a.len()), "DESC")
+    } else {
+        (String::new(), "DESC")
+    };
+    let sql = format!("SELECT {columns} FROM {table} WHERE {cond}{extra} ORDER BY seq {order} LIMIT {}", limit + 1);
+    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+    let mut data = stmt
+        .query_map(params_from_iter(a.iter()), map)
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let has_more = data.len() > limit;
+    data.truncate(limit);
+    if order == "ASC" {
+        data.reverse();
+    }
+    Ok(Page { data, has_more })
+}
+
+fn scope_args(scope: &Scope) -> Vec<Sql> {
+    vec![
+        Sql::Text(scope.platform.clone()),
+        Sql::Integer(scope.livemode as i64),
+        scope.account.clone().map_or(Sql::Null, Sql::Text),
+    ]
+}
+
+const OBJECT_COLUMNS: &str = "id, kind, version, created, deleted, data";
+
+fn object_row(r: &Row<'_>) -> rusqlite::Result<StoredObject> {
+    let data: String = r.get(5)?;
+    Ok(StoredObject {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        version: r.get(2)?,
+        created: r.get(3)?,
+        deleted: r.get(4)?,
+        data: serde_json::from_str(&data).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+    })
+}
+
+pub(super) fn object(c: &Connection, scope: &Scope, kind: &str, id: &str) -> Result<Option<StoredObject>> {
+    let sql = format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects WHERE platform = ?1 AND livemode = ?2 AND account IS ?3 AND kind = ?4 AND id = ?5"
+    );
+    let mut a = scope_args(scope);
+    a.push(Sql::Text(kind.into()));
+    a.push(Sql::Text(id.into()));
+    c.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params_from_iter(a.iter()), object_row).optional())
+        .map_err(backend)
+}
+
+pub(super) fn objects(c: &Connection, scope: &Scope, kind: &str, page: &PageRequest) -> Result<Page<StoredObject>> {
+    let mut a = scope_args(scope);
+    a.push(Sql::Text(kind.into()));
+    paginate(
+        c,
+        "objects",
+        OBJECT_COLUMNS,
+        "platform = ?1 AND livemode = ?2 AND account IS ?3 AND kind = ?4 AND deleted = 0",
+        a,
+        page,
+        object_row,
+    )
+}
+
+const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
+     api_version, description, metadata, secrets, deleted, failing_since";
+
+fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
+    fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
+        serde_json::from_str(&s).unwrap_or_default()
+    }
+    let secrets: Vec<serde_json::Value> = json(r.get(12)?);
+    Ok(EndpointRecord {
+        id: r.get(0)?,
+        platform: r.get(1)?,
+        livemode: r.get(2)?,
+        version: r.get(3)?,
+        created: r.get(4)?,
+        url: r.get(5)?,
+        connect: r.get(6)?,
+        enabled: r.get(7)?,
+        enabled_events: json(r.get(8)?),
+        api_version: r.get(9)?,
+        description: r.get(10)?,
+        metadata: json(r.get(11)?),
+        secrets: secrets
+            .into_iter()
+            .filter_map(|s| {
+                Some(SigningSecret { secret: s["secret"].as_str()?.to_owned(), expires_at: s["expires_at"].as_i64() })
+            })
+            .collect(),
+        deleted: r.get(13)?,
+        failing_since: r.get(14)?,
+    })
+}
+
+pub(super) fn endpoint(c: &Connection, platform: &str, livemode: bool, id: &str) -> Result<Option<EndpointRecord>> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE platform = ?1 AND livemode = ?2 AND id = ?3 AND deleted = 0"
+    );
+    c.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params![platform, livemode, id], endpoint_row).optional())
+        .map_err(backend)
+}
+
+pub(super) fn endpoints(c: &Connection, platform: &str, livemode: bool, page: &PageRequest) -> Result<Page<EndpointRecord>> {
+    paginate(
+        c,
+        "endpoints",
+        ENDPOINT_COLUMNS,
+        "platform = ?1 AND livemode = ?2 AND deleted = 0",
+        vec![Sql::Text(platform.into()), Sql::Integer(livemode as i64)],
+        page,
+        endpoint_row,
+    )
+}
+
+const EVENT_COLUMNS: &str = "id, livemode, account, type, created, pending_webhooks, payload";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
+    let payload: Vec<u8> = r.get(6)?;
+    Ok(EventRecord {
+        id: r.get(0)?,
+        livemode: r.get(1)?,
+        account: r.get(2)?,
+        event_type: r.get(3)?,
+        created: r.get(4)?,
+        pending_webhooks: r.get(5)?,
+        payload: payload.into(),
+    })
+}
+
+pub(super) fn event(c: &Connection, scope: &Scope, id: &str) -> Result<Option<EventRecord>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE platform = ?1 AND livemode = ?2 AND account IS ?3 AND id = ?4"
+    );
+    let mut a = scope_args(scope);
+    a.push(Sql::Text(id.into()));
+    c.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params_from_iter(a.iter()), event_row).optional())
+        .map_err(backend)
+}
+
+pub(super) fn events(c: &Connection, scope: &Scope, f: &EventFilter, page: &PageRequest) -> Result<Page<EventRecord>> {
+    let mut a = scope_args(scope);
+    let mut cond = String::from("platform = ?1 AND livemode = ?2 AND account IS ?3");
+    let mut push = |a: &mut Vec<Sql>, sql: &str, v: Sql| {
+        a.push(v);
+        cond.push_str(&sql.replace('?', &format!("?{}", a.len())));
+    };
+    if let Some(t) = &f.event_type {
+        match t.strip_suffix('*') {
+            Some(prefix) => push(&mut a, " AND type LIKE ? ESCAPE '\\'", Sql::Text(format!("{}%", escape_like(prefix)))),
+            None => push(&mut a, " AND type = ?", Sql::Text(t.clone())),
+        }
+    }
+    if !f.types.is_empty() {
+        let json = serde_json::to_string(&f.types).expect("strings serialize");
+        push(&mut a, " AND type IN (SELECT value FROM json_each(?))", Sql::Text(json));
+    }
+    for (op, v) in [(">", f.created_gt), (">=", f.created_gte), ("<", f.created_lt), ("<=", f.created_lte)] {
+        if let Some(v) = v {
+            push(&mut a, &format!(" AND created {op} ?"), Sql::Integer(v));
+        }
+    }
+    match f.delivery_success {
+        Some(true) => cond.push_str(" AND pending_webhooks = 0"),
+        Some(false) => cond.push_str(" AND pending_webhooks > 0"),
+        None => {}
+    }
+    paginate(c, "events", EVENT_COLUMNS, &cond, a, page, event_row)
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub(super) fn attempts(c: &Connection, platform: &str, f: &AttemptFilter, page: &PageRequest) -> Result<Page<AttemptRecord>> {
+    let (cond, id) = match f {
+        AttemptFilter::Event(id) => ("platform = ?1 AND event_id = ?2", id),
+        AttemptFilter::Endpoint(id) => ("platform = ?1 AND endpoint_id = ?2", id),
+    };
+    // Attempts are listed by their own numeric id; cursors are those ids as strings.
+    let limit = page.limit.clamp(1, 100);
+    let mut a = vec![Sql::Text(platform.into()), Sql::Text(id.clone())];
+    let parse = |s: &str| s.strip_prefix("att_").and_then(|n| n.parse::<i64>().ok()).ok_or_else(|| StoreError::CursorNotFound(s.into()));
+    let (extra, order) = if let Some(c) = &page.ending_before {
+        a.push(Sql::Integer(parse(c)?));
+        (" AND id > ?3", "ASC")
+    } else if let Some(c) = &page.starting_after {
+        a.push(Sql::Integer(parse(c)?));
+        (" AND id < ?3", "DESC")
+    } else {
+        ("", "DESC")
+    };
+    let sql = format!(
+        "SELECT id, event_id, endpoint_id, attempt, started_at_ms, duration_ms, status_code, error, response_body,
+                succeeded, next_action, next_at_ms
+         FROM attempts WHERE {cond}{extra} ORDER BY id {order} LIMIT {}",
+        limit + 1
+    );
+    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+    let mut data = stmt
+        .query_map(params_from_iter(a.iter()), |r| {
+            Ok(AttemptRecord {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                endpoint_id: r.get(2)?,
+                attempt: r.get(3)?,
+                started_at_ms: r.get(4)?,
+                duration_ms: r.get(5)?,
+                status_code: r.get(6)?,
+                error: r.get(7)?,
+                response_body: r.get(8)?,
+                succeeded: r.get(9)?,
+                next_action: r.get(10)?,
+                next_at_ms: r.get(11)?,
+            })
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let has_more = data.len() > limit;
+    data.truncate(limit);
+    if order == "ASC" {
+        data.reverse();
+    }
+    Ok(Page { data, has_more })
+}
+
+pub(super) fn idempotent_response(c: &Connection, scope: &Scope, key: &str) -> Result<Option<StoredResponse>> {
+    c.prepare_cached(
+        "SELECT fingerprint, status, body FROM idempotency WHERE platform = ?1 AND livemode = ?2 AND account = ?3 AND key = ?4",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![scope.platform, scope.livemode, scope.account.as_deref().unwrap_or(""), key], |r| {
+            let body: Vec<u8> = r.get(2)?;
+            Ok(StoredResponse { fingerprint: r.get(0)?, status: r.get(1)?, body: body.into() })
+        })
+        .optional()
+    })
+    .map_err(backend)
+}
+
+pub(super) fn delivery_stats(c: &Connection) -> Result<DeliveryStats> {
+    let mut stats = DeliveryStats::default();
+    let mut stmt = c.prepare_cached("SELECT state, count(*) FROM deliveries GROUP BY state").map_err(backend)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).map_err(backend)?;
+    for row in rows {
+        let (state, n) = row.map_err(backend)?;
+        match state {
+            0 => stats.pending = n,
+            1 => stats.succeeded = n,
+            2 => stats.failed = n,
+            _ => stats.cancelled += n,
+        }
+    }
+    stats.attempts = c.query_row("SELECT count(*) FROM attempts", [], |r| r.get(0)).map_err(backend)?;
+    Ok(stats)
+}

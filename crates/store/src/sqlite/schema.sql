@@ -1,0 +1,102 @@
+-- Switchboard's SQLite schema. Timestamps named *_ms are unix milliseconds,
+-- others unix seconds. `seq` columns give list order and pagination cursors.
+
+CREATE TABLE IF NOT EXISTS platforms (
+    id          TEXT PRIMARY KEY,
+    client_id   TEXT NOT NULL,
+    test_key    TEXT NOT NULL UNIQUE,
+    live_key    TEXT NOT NULL UNIQUE,
+    created     INTEGER NOT NULL,
+    is_default  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS objects (
+    seq       INTEGER PRIMARY KEY,
+    id        TEXT NOT NULL UNIQUE,
+    platform  TEXT NOT NULL,
+    livemode  INTEGER NOT NULL,
+    account   TEXT,
+    kind      TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    version   INTEGER NOT NULL,
+    deleted   INTEGER NOT NULL DEFAULT 0,
+    data      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_list ON objects (platform, livemode, account, kind, seq);
+
+CREATE TABLE IF NOT EXISTS endpoints (
+    seq             INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    platform        TEXT NOT NULL,
+    livemode        INTEGER NOT NULL,
+    version         INTEGER NOT NULL,
+    created         INTEGER NOT NULL,
+    url             TEXT NOT NULL,
+    connect         INTEGER NOT NULL,
+    enabled         INTEGER NOT NULL,
+    enabled_events  TEXT NOT NULL,
+    api_version     TEXT,
+    description     TEXT,
+    metadata        TEXT NOT NULL,
+    secrets         TEXT NOT NULL,
+    deleted         INTEGER NOT NULL DEFAULT 0,
+    failing_since   INTEGER
+);
+CREATE INDEX IF NOT EXISTS endpoints_list ON endpoints (platform, livemode, seq);
+
+CREATE TABLE IF NOT EXISTS events (
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT NOT NULL UNIQUE,
+    platform          TEXT NOT NULL,
+    livemode          INTEGER NOT NULL,
+    account           TEXT,
+    type              TEXT NOT NULL,
+    created           INTEGER NOT NULL,
+    pending_webhooks  INTEGER NOT NULL,
+    payload           BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_list ON events (platform, livemode, account, seq);
+
+-- state: 0 pending, 1 succeeded, 2 failed (gave up), 3 cancelled (endpoint gone)
+-- A claim moves next_at_ms past the lease: an abandoned claim becomes due again.
+CREATE TABLE IF NOT EXISTS deliveries (
+    id            INTEGER PRIMARY KEY,
+    event_seq     INTEGER NOT NULL,
+    endpoint_seq  INTEGER NOT NULL,
+    state         INTEGER NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at_ms    INTEGER NOT NULL,
+    one_shot      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at_ms) WHERE state = 0;
+
+CREATE TABLE IF NOT EXISTS attempts (
+    id             INTEGER PRIMARY KEY,
+    platform       TEXT NOT NULL,
+    delivery_id    INTEGER NOT NULL,
+    event_id       TEXT NOT NULL,
+    endpoint_id    TEXT NOT NULL,
+    attempt        INTEGER NOT NULL,
+    started_at_ms  INTEGER NOT NULL,
+    duration_ms    INTEGER NOT NULL,
+    status_code    INTEGER,
+    error          TEXT,
+    response_body  TEXT NOT NULL,
+    succeeded      INTEGER NOT NULL,
+    next_action    TEXT NOT NULL,
+    next_at_ms     INTEGER
+);
+CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id, id);
+CREATE INDEX IF NOT EXISTS attempts_endpoint ON attempts (endpoint_id, id);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    platform     TEXT NOT NULL,
+    livemode     INTEGER NOT NULL,
+    account      TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    body         BLOB NOT NULL,
+    created      INTEGER NOT NULL,
+    PRIMARY KEY (platform, livemode, account, key)
+);

@@ -1,0 +1,548 @@
+//! The writer thread: group commit of every write command.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use switchboard_core::event::EventStamp;
+use switchboard_core::routing::{self, EndpointRoute, EventRoute};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::{MAX_GROUP, backend, read};
+use crate::*;
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+pub(super) enum Command {
+    Bootstrap(PlatformInit, Reply<Platform>),
+    CreatePlatform(Platform, Reply<()>),
+    Commit(Box<Change>, Reply<CommitOutcome>),
+    Claim { now_ms: i64, lease_ms: i64, limit: usize, reply: Reply<Vec<ClaimedDelivery>> },
+    Record(Vec<DeliveryOutcome>, Reply<()>),
+}
+
+/// A reply waiting for the group's COMMIT before it may be sent.
+enum Done {
+    Platform(Reply<Platform>, Result<Platform>),
+    Unit(Reply<()>, Result<()>),
+    Commit(Reply<CommitOutcome>, Result<CommitOutcome>),
+    Claim(Reply<Vec<ClaimedDelivery>>, Result<Vec<ClaimedDelivery>>),
+}
+
+impl Done {
+    fn send(self, commit_error: Option<&str>) {
+        fn pick<T>(r: Result<T>, e: Option<&str>) -> Result<T> {
+            match e {
+                Some(e) => Err(StoreError::Backend(format!("commit failed: {e}"))),
+                None => r,
+            }
+        }
+        // A dropped receiver means the caller went away; nothing to do.
+        let _ = match self {
+            Done::Platform(tx, r) => tx.send(pick(r, commit_error)).map_err(drop),
+            Done::Unit(tx, r) => tx.send(pick(r, commit_error)).map_err(drop),
+            Done::Commit(tx, r) => tx.send(pick(r, commit_error)).map_err(drop),
+            Done::Claim(tx, r) => tx.send(pick(r, commit_error)).map_err(drop),
+        };
+    }
+}
+
+/// Routing view of one endpoint, cached per platform.
+struct RouteEntry {
+    seq: i64,
+    livemode: bool,
+    connect: bool,
+    enabled: bool,
+    enabled_events: Vec<String>,
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    work: Arc<Notify>,
+    /// Endpoints by platform. Every endpoint write goes through this thread,
+    /// so the cache is invalidated exactly when it can go stale.
+    routes: HashMap<String, Arc<Vec<RouteEntry>>>,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection, work: Arc<Notify>) -> Self {
+        Writer { conn, work, routes: HashMap::new() }
+    }
+
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(MAX_GROUP);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.run_group(&mut batch);
+        }
+    }
+
+    fn run_group(&mut self, batch: &mut Vec<Command>) {
+        let mut done = Vec::with_capacity(batch.len());
+        let mut new_work = false;
+        let tx = match self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let msg = e.to_string();
+                for cmd in batch.drain(..) {
+                    fail(cmd, &msg);
+                }
+                return;
+            }
+        };
+        for cmd in batch.drain(..) {
+            done.push(execute(&tx, &mut self.routes, cmd, &mut new_work));
+        }
+        let commit_error = tx.commit().err().map(|e| e.to_string());
+        if commit_error.is_some() {
+            self.routes.clear();
+        } else if new_work {
+            self.work.notify_one();
+        }
+        for d in done {
+            d.send(commit_error.as_deref());
+        }
+    }
+}
+
+fn fail(cmd: Command, msg: &str) {
+    let err = || StoreError::Backend(msg.to_owned());
+    let _ = match cmd {
+        Command::Bootstrap(_, r) => r.send(Err(err())).map_err(drop),
+        Command::CreatePlatform(_, r) => r.send(Err(err())).map_err(drop),
+        Command::Commit(_, r) => r.send(Err(err())).map_err(drop),
+        Command::Claim { reply, .. } => reply.send(Err(err())).map_err(drop),
+        Command::Record(_, r) => r.send(Err(err())).map_err(drop),
+    };
+}
+
+/// Runs one command inside a savepoint of the group's transaction.
+fn execute(
+    tx: &Transaction<'_>,
+    routes: &mut HashMap<String, Arc<Vec<RouteEntry>>>,
+    cmd: Command,
+    new_work: &mut bool,
+) -> Done {
+    fn savepoint<T>(tx: &Transaction<'_>, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        tx.execute_batch("SAVEPOINT cmd").map_err(backend)?;
+        let out = f(tx);
+        let end = if out.is_ok() { "RELEASE cmd" } else { "ROLLBACK TO cmd; RELEASE cmd" };
+        tx.execute_batch(end).map_err(backend)?;
+        out
+    }
+    match cmd {
+        Command::Bootstrap(init, reply) => Done::Platform(reply, savepoint(tx, |c| bootstrap(c, init))),
+        Command::CreatePlatform(p, reply) => Done::Unit(reply, savepoint(tx, |c| insert_platform(c, &p, false))),
+        Command::Commit(change, reply) => {
+            let platform = change.platform.clone();
+            let touches_endpoints = change.writes.iter().any(|w| matches!(w, Write::Endpoint(..)));
+            let result = savepoint(tx, |c| commit(c, routes, *change, new_work));
+            if touches_endpoints || result.is_err() {
+                routes.remove(&platform);
+            }
+            Done::Commit(reply, result)
+        }
+        Command::Claim { now_ms, lease_ms, limit, reply } => {
+            Done::Claim(reply, savepoint(tx, |c| claim(c, now_ms, lease_ms, limit)))
+        }
+        Command::Record(outcomes, reply) => {
+            let result = savepoint(tx, |c| record(c, &outcomes, new_work));
+            // Recording may disable endpoints.
+            routes.clear();
+            Done::Unit(reply, result)
+        }
+    }
+}
+
+fn bootstrap(c: &Connection, init: PlatformInit) -> Result<Platform> {
+    let existing = c
+        .query_row(
+            "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE is_default = 1",
+            [],
+            read::platform_row,
+        )
+        .optional()
+        .map_err(backend)?;
+    let mut platform = match existing {
+        Some(p) => p,
+        None => {
+            insert_platform(c, &init.generated, true)?;
+            init.generated
+        }
+    };
+    if let Some(k) = init.test_key_override {
+        platform.test_key = k;
+    }
+    if let Some(k) = init.live_key_override {
+        platform.live_key = k;
+    }
+    c.execute(
+        "UPDATE platforms SET test_key = ?2, live_key = ?3 WHERE id = ?1",
+        params![platform.id, platform.test_key, platform.live_key],
+    )
+    .map_err(backend)?;
+    Ok(platform)
+}
+
+fn insert_platform(c: &Connection, p: &Platform, is_default: bool) -> Result<()> {
+    c.execute(
+        "INSERT INTO platforms (id, client_id, test_key, live_key, created, is_default) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![p.id, p.client_id, p.test_key, p.live_key, p.created, is_default],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn commit(
+    c: &Connection,
+    routes: &mut HashMap<String, Arc<Vec<RouteEntry>>>,
+    change: Change,
+    new_work: &mut bool,
+) -> Result<CommitOutcome> {
+    if let Some(idem) = &change.idempotency {
+        let scope = &idem.scope;
+        let inserted = c
+            .prepare_cached(
+                "INSERT INTO idempotency (platform, livemode, account, key, fingerprint, status, body, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    scope.platform,
+                    scope.livemode,
+                    scope.account.as_deref().unwrap_or(""),
+                    idem.key,
+                    idem.response.fingerprint,
+                    idem.response.status,
+                    idem.response.body.as_ref(),
+                    idem.created
+                ])
+            })
+            .map_err(backend)?;
+        if inserted == 0 {
+            let stored = read::idempotent_response(c, scope, &idem.key)?
+                .ok_or_else(|| StoreError::Backend("idempotency row vanished".into()))?;
+            return Ok(CommitOutcome::Replay(stored));
+        }
+    }
+    for w in &change.writes {
+        match w {
+            Write::Object(o) => write_object(c, o)?,
+            Write::Endpoint(e, expected) => write_endpoint(c, e, *expected)?,
+            Write::Resend { event_id, endpoint_id } => {
+                let n = c
+                    .prepare_cached(
+                        "INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms, one_shot)
+                         SELECT e.seq, w.seq, ?3, 1 FROM events e, endpoints w WHERE e.id = ?1 AND w.id = ?2",
+                    )
+                    .and_then(|mut s| s.execute(params![event_id, endpoint_id, change.now_ms]))
+                    .map_err(backend)?;
+                *new_work |= n > 0;
+            }
+        }
+    }
+    if !change.events.is_empty() {
+        let table = match routes.get(&change.platform) {
+            Some(t) => t.clone(),
+            None => {
+                let t = Arc::new(load_routes(c, &change.platform)?);
+                routes.insert(change.platform.clone(), t.clone());
+                t
+            }
+        };
+        for ev in &change.events {
+            insert_event(c, &change, &table, ev, new_work)?;
+        }
+    }
+    Ok(CommitOutcome::Committed)
+}
+
+fn write_object(c: &Connection, o: &ObjectWrite) -> Result<()> {
+    let obj = &o.object;
+    let data = serde_json::to_string(&obj.data).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let n = match o.expected_version {
+        None => c
+            .prepare_cached(
+                "INSERT INTO objects (id, platform, livemode, account, kind, created, version, deleted, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    obj.id,
+                    o.scope.platform,
+                    o.scope.livemode,
+                    o.scope.account,
+                    obj.kind,
+                    obj.created,
+                    obj.version,
+                    obj.deleted,
+                    data
+                ])
+            }),
+        Some(v) => c
+            .prepare_cached(
+                "UPDATE objects SET version = ?2, deleted = ?3, data = ?4 WHERE id = ?1 AND version = ?5",
+            )
+            .and_then(|mut s| s.execute(params![obj.id, obj.version, obj.deleted, data, v])),
+    };
+    match n {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(StoreError::Conflict),
+        Err(e) if is_constraint(&e) => Err(StoreError::Conflict),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+fn write_endpoint(c: &Connection, e: &EndpointRecord, expected: Option<i64>) -> Result<()> {
+    let secrets: Vec<serde_json::Value> = e
+        .secrets
+        .iter()
+        .map(|s| serde_json::json!({"secret": s.secret, "expires_at": s.expires_at}))
+        .collect();
+    let (events, metadata, secrets) = (to_json(&e.enabled_events), to_json(&e.metadata), to_json(&secrets));
+    let n = match expected {
+        None => c.execute(
+            "INSERT INTO endpoints (id, platform, livemode, version, created, url, connect, enabled, enabled_events,
+                 api_version, description, metadata, secrets, deleted, failing_since)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                e.id, e.platform, e.livemode, e.version, e.created, e.url, e.connect, e.enabled, events,
+                e.api_version, e.description, metadata, secrets, e.deleted, e.failing_since
+            ],
+        ),
+        // Re-enabling an endpoint forgets its failure streak.
+        Some(v) => c.execute(
+            "UPDATE endpoints SET version = ?2, url = ?3, enabled = ?4, enabled_events = ?5, description = ?6,
+                 metadata = ?7, secrets = ?8, deleted = ?9,
+                 failing_since = CASE WHEN enabled = 0 AND ?4 THEN NULL ELSE failing_since END
+             WHERE id = ?1 AND version = ?10",
+            params![e.id, e.version, e.url, e.enabled, events, e.description, metadata, secrets, e.deleted, v],
+        ),
+    };
+    match n {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(StoreError::Conflict),
+        Err(e) if is_constraint(&e) => Err(StoreError::Conflict),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// Serializing plain data to JSON cannot fail.
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serializes")
+}
+
+fn load_routes(c: &Connection, platform: &str) -> Result<Vec<RouteEntry>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT seq, livemode, connect, enabled, enabled_events FROM endpoints WHERE platform = ?1 AND deleted = 0",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([platform], |r| {
+            let events: String = r.get(4)?;
+            Ok(RouteEntry {
+                seq: r.get(0)?,
+                livemode: r.get(1)?,
+                connect: r.get(2)?,
+                enabled: r.get(3)?,
+                enabled_events: serde_json::from_str(&events).unwrap_or_default(),
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+}
+
+fn insert_event(
+    c: &Connection,
+    change: &Change,
+    table: &[RouteEntry],
+    ev: &NewEvent,
+    new_work: &mut bool,
+) -> Result<()> {
+    let draft = &ev.draft;
+    let route = EventRoute { livemode: draft.livemode, account: draft.account.as_deref(), event_type: &draft.event_type };
+    let targets: Vec<i64> = table
+        .iter()
+        .filter(|e| {
+            routing::receives(
+                &EndpointRoute {
+                    livemode: e.livemode,
+                    connect: e.connect,
+                    enabled: e.enabled,
+                    enabled_events: &e.enabled_events,
+                },
+                &route,
+            )
+        })
+        .map(|e| e.seq)
+        .collect();
+    let payload = draft.render(EventStamp {
+        id: &ev.id,
+        created: change.now,
+        api_version: &change.api_version,
+        pending_webhooks: targets.len() as i64,
+    });
+    c.prepare_cached(
+        "INSERT INTO events (id, platform, livemode, account, type, created, pending_webhooks, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            ev.id,
+            change.platform,
+            draft.livemode,
+            draft.account,
+            draft.event_type,
+            change.now,
+            targets.len() as i64,
+            payload
+        ])
+    })
+    .map_err(backend)?;
+    let event_seq = c.last_insert_rowid();
+    let mut stmt = c
+        .prepare_cached("INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms) VALUES (?1, ?2, ?3)")
+        .map_err(backend)?;
+    for seq in targets {
+        stmt.execute(params![event_seq, seq, change.now_ms]).map_err(backend)?;
+        *new_work = true;
+    }
+    Ok(())
+}
+
+fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<ClaimedDelivery>> {
+    let mut select = c
+        .prepare_cached(
+            "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted
+             FROM deliveries d
+             JOIN events e ON e.seq = d.event_seq
+             JOIN endpoints w ON w.seq = d.endpoint_seq
+             WHERE d.state = 0 AND d.next_at_ms <= ?1
+             ORDER BY d.next_at_ms LIMIT ?2",
+        )
+        .map_err(backend)?;
+    let rows = select
+        .query_map(params![now_ms, limit as i64], |r| {
+            let payload: Vec<u8> = r.get(4)?;
+            let secrets: String = r.get(7)?;
+            let live: bool = r.get::<_, bool>(8)? && !r.get::<_, bool>(9)?;
+            Ok((
+                ClaimedDelivery {
+                    delivery_id: r.get(0)?,
+                    attempt: r.get::<_, u32>(1)? + 1,
+                    one_shot: r.get(2)?,
+                    event_id: r.get(3)?,
+                    payload: payload.into(),
+                    endpoint_id: r.get(5)?,
+                    url: r.get(6)?,
+                    secrets: active_secrets(&secrets, now_ms / 1000),
+                },
+                live,
+            ))
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let mut lease = c
+        .prepare_cached("UPDATE deliveries SET attempts = attempts + 1, next_at_ms = ?2 WHERE id = ?1")
+        .map_err(backend)?;
+    let mut cancel = c.prepare_cached("UPDATE deliveries SET state = 3 WHERE id = ?1").map_err(backend)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (d, live) in rows {
+        if live {
+            lease.execute(params![d.delivery_id, now_ms + lease_ms]).map_err(backend)?;
+            out.push(d);
+        } else {
+            cancel.execute([d.delivery_id]).map_err(backend)?;
+        }
+    }
+    Ok(out)
+}
+
+fn active_secrets(json: &str, now: i64) -> Vec<String> {
+    let all: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    all.into_iter()
+        .filter(|s| s["expires_at"].as_i64().is_none_or(|exp| exp > now))
+        .filter_map(|s| s["secret"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> Result<()> {
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO attempts (platform, delivery_id, event_id, endpoint_id, attempt, started_at_ms, duration_ms,
+                 status_code, error, response_body, succeeded, next_action, next_at_ms)
+             SELECT w.platform, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM endpoints w WHERE w.id = ?3",
+        )
+        .map_err(backend)?;
+    for o in outcomes {
+        let a = &o.attempt;
+        let (action, next_at) = match o.next {
+            Next::Done => (if a.succeeded { "done" } else { "one_shot" }, None),
+            Next::RetryAt(t) => ("retry", Some(t)),
+            Next::GiveUp => ("give_up", None),
+        };
+        insert
+            .execute(params![
+                o.delivery_id,
+                a.event_id,
+                a.endpoint_id,
+                a.attempt,
+                a.started_at_ms,
+                a.duration_ms,
+                a.status_code,
+                a.error,
+                a.response_body,
+                a.succeeded,
+                action,
+                next_at
+            ])
+            .map_err(backend)?;
+        // The attempt number guards against a stale claimer whose lease expired.
+        let row: Option<(i64, i64, bool)> = c
+            .prepare_cached(
+                "SELECT event_seq, endpoint_seq, one_shot FROM deliveries WHERE id = ?1 AND state = 0 AND attempts = ?2",
+            )
+            .and_then(|mut s| s.query_row(params![o.delivery_id, a.attempt], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+            .map_err(backend)?;
+        let Some((event_seq, endpoint_seq, one_shot)) = row else { continue };
+        let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| c.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(backend);
+        if a.succeeded {
+            exec("UPDATE deliveries SET state = 1 WHERE id = ?1", &[&o.delivery_id])?;
+            if !one_shot {
+                exec("UPDATE events SET pending_webhooks = pending_webhooks - 1 WHERE seq = ?1 AND pending_webhooks > 0", &[&event_seq])?;
+            }
+            exec("UPDATE endpoints SET failing_since = NULL WHERE seq = ?1 AND failing_since IS NOT NULL", &[&endpoint_seq])?;
+            continue;
+        }
+        exec("UPDATE endpoints SET failing_since = ?2 WHERE seq = ?1 AND failing_since IS NULL", &[&endpoint_seq, &o.now_ms])?;
+        match o.next {
+            Next::RetryAt(t) => {
+                exec("UPDATE deliveries SET next_at_ms = ?2 WHERE id = ?1", &[&o.delivery_id, &t])?;
+                *new_work = true;
+            }
+            Next::GiveUp | Next::Done => {
+                exec("UPDATE deliveries SET state = 2 WHERE id = ?1", &[&o.delivery_id])?;
+                if !one_shot {
+                    exec(
+                        "UPDATE endpoints SET enabled = 0, version = version + 1
+                         WHERE seq = ?1 AND enabled = 1 AND failing_since IS NOT NULL AND failing_since <= ?2",
+                        &[&endpoint_seq, &(o.now_ms - o.disable_after_ms)],
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
