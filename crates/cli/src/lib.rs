@@ -1,0 +1,83 @@
+//! Composition of Switchboard's parts into a running node, shared by the
+//! `switchboard` binary and the integration tests (which start it on port 0).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use switchboard_core::{Clock, ids};
+use switchboard_dispatcher::DispatcherConfig;
+use switchboard_server::{AppState, ServerConfig};
+use switchboard_store::sqlite::SqliteStore;
+use switchboard_store::{Platform, PlatformInit, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub test_key: Option<String>,
+    pub live_key: Option<String>,
+    pub server: ServerConfig,
+    pub dispatcher: DispatcherConfig,
+}
+
+/// A node serving the API and delivering webhooks until shut down.
+pub struct Node {
+    pub addr: SocketAddr,
+    pub platform: Platform,
+    pub store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+    dispatcher: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    pub async fn start(config: NodeConfig, listener: TcpListener, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("switchboard.db"))?);
+        let platform = store
+            .bootstrap_platform(PlatformInit {
+                generated: new_platform(clock.now()),
+                test_key_override: config.test_key.clone(),
+                live_key_override: config.live_key.clone(),
+            })
+            .await?;
+        let shutdown = CancellationToken::new();
+        let dispatcher = tokio::spawn(switchboard_dispatcher::run(
+            store.clone(),
+            clock.clone(),
+            config.dispatcher.clone(),
+            shutdown.clone(),
+        ));
+        let state = AppState::new(store.clone(), clock, config.server.clone());
+        let addr = listener.local_addr()?;
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let app = switchboard_server::router(state);
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "server failed");
+            }
+        });
+        Ok(Node { addr, platform, store, shutdown, server, dispatcher })
+    }
+
+    /// Stops accepting requests, finishes in-flight work, and returns.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        let _ = self.dispatcher.await;
+    }
+}
+
+/// A platform with fresh ids and keys, kept only if none exists yet.
+pub fn new_platform(now: i64) -> Platform {
+    let mut rng = rand::rng();
+    Platform {
+        id: ids::generate(ids::ACCOUNT, &mut rng),
+        client_id: ids::generate(ids::APPLICATION, &mut rng),
+        test_key: ids::generate_secret(ids::SECRET_KEY_TEST, &mut rng),
+        live_key: ids::generate_secret(ids::SECRET_KEY_LIVE, &mut rng),
+        created: now,
+    }
+}

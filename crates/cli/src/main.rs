@@ -1,0 +1,120 @@
+//! The `switchboard` binary: argument parsing, logging, exit codes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use switchboard::{Node, NodeConfig};
+use switchboard_core::duration;
+use switchboard_core::retry::RetrySchedule;
+use switchboard_dispatcher::DispatcherConfig;
+use switchboard_server::ServerConfig;
+use switchboard_store::SystemClock;
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "A self-hostable, Stripe-compatible Connect webhooks engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server and the delivery engine on an embedded SQLite database.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHBOARD_ADDR", default_value = "127.0.0.1:12111")]
+    addr: SocketAddr,
+    /// Directory holding the database.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./switchboard-data")]
+    data_dir: PathBuf,
+    /// The platform's test secret key (generated once and stored if not given).
+    #[arg(long, env = "SWITCHBOARD_TEST_KEY", hide_env_values = true)]
+    test_key: Option<String>,
+    /// The platform's live secret key (generated once and stored if not given).
+    #[arg(long, env = "SWITCHBOARD_LIVE_KEY", hide_env_values = true)]
+    live_key: Option<String>,
+    /// Retry schedule: live (≈3 days), test (3 retries over hours), fast (seconds), none, or a list like 1s,30s,5m.
+    #[arg(long, env = "SWITCHBOARD_RETRY_SCHEDULE", default_value = "live", value_parser = RetrySchedule::parse)]
+    retry_schedule: RetrySchedule,
+    /// Timeout of one delivery attempt.
+    #[arg(long, env = "SWITCHBOARD_DELIVERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    delivery_timeout: Duration,
+    /// Disable an endpoint whose deliveries give up after it has failed for this long.
+    #[arg(long, env = "SWITCHBOARD_DISABLE_AFTER", default_value = "3d", value_parser = parse_duration)]
+    disable_after: Duration,
+    /// Deliveries in flight at once.
+    #[arg(long, env = "SWITCHBOARD_CONCURRENCY", default_value_t = 512)]
+    concurrency: usize,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration::parse_millis(s).map(Duration::from_millis)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+    let config = NodeConfig {
+        data_dir: args.data_dir,
+        test_key: args.test_key,
+        live_key: args.live_key,
+        server: ServerConfig { max_body_bytes: args.max_body_bytes, ..Default::default() },
+        dispatcher: DispatcherConfig {
+            retry: args.retry_schedule,
+            timeout: args.delivery_timeout,
+            disable_after: args.disable_after,
+            concurrency: args.concurrency,
+            ..Default::default()
+        },
+    };
+    let node = Node::start(config, listener, Arc::new(SystemClock)).await?;
+    let p = &node.platform;
+    // The first line is machine-readable: tests and scripts read the address from it.
+    println!("switchboard listening on http://{}", node.addr);
+    println!("platform account:  {}", p.id);
+    println!("connect client id: {}", p.client_id);
+    println!("test secret key:   {}", p.test_key);
+    println!("live secret key:   {}", p.live_key);
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

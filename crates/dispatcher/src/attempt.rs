@@ -1,0 +1,122 @@
+//! One delivery attempt: sign, POST, read the start of the answer, decide.
+
+use std::time::Instant;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use switchboard_core::Clock;
+use switchboard_core::retry::NextAttempt;
+use switchboard_core::signature;
+use switchboard_store::{AttemptRecord, ClaimedDelivery, DeliveryOutcome, Next};
+
+use crate::DispatcherConfig;
+
+pub const USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
+/// How much of a receiver's answer the attempt log keeps.
+pub const MAX_RECORDED_BODY: usize = 4096;
+
+struct Answer {
+    status: Option<u16>,
+    error: Option<String>,
+    body: String,
+    retry_after_ms: Option<u64>,
+}
+
+pub(crate) async fn deliver(
+    client: &reqwest::Client,
+    clock: &dyn Clock,
+    config: &DispatcherConfig,
+    d: ClaimedDelivery,
+) -> DeliveryOutcome {
+    let started_at_ms = clock.now_ms();
+    let started = Instant::now();
+    let answer = post(client, clock, &d).await;
+    let duration_ms = started.elapsed().as_millis() as i64;
+    // A response cut off mid-body is a failed attempt even with a 2xx status.
+    let succeeded = answer.error.is_none() && answer.status.is_some_and(|s| (200..300).contains(&s));
+    let now_ms = clock.now_ms();
+    let next = if succeeded || d.one_shot {
+        Next::Done
+    } else {
+        match config.retry.next(d.attempt, now_ms, answer.retry_after_ms, &mut rand::rng()) {
+            NextAttempt::At(t) => Next::RetryAt(t),
+            NextAttempt::GiveUp => Next::GiveUp,
+        }
+    };
+    tracing::debug!(event = %d.event_id, endpoint = %d.endpoint_id, attempt = d.attempt,
+        status = ?answer.status, error = ?answer.error, ?next, "delivery attempt");
+    DeliveryOutcome {
+        delivery_id: d.delivery_id,
+        attempt: AttemptRecord {
+            id: 0,
+            event_id: d.event_id,
+            endpoint_id: d.endpoint_id,
+            attempt: d.attempt,
+            started_at_ms,
+            duration_ms,
+            status_code: answer.status,
+            error: answer.error,
+            response_body: answer.body,
+            succeeded,
+            next_action: String::new(),
+            next_at_ms: None,
+        },
+        next,
+        now_ms,
+        disable_after_ms: config.disable_after.as_millis() as i64,
+    }
+}
+
+fn headers(clock: &dyn Clock, d: &ClaimedDelivery) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_static("application/json; charset=utf-8"));
+    h.insert("accept", HeaderValue::from_static("*/*; q=0.5, application/xml"));
+    h.insert("cache-control", HeaderValue::from_static("no-cache"));
+    // A fresh timestamp per attempt: SDKs reject signatures older than 5 minutes.
+    let sig = signature::header(d.secrets.iter().map(String::as_str), clock.now(), &d.payload);
+    if let Ok(v) = HeaderValue::from_str(&sig) {
+        h.insert("stripe-signature", v);
+    }
+    h
+}
+
+async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) -> Answer {
+    let sent = client.post(&d.url).headers(headers(clock, d)).body(d.payload.clone()).send().await;
+    let mut resp = match sent {
+        Ok(r) => r,
+        Err(e) => return Answer { status: None, error: Some(classify(&e).into()), body: String::new(), retry_after_ms: None },
+    };
+    let status = resp.status().as_u16();
+    let retry_after_ms = (status == 429 || status == 503)
+        .then(|| resp.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok())
+        .flatten()
+        .map(|s| s.saturating_mul(1000));
+    let mut body = Vec::new();
+    let mut error = None;
+    while body.len() < MAX_RECORDED_BODY {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(classify(&e).to_owned());
+                break;
+            }
+        }
+    }
+    body.truncate(MAX_RECORDED_BODY);
+    Answer { status: Some(status), error, body: String::from_utf8_lossy(&body).into_owned(), retry_after_ms }
+}
+
+/// A short, stable name for why an attempt got no usable answer.
+pub fn classify(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection_failed"
+    } else if e.is_builder() {
+        "invalid_url"
+    } else if e.is_body() || e.is_decode() {
+        "response_interrupted"
+    } else {
+        "network_error"
+    }
+}
