@@ -53,9 +53,9 @@ impl Default for DispatcherConfig {
 }
 
 impl DispatcherConfig {
-    /// A claim outlives the attempt it covers with a margin.
+    /// A claim outlives the attempt it covers, plus time to record the outcome.
     fn lease_ms(&self) -> i64 {
-        self.timeout.as_millis() as i64 + 30_000
+        self.timeout.as_millis() as i64 + 5_000
     }
 }
 

@@ -1,1 +1,7 @@
-fn main(){}
+//! Integration tests: a real node on 127.0.0.1:0 over HTTP, real SQLite,
+//! real receivers. One binary so that linking happens once.
+
+mod api;
+mod crash;
+mod delivery;
+mod support;

@@ -111,9 +111,14 @@ async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {
     }
 }
 
+/// Like Stripe, a deleted customer is still retrievable, as a stub.
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
-    Ok(ok_json(&load(&ctx, &id).await?.data))
+    match ctx.state.store.object(&ctx.scope, KIND, &id).await? {
+        Some(o) if o.deleted => Ok(ok_json(&json!({"id": o.id, "object": "customer", "deleted": true}))),
+        Some(o) => Ok(ok_json(&o.data)),
+        None => Err(ApiError::not_found("customer", id)),
+    }
 }
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {

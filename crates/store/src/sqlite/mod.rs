@@ -33,13 +33,23 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
+    ///
+    /// One process owns a database file at a time (enforced with a lock file
+    /// beside it), so claims left by a previous process are dead and are
+    /// released at once instead of waiting for their leases to end.
     pub fn open(path: &Path) -> Result<Self> {
+        let lock = std::fs::File::create(path.with_extension("lock")).map_err(|e| StoreError::Backend(e.to_string()))?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Backend(format!("{} is in use by another Switchboard process", path.display()))
+        })?;
         let conn = Connection::open(path).map_err(backend)?;
         configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        conn.execute("UPDATE deliveries SET leased = 0, next_at_ms = 0 WHERE state = 0 AND leased = 1", [])
+            .map_err(backend)?;
         let work = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        let writer = write::Writer::new(conn, work.clone());
+        let writer = write::Writer::new(conn, work.clone(), lock);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_list ON events (platform, livemode, account, seq);
 
 -- state: 0 pending, 1 succeeded, 2 failed (gave up), 3 cancelled (endpoint gone)
--- A claim moves next_at_ms past the lease: an abandoned claim becomes due again.
+-- A claim moves next_at_ms past the lease and sets leased: an abandoned claim
+-- becomes due again when the lease ends, or at once when the store reopens.
 CREATE TABLE IF NOT EXISTS deliveries (
     id            INTEGER PRIMARY KEY,
     event_seq     INTEGER NOT NULL,
@@ -66,7 +67,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     state         INTEGER NOT NULL DEFAULT 0,
     attempts      INTEGER NOT NULL DEFAULT 0,
     next_at_ms    INTEGER NOT NULL,
-    one_shot      INTEGER NOT NULL DEFAULT 0
+    one_shot      INTEGER NOT NULL DEFAULT 0,
+    leased        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at_ms) WHERE state = 0;
 

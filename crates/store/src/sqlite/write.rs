@@ -62,11 +62,13 @@ pub(super) struct Writer {
     /// Endpoints by platform. Every endpoint write goes through this thread,
     /// so the cache is invalidated exactly when it can go stale.
     routes: HashMap<String, Arc<Vec<RouteEntry>>>,
+    /// Held for the life of the writer: the database belongs to this process.
+    _lock: std::fs::File,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, work: Arc<Notify>) -> Self {
-        Writer { conn, work, routes: HashMap::new() }
+    pub(super) fn new(conn: Connection, work: Arc<Notify>, lock: std::fs::File) -> Self {
+        Writer { conn, work, routes: HashMap::new(), _lock: lock }
     }
 
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -455,7 +457,7 @@ fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)?;
     let mut lease = c
-        .prepare_cached("UPDATE deliveries SET attempts = attempts + 1, next_at_ms = ?2 WHERE id = ?1")
+        .prepare_cached("UPDATE deliveries SET attempts = attempts + 1, next_at_ms = ?2, leased = 1 WHERE id = ?1")
         .map_err(backend)?;
     let mut cancel = c.prepare_cached("UPDATE deliveries SET state = 3 WHERE id = ?1").map_err(backend)?;
     let mut out = Vec::with_capacity(rows.len());
@@ -519,7 +521,7 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
         let Some((event_seq, endpoint_seq, one_shot)) = row else { continue };
         let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| c.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(backend);
         if a.succeeded {
-            exec("UPDATE deliveries SET state = 1 WHERE id = ?1", &[&o.delivery_id])?;
+            exec("UPDATE deliveries SET state = 1, leased = 0 WHERE id = ?1", &[&o.delivery_id])?;
             if !one_shot {
                 exec("UPDATE events SET pending_webhooks = pending_webhooks - 1 WHERE seq = ?1 AND pending_webhooks > 0", &[&event_seq])?;
             }
@@ -529,11 +531,11 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
         exec("UPDATE endpoints SET failing_since = ?2 WHERE seq = ?1 AND failing_since IS NULL", &[&endpoint_seq, &o.now_ms])?;
         match o.next {
             Next::RetryAt(t) => {
-                exec("UPDATE deliveries SET next_at_ms = ?2 WHERE id = ?1", &[&o.delivery_id, &t])?;
+                exec("UPDATE deliveries SET next_at_ms = ?2, leased = 0 WHERE id = ?1", &[&o.delivery_id, &t])?;
                 *new_work = true;
             }
             Next::GiveUp | Next::Done => {
-                exec("UPDATE deliveries SET state = 2 WHERE id = ?1", &[&o.delivery_id])?;
+                exec("UPDATE deliveries SET state = 2, leased = 0 WHERE id = ?1", &[&o.delivery_id])?;
                 if !one_shot {
                     exec(
                         "UPDATE endpoints SET enabled = 0, version = version + 1

@@ -1,0 +1,269 @@
+//! Test harness: a node on port 0 with a fresh data dir, an API client, and
+//! scriptable webhook receivers.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use switchboard::{Node, NodeConfig};
+use switchboard_core::retry::RetrySchedule;
+use switchboard_core::{Clock, ManualClock};
+use switchboard_dispatcher::DispatcherConfig;
+use switchboard_server::ServerConfig;
+use switchboard_store::SystemClock;
+use tokio::sync::mpsc;
+
+pub const TEST_KEY: &str = "sk_test_integration0000000";
+pub const LIVE_KEY: &str = "sk_live_integration0000000";
+/// 2026-01-01T00:00:00Z, where manual clocks start.
+pub const T0_MS: i64 = 1_767_225_600_000;
+
+pub struct TestNode {
+    pub node: Option<Node>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<dyn Clock>,
+    pub manual: Option<Arc<ManualClock>>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub retry: RetrySchedule,
+    pub timeout: Duration,
+    pub disable_after: Duration,
+    pub manual_clock: bool,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            retry: RetrySchedule::fast(),
+            timeout: Duration::from_secs(5),
+            disable_after: Duration::from_secs(3 * 24 * 3600),
+            manual_clock: false,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+impl TestNode {
+    pub async fn start() -> TestNode {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(opts: Options) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let manual = opts.manual_clock.then(|| Arc::new(ManualClock::new(T0_MS)));
+        let clock: Arc<dyn Clock> = match &manual {
+            Some(m) => m.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let config = NodeConfig {
+            data_dir: dir.path().to_owned(),
+            test_key: Some(TEST_KEY.into()),
+            live_key: Some(LIVE_KEY.into()),
+            server: ServerConfig { max_body_bytes: opts.max_body_bytes, ..Default::default() },
+            dispatcher: DispatcherConfig {
+                retry: opts.retry,
+                timeout: opts.timeout,
+                disable_after: opts.disable_after,
+                // Manual-clock tests wake the dispatcher explicitly; a slow poll keeps them honest.
+                poll_interval: Duration::from_millis(if opts.manual_clock { 60_000 } else { 200 }),
+                ..Default::default()
+            },
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = Node::start(config, listener, clock.clone()).await.unwrap();
+        let base = format!("http://{}", node.addr);
+        TestNode {
+            node: Some(node),
+            base,
+            http: switchboard_dispatcher::http_client(Duration::from_secs(30)),
+            clock,
+            manual,
+            _dir: dir,
+        }
+    }
+
+    pub fn node(&self) -> &Node {
+        self.node.as_ref().unwrap()
+    }
+
+    /// Moves the manual clock and wakes the dispatcher.
+    pub fn advance(&self, ms: i64) {
+        self.manual.as_ref().expect("manual clock").advance_ms(ms);
+        self.node().store.work_signal().notify_one();
+    }
+
+    pub async fn request(&self, method: &str, path: &str, key: Option<&str>, body: &str, headers: &[(&str, &str)]) -> (u16, HeaderMap, Value) {
+        let method: reqwest::Method = method.parse().unwrap();
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if method == reqwest::Method::POST {
+            req = req.header("content-type", "application/x-www-form-urlencoded").body(body.to_owned());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, headers, json)
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> Value {
+        let (status, _, json) = self.request("POST", path, Some(TEST_KEY), body, &[]).await;
+        assert_eq!(status, 200, "POST {path} {body}: {json:#}");
+        json
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, _, json) = self.request("GET", path, Some(TEST_KEY), "", &[]).await;
+        assert_eq!(status, 200, "GET {path}: {json:#}");
+        json
+    }
+
+    /// Creates an endpoint for every event and returns (id, secret).
+    pub async fn endpoint(&self, url: &str) -> (String, String) {
+        let we = self.post("/v1/webhook_endpoints", &format!("url={url}&enabled_events[]=*")).await;
+        (we["id"].as_str().unwrap().into(), we["secret"].as_str().unwrap().into())
+    }
+
+    /// Waits (awaiting a condition, polling the API) until `f` holds.
+    pub async fn eventually<F: Fn(&Value) -> bool>(&self, path: &str, f: F) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.get(path).await;
+            if f(&v) {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "condition never held for {path}: {v:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// What a scripted receiver answers to one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    RetryAfter(u16, u64),
+    Redirect,
+    Delay(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    pub fn signature(&self) -> &str {
+        self.headers.get("stripe-signature").unwrap().to_str().unwrap()
+    }
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    tx: mpsc::UnboundedSender<Received>,
+}
+
+/// A webhook receiver on port 0 that records every request and answers from
+/// a script (200 once the script is exhausted).
+pub struct Receiver {
+    pub url: String,
+    pub rx: mpsc::UnboundedReceiver<Received>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        Self::scripted(Vec::new()).await
+    }
+
+    pub async fn scripted(replies: Vec<Reply>) -> Receiver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let script = Arc::new(Mutex::new(VecDeque::from(replies)));
+        let state = ReceiverState { script, tx };
+        let app = axum::Router::new().fallback(receive).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url: format!("http://{addr}/webhook"), rx }
+    }
+
+    pub async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(20), self.rx.recv()).await.expect("no delivery within 20 s").unwrap()
+    }
+
+    /// Asserts nothing arrives for a short while.
+    pub async fn assert_quiet(&mut self, wait: Duration) {
+        if let Ok(Some(r)) = tokio::time::timeout(wait, self.rx.recv()).await {
+            panic!("unexpected delivery: {}", String::from_utf8_lossy(&r.body));
+        }
+    }
+}
+
+async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> Response {
+    let reply = state.script.lock().unwrap().pop_front();
+    let _ = state.tx.send(Received { headers, body });
+    match reply {
+        None => StatusCode::OK.into_response(),
+        Some(Reply::Status(s)) => (StatusCode::from_u16(s).unwrap(), "scripted reply").into_response(),
+        Some(Reply::RetryAfter(s, secs)) => {
+            (StatusCode::from_u16(s).unwrap(), [("retry-after", secs.to_string())], "slow down").into_response()
+        }
+        Some(Reply::Redirect) => (StatusCode::FOUND, [("location", "/elsewhere")]).into_response(),
+        Some(Reply::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+/// A TCP server that answers every request with a truncated response and
+/// closes the connection ("connection reset mid-response").
+pub async fn resetting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial").await;
+                drop(sock);
+            });
+        }
+    });
+    (format!("http://{addr}/webhook"), hits)
+}
+
+/// A port nothing listens on.
+pub async fn refused_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}/webhook")
+}
