@@ -2,8 +2,6 @@
 //! data dir, and prove every event still reaches every endpoint.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,34 +9,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 
-use crate::support::TEST_KEY;
+use crate::support::{TEST_KEY, spawn};
 
 type Seen = Arc<Mutex<HashMap<(String, String), usize>>>;
-
-fn spawn(data_dir: &std::path::Path, addr: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--addr", addr, "--data-dir"])
-        .arg(data_dir)
-        .args(["--test-key", TEST_KEY, "--retry-schedule", "1s", "--delivery-timeout", "2s"])
-        .env("SWITCHBOARD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    stdout.read_line(&mut first).unwrap();
-    // Keep draining: the server prints more, and a closed pipe would kill it.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let base = first.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(base.starts_with("http://"), "unexpected first line: {first}");
-    (child, base)
-}
 
 async fn record(State((seen, tag)): State<(Seen, String)>, _h: HeaderMap, body: Bytes) -> &'static str {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     // Slow enough that many deliveries are in flight when the kill lands.
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
     *seen.lock().unwrap().entry((v["id"].as_str().unwrap().to_owned(), tag)).or_default() += 1;
     "ok"
 }
@@ -56,7 +34,7 @@ async fn sigkill_loses_no_delivery() {
         urls.push(format!("http://{}/hook", l.local_addr().unwrap()));
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     }
-    let (mut child, base) = spawn(dir.path(), "127.0.0.1:0");
+    let (mut child, base) = spawn(dir.path(), &["--retry-schedule", "1s", "--delivery-timeout", "2s", "--concurrency", "16"]);
     let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
     for url in &urls {
         let r = http.post(format!("{base}/v1/webhook_endpoints")).bearer_auth(TEST_KEY)
@@ -65,33 +43,38 @@ async fn sigkill_loses_no_delivery() {
         assert!(r.status().is_success());
     }
 
-    // Create events from 16 concurrent clients; kill the server half-way through the deliveries.
+    // 16 clients create events while deliveries flow; the kill lands as the last
+    // create is acknowledged, with deliveries and outcome writes in flight.
+    let acknowledged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut clients = Vec::new();
     for c in 0..16 {
-        let (http, base) = (http.clone(), base.clone());
+        let (http, base, acked) = (http.clone(), base.clone(), acknowledged.clone());
         clients.push(tokio::spawn(async move {
             for i in 0..EVENTS / 16 {
-                let r = http.post(format!("{base}/v1/customers")).bearer_auth(TEST_KEY)
+                let sent = http.post(format!("{base}/v1/customers")).bearer_auth(TEST_KEY)
                     .body(format!("name=c{c}-{i}")).header("content-type", "application/x-www-form-urlencoded")
-                    .send().await.unwrap();
-                assert!(r.status().is_success());
+                    .send().await;
+                match sent {
+                    Ok(r) if r.status().is_success() => acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                    _ => return, // the server is gone
+                };
             }
         }));
     }
     for c in clients {
         c.await.unwrap();
     }
-    let target = EVENTS * ENDPOINTS / 3;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.lock().unwrap().len() < target {
-        assert!(tokio::time::Instant::now() < deadline, "deliveries never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.kill().unwrap(); // SIGKILL
+    child.kill().unwrap(); // SIGKILL, with deliveries in flight and thousands queued
     child.wait().unwrap();
     let delivered_before_kill = seen.lock().unwrap().len();
+    let acknowledged = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        acknowledged * ENDPOINTS - delivered_before_kill >= 1000,
+        "the kill should land with thousands of deliveries outstanding ({delivered_before_kill} of {} done)",
+        acknowledged * ENDPOINTS
+    );
 
-    let (mut child, base) = spawn(dir.path(), "127.0.0.1:0");
+    let (mut child, base) = spawn(dir.path(), &["--retry-schedule", "1s", "--delivery-timeout", "2s", "--concurrency", "16"]);
     // Every event the API acknowledged, to every endpoint.
     let mut event_ids = Vec::new();
     let mut after = String::new();
@@ -106,7 +89,8 @@ async fn sigkill_loses_no_delivery() {
         }
         after = format!("&starting_after={}", event_ids.last().unwrap());
     }
-    assert_eq!(event_ids.len(), EVENTS, "every acknowledged create has its event");
+    // A create whose response was lost to the kill may still have committed.
+    assert!(event_ids.len() >= acknowledged, "{} events for {acknowledged} acknowledged creates", event_ids.len());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let missing = {
@@ -122,8 +106,10 @@ async fn sigkill_loses_no_delivery() {
     }
     let duplicates: usize = seen.lock().unwrap().values().map(|n| n - 1).sum();
     eprintln!(
-        "crash test: {} deliveries, {delivered_before_kill} before SIGKILL, {duplicates} duplicates after restart",
-        EVENTS * ENDPOINTS
+        "crash test: {} events committed ({acknowledged} acknowledged), {} deliveries, \
+         {delivered_before_kill} before SIGKILL, {duplicates} duplicates after restart",
+        event_ids.len(),
+        event_ids.len() * ENDPOINTS
     );
     child.kill().unwrap();
     child.wait().unwrap();

@@ -2,6 +2,7 @@
 //! real receivers. One binary so that linking happens once.
 
 mod api;
+mod compat;
 mod crash;
 mod delivery;
 mod support;

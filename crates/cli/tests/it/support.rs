@@ -267,3 +267,25 @@ pub async fn refused_url() -> String {
     drop(l);
     format!("http://{addr}/webhook")
 }
+
+/// Runs the real `switchboard serve` binary on port 0 and returns it with its base URL.
+pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--test-key", TEST_KEY, "--live-key", LIVE_KEY, "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
+    // Keep draining: the server prints more, and a closed pipe would kill it.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let base = first.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(base.starts_with("http://"), "unexpected first line: {first}");
+    (child, base)
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs Switchboard's whole test suite: unit, integration, crash-safety and the
+# official stripe-python compatibility suite. Usage: scripts/test.sh [cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=compat/.venv
+if ! "$venv/bin/python" -c 'import stripe, sys; sys.exit(stripe.VERSION != "16.1.0")' 2>/dev/null; then
+    echo "preparing $venv with the official SDKs (compat/requirements.txt)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r compat/requirements.txt
+fi
+
+cargo test --workspace "$@"
