@@ -33,9 +33,14 @@ pub struct Node {
 }
 
 impl Node {
-    pub async fn start(config: NodeConfig, listener: TcpListener, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
+    pub async fn start(
+        config: NodeConfig,
+        listener: TcpListener,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("switchboard.db"))?);
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&config.data_dir.join("switchboard.db"))?);
         let platform = store
             .bootstrap_platform(PlatformInit {
                 generated: new_platform(clock.now()),
@@ -55,11 +60,21 @@ impl Node {
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
             let app = switchboard_server::router(state);
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
                 tracing::error!(error = %e, "server failed");
             }
         });
-        Ok(Node { addr, platform, store, shutdown, server, dispatcher })
+        Ok(Node {
+            addr,
+            platform,
+            store,
+            shutdown,
+            server,
+            dispatcher,
+        })
     }
 
     /// Stops accepting requests, finishes in-flight work, and returns.

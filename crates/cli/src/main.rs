@@ -15,7 +15,11 @@ use switchboard_server::ServerConfig;
 use switchboard_store::SystemClock;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "A self-hostable, Stripe-compatible Connect webhooks engine")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "A self-hostable, Stripe-compatible Connect webhooks engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,7 +37,11 @@ struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_ADDR", default_value = "127.0.0.1:12111")]
     addr: SocketAddr,
     /// Directory holding the database.
-    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./switchboard-data")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = "./switchboard-data"
+    )]
     data_dir: PathBuf,
     /// The platform's test secret key (generated once and stored if not given).
     #[arg(long, env = "SWITCHBOARD_TEST_KEY", hide_env_values = true)]
@@ -66,23 +74,31 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
     let config = NodeConfig {
         data_dir: args.data_dir,
         test_key: args.test_key,
         live_key: args.live_key,
-        server: ServerConfig { max_body_bytes: args.max_body_bytes, ..Default::default() },
+        server: ServerConfig {
+            max_body_bytes: args.max_body_bytes,
+            ..Default::default()
+        },
         dispatcher: DispatcherConfig {
             retry: args.retry_schedule,
             timeout: args.delivery_timeout,
@@ -109,7 +125,8 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -5,16 +5,23 @@ pub fn parse_millis(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 5m, 2h"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 5m, 2h"))?;
     let factor = match unit {
         "ms" => 1,
         "s" | "" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?}: use ms, s, m, h or d"
+            ));
+        }
     };
-    n.checked_mul(factor).ok_or_else(|| format!("duration {s:?} is too large"))
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("duration {s:?} is too large"))
 }
 
 /// Parses a duration into whole seconds (rounding milliseconds up).

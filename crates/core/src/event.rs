@@ -80,12 +80,19 @@ mod tests {
             previous_attributes: None,
             livemode: false,
             account: account.map(str::to_owned),
-            request: RequestInfo { id: Some("req_1".into()), idempotency_key: None },
+            request: RequestInfo {
+                id: Some("req_1".into()),
+                idempotency_key: None,
+            },
         }
     }
 
-    const STAMP: EventStamp<'static> =
-        EventStamp { id: "evt_1", created: 1_700_000_000, api_version: "2026-10-28.endive", pending_webhooks: 2 };
+    const STAMP: EventStamp<'static> = EventStamp {
+        id: "evt_1",
+        created: 1_700_000_000,
+        api_version: "2026-10-28.endive",
+        pending_webhooks: 2,
+    };
 
     #[test]
     fn renders_stripe_layout() {

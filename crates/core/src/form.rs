@@ -37,13 +37,22 @@ pub enum ParamErrorKind {
 
 impl ParamError {
     pub fn missing(param: impl Into<String>) -> Self {
-        ParamError { param: param.into(), kind: ParamErrorKind::Missing }
+        ParamError {
+            param: param.into(),
+            kind: ParamErrorKind::Missing,
+        }
     }
     pub fn unknown(param: impl Into<String>) -> Self {
-        ParamError { param: param.into(), kind: ParamErrorKind::Unknown }
+        ParamError {
+            param: param.into(),
+            kind: ParamErrorKind::Unknown,
+        }
     }
     pub fn invalid(param: impl Into<String>, why: impl Into<String>) -> Self {
-        ParamError { param: param.into(), kind: ParamErrorKind::Invalid(why.into()) }
+        ParamError {
+            param: param.into(),
+            kind: ParamErrorKind::Invalid(why.into()),
+        }
     }
 
     /// Stripe's wording for each kind of mistake.
@@ -126,7 +135,11 @@ fn split_key(key: &str) -> Result<(&str, Vec<Segment>), ParamError> {
             Segment::Append
         } else if let Ok(i) = inner.parse::<u64>().map_err(|_| ()).and_then(|i| {
             // Keep leading-zero strings like "007" as map keys.
-            if i.to_string() == inner { Ok(i) } else { Err(()) }
+            if i.to_string() == inner {
+                Ok(i)
+            } else {
+                Err(())
+            }
         }) {
             Segment::Index(i)
         } else {
@@ -140,7 +153,9 @@ fn split_key(key: &str) -> Result<(&str, Vec<Segment>), ParamError> {
 fn conflict(key: &str) -> ParamError {
     ParamError::invalid(
         key,
-        format!("Invalid parameter {key}: it is used both as a value and as a nested object or array"),
+        format!(
+            "Invalid parameter {key}: it is used both as a value and as a nested object or array"
+        ),
     )
 }
 
@@ -192,10 +207,11 @@ fn insert_into(
         (Node::List(list), Segment::Append) => {
             // Rack-style merging for `a[][x]=1&a[][y]=2`: continue the last element
             // while it is a map that does not have this key yet.
-            if let (Some(Segment::Key(k)), Some((_, Node::Map(last)))) = (tail.first(), list.iter_mut().next_back()) {
-                if !last.contains_key(k) {
-                    return insert(last.entry(k.clone()), &tail[1..], value, key);
-                }
+            if let (Some(Segment::Key(k)), Some((_, Node::Map(last)))) =
+                (tail.first(), list.iter_mut().next_back())
+                && !last.contains_key(k)
+            {
+                return insert(last.entry(k.clone()), &tail[1..], value, key);
             }
             let next = list.keys().next_back().map_or(0, |i| i + 1);
             insert_index(list.entry(next), tail, value, key)
@@ -245,7 +261,11 @@ fn finish_node(node: Node) -> Value {
 // Encoding (what the SDKs send: indexed arrays, unescaped brackets)
 
 /// Characters escaped in keys and values; brackets stay readable in keys.
-const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'*');
+const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'*');
 
 /// Encodes a JSON object the way stripe-python and stripe-node do:
 /// `a[b]=…`, arrays as `a[0]=…`, `null` as an empty value, empty arrays omitted.
@@ -352,7 +372,10 @@ const METADATA_MAX_VALUE_LEN: usize = 500;
 
 impl Params {
     pub fn parse(input: &str) -> Result<Params, ParamError> {
-        Ok(Params { map: decode(input)?, prefix: None })
+        Ok(Params {
+            map: decode(input)?,
+            prefix: None,
+        })
     }
 
     pub fn from_map(map: Map) -> Params {
@@ -386,7 +409,10 @@ impl Params {
             Some(Value::Str(s)) => Ok(Some(s)),
             Some(_) => Err(ParamError::invalid(
                 self.name(key),
-                format!("Invalid string: {} must be a string, not an object or array", self.name(key)),
+                format!(
+                    "Invalid string: {} must be a string, not an object or array",
+                    self.name(key)
+                ),
             )),
         }
     }
@@ -418,9 +444,10 @@ impl Params {
     pub fn int(&mut self, key: &str) -> Result<Option<i64>, ParamError> {
         match self.string(key)? {
             None => Ok(None),
-            Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
-                ParamError::invalid(self.name(key), format!("Invalid integer: {s}"))
-            }),
+            Some(s) => s
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ParamError::invalid(self.name(key), format!("Invalid integer: {s}"))),
         }
     }
 
@@ -436,11 +463,16 @@ impl Params {
                 .into_iter()
                 .map(|v| match v {
                     Value::Str(s) => Ok(s),
-                    _ => Err(ParamError::invalid(&name, format!("Invalid array: {name} must contain strings"))),
+                    _ => Err(ParamError::invalid(
+                        &name,
+                        format!("Invalid array: {name} must contain strings"),
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
-            Some(Value::Map(_)) => Err(ParamError::invalid(&name, format!("Invalid array: {name}"))),
+            Some(Value::Map(_)) => {
+                Err(ParamError::invalid(&name, format!("Invalid array: {name}")))
+            }
         }
     }
 
@@ -450,8 +482,14 @@ impl Params {
         match self.take(key) {
             None => Ok(None),
             Some(Value::Str(s)) if s.is_empty() => Ok(Some(None)),
-            Some(Value::Map(map)) => Ok(Some(Some(Params { map, prefix: Some(name) }))),
-            Some(_) => Err(ParamError::invalid(&name, format!("Invalid object: {name} must be an object"))),
+            Some(Value::Map(map)) => Ok(Some(Some(Params {
+                map,
+                prefix: Some(name),
+            }))),
+            Some(_) => Err(ParamError::invalid(
+                &name,
+                format!("Invalid object: {name} must be an object"),
+            )),
         }
     }
 
@@ -461,15 +499,26 @@ impl Params {
         let entries: Vec<(String, Value)> = match self.take("metadata") {
             None => return Ok(None),
             Some(Value::Str(s)) if s.is_empty() => {
-                return Ok(Some(MetadataUpdate { clear_all: true, changes: Vec::new() }));
+                return Ok(Some(MetadataUpdate {
+                    clear_all: true,
+                    changes: Vec::new(),
+                }));
             }
             Some(Value::Map(map)) => map.into_iter().collect(),
             // `metadata[0]=x`: numeric keys decode as a list.
-            Some(Value::List(items)) => items.into_iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
-            Some(Value::Str(_)) => return Err(invalid("Invalid object: metadata must be an object".into())),
+            Some(Value::List(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v))
+                .collect(),
+            Some(Value::Str(_)) => {
+                return Err(invalid("Invalid object: metadata must be an object".into()));
+            }
         };
         if entries.len() > METADATA_MAX_KEYS {
-            return Err(invalid(format!("Invalid metadata: at most {METADATA_MAX_KEYS} keys are allowed")));
+            return Err(invalid(format!(
+                "Invalid metadata: at most {METADATA_MAX_KEYS} keys are allowed"
+            )));
         }
         let mut changes = Vec::with_capacity(entries.len());
         for (k, v) in entries {
@@ -492,7 +541,10 @@ impl Params {
             }
             changes.push((k, (!v.is_empty()).then_some(v)));
         }
-        Ok(Some(MetadataUpdate { clear_all: false, changes }))
+        Ok(Some(MetadataUpdate {
+            clear_all: false,
+            changes,
+        }))
     }
 
     /// Fails on the first parameter no extractor consumed.
@@ -535,17 +587,27 @@ mod tests {
         let body = "url=https%3A%2F%2Fexample.com%2Fhook&enabled_events[0]=charge.succeeded&enabled_events[1]=account.updated&connect=true&metadata[a]=b&metadata[c]=&description=";
         let map = decode(body).unwrap();
         assert_eq!(map["url"], s("https://example.com/hook"));
-        assert_eq!(map["enabled_events"], Value::List(vec![s("charge.succeeded"), s("account.updated")]));
+        assert_eq!(
+            map["enabled_events"],
+            Value::List(vec![s("charge.succeeded"), s("account.updated")])
+        );
         assert_eq!(map["connect"], s("true"));
-        assert_eq!(map["metadata"], Value::Map(Map::from([("a".into(), s("b")), ("c".into(), s(""))])));
+        assert_eq!(
+            map["metadata"],
+            Value::Map(Map::from([("a".into(), s("b")), ("c".into(), s(""))]))
+        );
         assert_eq!(map["description"], s(""));
     }
 
     #[test]
     fn decodes_percent_encoded_brackets_from_python_queries() {
-        let map = decode("expand%5B0%5D=data.x&created%5Bgte%5D=5&types%5B0%5D=a&types%5B1%5D=b").unwrap();
+        let map = decode("expand%5B0%5D=data.x&created%5Bgte%5D=5&types%5B0%5D=a&types%5B1%5D=b")
+            .unwrap();
         assert_eq!(map["expand"], Value::List(vec![s("data.x")]));
-        assert_eq!(map["created"], Value::Map(Map::from([("gte".into(), s("5"))])));
+        assert_eq!(
+            map["created"],
+            Value::Map(Map::from([("gte".into(), s("5"))]))
+        );
         assert_eq!(map["types"], Value::List(vec![s("a"), s("b")]));
     }
 
@@ -554,7 +616,10 @@ mod tests {
         let map = decode("enabled_events[]=a&enabled_events[]=b&items[][price]=p&items[][qty]=1&items[][price]=q").unwrap();
         assert_eq!(map["enabled_events"], Value::List(vec![s("a"), s("b")]));
         let items = Value::List(vec![
-            Value::Map(Map::from([("price".into(), s("p")), ("qty".into(), s("1"))])),
+            Value::Map(Map::from([
+                ("price".into(), s("p")),
+                ("qty".into(), s("1")),
+            ])),
             Value::Map(Map::from([("price".into(), s("q"))])),
         ]);
         assert_eq!(map["items"], items);
@@ -564,7 +629,13 @@ mod tests {
     fn indexed_arrays_come_out_in_index_order() {
         let map = decode("a[1]=second&a[0]=first&b[0][x]=1&b[0][y]=2").unwrap();
         assert_eq!(map["a"], Value::List(vec![s("first"), s("second")]));
-        assert_eq!(map["b"], Value::List(vec![Value::Map(Map::from([("x".into(), s("1")), ("y".into(), s("2"))]))]));
+        assert_eq!(
+            map["b"],
+            Value::List(vec![Value::Map(Map::from([
+                ("x".into(), s("1")),
+                ("y".into(), s("2"))
+            ]))])
+        );
     }
 
     #[test]
@@ -576,7 +647,12 @@ mod tests {
 
     #[test]
     fn malformed_keys_and_conflicts_name_the_parameter() {
-        for (input, param) in [("a[b=1", "a[b"), ("[x]=1", "[x]"), ("a=1&a[b]=2", "a[b]"), ("a[b]x=1", "a[b]x")] {
+        for (input, param) in [
+            ("a[b=1", "a[b"),
+            ("[x]=1", "[x]"),
+            ("a=1&a[b]=2", "a[b]"),
+            ("a[b]x=1", "a[b]x"),
+        ] {
             let err = decode(input).unwrap_err();
             assert_eq!(err.param, param, "{input}");
         }
@@ -585,14 +661,22 @@ mod tests {
 
     #[test]
     fn typed_extraction_names_the_parameter() {
-        let mut p = Params::parse("connect=maybe&limit=x&address[line1]=1&address[bogus]=2&extra[deep]=1").unwrap();
+        let mut p =
+            Params::parse("connect=maybe&limit=x&address[line1]=1&address[bogus]=2&extra[deep]=1")
+                .unwrap();
         assert_eq!(p.bool("connect").unwrap_err().param, "connect");
         assert_eq!(p.int("limit").unwrap_err().message(), "Invalid integer: x");
-        assert_eq!(p.required_string("url").unwrap_err(), ParamError::missing("url"));
+        assert_eq!(
+            p.required_string("url").unwrap_err(),
+            ParamError::missing("url")
+        );
         let mut address = p.nested("address").unwrap().unwrap().unwrap();
         assert_eq!(address.string("line1").unwrap().as_deref(), Some("1"));
         let err = address.finish().unwrap_err();
-        assert_eq!((err.param.as_str(), err.code()), ("address[bogus]", "parameter_unknown"));
+        assert_eq!(
+            (err.param.as_str(), err.code()),
+            ("address[bogus]", "parameter_unknown")
+        );
         assert_eq!(p.finish().unwrap_err().param, "extra[deep]");
     }
 
@@ -601,13 +685,27 @@ mod tests {
         let mut existing = serde_json::Map::new();
         existing.insert("keep".into(), "1".into());
         existing.insert("drop".into(), "2".into());
-        let update = Params::parse("metadata[drop]=&metadata[new]=3").unwrap().metadata().unwrap().unwrap();
+        let update = Params::parse("metadata[drop]=&metadata[new]=3")
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .unwrap();
         update.apply(&mut existing);
-        assert_eq!(serde_json::Value::Object(existing.clone()), serde_json::json!({"keep": "1", "new": "3"}));
-        let clear = Params::parse("metadata=").unwrap().metadata().unwrap().unwrap();
+        assert_eq!(
+            serde_json::Value::Object(existing.clone()),
+            serde_json::json!({"keep": "1", "new": "3"})
+        );
+        let clear = Params::parse("metadata=")
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .unwrap();
         clear.apply(&mut existing);
         assert!(existing.is_empty());
-        let err = Params::parse("metadata[a][b]=1").unwrap().metadata().unwrap_err();
+        let err = Params::parse("metadata[a][b]=1")
+            .unwrap()
+            .metadata()
+            .unwrap_err();
         assert_eq!(err.param, "metadata[a]");
     }
 
@@ -616,7 +714,10 @@ mod tests {
         let v = serde_json::json!({"url": "https://x.test/a b", "enabled_events": ["*"], "connect": true,
             "metadata": {"a": "b", "c": null}});
         let encoded = encode_json(v.as_object().unwrap());
-        assert_eq!(encoded, "url=https%3A%2F%2Fx.test%2Fa%20b&enabled_events[0]=*&connect=true&metadata[a]=b&metadata[c]=");
+        assert_eq!(
+            encoded,
+            "url=https%3A%2F%2Fx.test%2Fa%20b&enabled_events[0]=*&connect=true&metadata[a]=b&metadata[c]="
+        );
         let back = decode(&encoded).unwrap();
         assert_eq!(back["url"], s("https://x.test/a b"));
     }

@@ -21,7 +21,10 @@ const SECRET_TAIL: usize = 32;
 const REQUEST_TAIL: usize = 14;
 
 fn tail(rng: &mut impl Rng, len: usize) -> String {
-    rng.sample_iter(Alphanumeric).take(len).map(char::from).collect()
+    rng.sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// A new object id such as `evt_1a2B…`.

@@ -5,7 +5,9 @@ use serde_json::{Map, Value};
 /// Reorders an object's top-level keys the way Stripe emits them:
 /// `id`, `object`, then the rest alphabetically.
 pub fn stripe_order(value: Value) -> Value {
-    let Value::Object(map) = value else { return value };
+    let Value::Object(map) = value else {
+        return value;
+    };
     let mut entries: Vec<(String, Value)> = map.into_iter().collect();
     entries.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
     Value::Object(entries.into_iter().collect::<Map<String, Value>>())
@@ -22,7 +24,9 @@ fn rank(key: &str) -> u8 {
 /// The attributes of `before` whose values differ in `after`: Stripe's
 /// `data.previous_attributes` (nested objects compared one level down, arrays whole).
 pub fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
-    let (Value::Object(b), Value::Object(a)) = (before, after) else { return Map::new() };
+    let (Value::Object(b), Value::Object(a)) = (before, after) else {
+        return Map::new();
+    };
     let mut out = Map::new();
     for (k, old) in b {
         let new = a.get(k).unwrap_or(&Value::Null);
@@ -65,8 +69,10 @@ mod tests {
 
     #[test]
     fn previous_attributes_lists_changed_values_only() {
-        let before = json!({"id": "cus_1", "email": "a@x", "name": null, "metadata": {"a": "1", "b": "2"}});
-        let after = json!({"id": "cus_1", "email": "b@x", "name": null, "metadata": {"a": "1", "c": "3"}});
+        let before =
+            json!({"id": "cus_1", "email": "a@x", "name": null, "metadata": {"a": "1", "b": "2"}});
+        let after =
+            json!({"id": "cus_1", "email": "b@x", "name": null, "metadata": {"a": "1", "c": "3"}});
         assert_eq!(
             Value::Object(previous_attributes(&before, &after)),
             json!({"email": "a@x", "metadata": {"b": "2", "c": null}})

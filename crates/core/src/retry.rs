@@ -36,21 +36,34 @@ impl RetrySchedule {
     /// (12 retries, the last about 71 h after the first attempt).
     pub fn live() -> Self {
         let delays = [1, 5, 30, 60, 120, 240, 480, 720, 720, 720, 720, 480];
-        RetrySchedule { name: "live".into(), delays_ms: delays.iter().map(|m| m * MINUTE).collect() }
+        RetrySchedule {
+            name: "live".into(),
+            delays_ms: delays.iter().map(|m| m * MINUTE).collect(),
+        }
     }
 
     /// Stripe's sandbox: three retries over a few hours.
     pub fn test() -> Self {
-        RetrySchedule { name: "test".into(), delays_ms: vec![10 * MINUTE, HOUR, 3 * HOUR] }
+        RetrySchedule {
+            name: "test".into(),
+            delays_ms: vec![10 * MINUTE, HOUR, 3 * HOUR],
+        }
     }
 
     /// Seconds apart, for CI and demos.
     pub fn fast() -> Self {
-        RetrySchedule { name: "fast".into(), delays_ms: vec![1_000, 2_000, 4_000, 8_000] }
+        RetrySchedule {
+            name: "fast".into(),
+            delays_ms: vec![1_000, 2_000, 4_000, 8_000],
+        }
     }
 
     pub fn from_delays_ms(delays_ms: Vec<u64>) -> Self {
-        let name = delays_ms.iter().map(|d| format!("{d}ms")).collect::<Vec<_>>().join(",");
+        let name = delays_ms
+            .iter()
+            .map(|d| format!("{d}ms"))
+            .collect::<Vec<_>>()
+            .join(",");
         RetrySchedule { name, delays_ms }
     }
 
@@ -60,10 +73,19 @@ impl RetrySchedule {
             "live" => Ok(Self::live()),
             "test" => Ok(Self::test()),
             "fast" => Ok(Self::fast()),
-            "none" | "" => Ok(RetrySchedule { name: "none".into(), delays_ms: Vec::new() }),
+            "none" | "" => Ok(RetrySchedule {
+                name: "none".into(),
+                delays_ms: Vec::new(),
+            }),
             list => {
-                let delays = list.split(',').map(duration::parse_millis).collect::<Result<Vec<_>, _>>()?;
-                Ok(RetrySchedule { name: list.into(), delays_ms: delays })
+                let delays = list
+                    .split(',')
+                    .map(duration::parse_millis)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(RetrySchedule {
+                    name: list.into(),
+                    delays_ms: delays,
+                })
             }
         }
     }
@@ -85,7 +107,13 @@ impl RetrySchedule {
     ///
     /// `retry_after_ms` is the receiver's `Retry-After` on a 429/503: it may
     /// postpone the retry, up to [`MAX_RETRY_AFTER_MS`], never hasten it.
-    pub fn next(&self, attempt: u32, now_ms: i64, retry_after_ms: Option<u64>, rng: &mut impl Rng) -> NextAttempt {
+    pub fn next(
+        &self,
+        attempt: u32,
+        now_ms: i64,
+        retry_after_ms: Option<u64>,
+        rng: &mut impl Rng,
+    ) -> NextAttempt {
         let Some(&base) = self.delays_ms.get(attempt.saturating_sub(1) as usize) else {
             return NextAttempt::GiveUp;
         };
@@ -134,10 +162,14 @@ mod tests {
         let s = RetrySchedule::parse("10s,20s").unwrap();
         let mut r = rng();
         for _ in 0..100 {
-            let NextAttempt::At(t) = s.next(1, 1_000_000, None, &mut r) else { panic!() };
+            let NextAttempt::At(t) = s.next(1, 1_000_000, None, &mut r) else {
+                panic!()
+            };
             assert!((1_000_000 + 9_000..=1_000_000 + 11_000).contains(&t), "{t}");
         }
-        let NextAttempt::At(t) = s.next(2, 0, None, &mut r) else { panic!() };
+        let NextAttempt::At(t) = s.next(2, 0, None, &mut r) else {
+            panic!()
+        };
         assert!((18_000..=22_000).contains(&t));
         assert_eq!(s.next(3, 0, None, &mut r), NextAttempt::GiveUp);
     }
@@ -145,10 +177,18 @@ mod tests {
     #[test]
     fn retry_after_postpones_within_bounds() {
         let s = RetrySchedule::parse("1s").unwrap();
-        assert_eq!(s.next(1, 0, Some(120_000), &mut rng()), NextAttempt::At(120_000));
-        assert_eq!(s.next(1, 0, Some(10 * HOUR), &mut rng()), NextAttempt::At(MAX_RETRY_AFTER_MS as i64));
+        assert_eq!(
+            s.next(1, 0, Some(120_000), &mut rng()),
+            NextAttempt::At(120_000)
+        );
+        assert_eq!(
+            s.next(1, 0, Some(10 * HOUR), &mut rng()),
+            NextAttempt::At(MAX_RETRY_AFTER_MS as i64)
+        );
         // A Retry-After shorter than the schedule does not hasten the retry.
-        let NextAttempt::At(t) = s.next(1, 0, Some(1), &mut rng()) else { panic!() };
+        let NextAttempt::At(t) = s.next(1, 0, Some(1), &mut rng()) else {
+            panic!()
+        };
         assert!(t >= 900);
     }
 

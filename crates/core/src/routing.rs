@@ -24,7 +24,9 @@ pub struct EventRoute<'a> {
 }
 
 pub fn receives(endpoint: &EndpointRoute<'_>, event: &EventRoute<'_>) -> bool {
-    endpoint.enabled && subscribes(endpoint.enabled_events, event.event_type) && mode_and_origin_match(endpoint, event)
+    endpoint.enabled
+        && subscribes(endpoint.enabled_events, event.event_type)
+        && mode_and_origin_match(endpoint, event)
 }
 
 fn subscribes(enabled_events: &[String], event_type: &str) -> bool {
@@ -44,11 +46,20 @@ mod tests {
     use super::*;
 
     fn endpoint(livemode: bool, connect: bool, events: &[String]) -> EndpointRoute<'_> {
-        EndpointRoute { livemode, connect, enabled: true, enabled_events: events }
+        EndpointRoute {
+            livemode,
+            connect,
+            enabled: true,
+            enabled_events: events,
+        }
     }
 
     fn event(livemode: bool, account: Option<&str>) -> EventRoute<'_> {
-        EventRoute { livemode, account, event_type: "customer.created" }
+        EventRoute {
+            livemode,
+            account,
+            event_type: "customer.created",
+        }
     }
 
     #[test]
@@ -71,17 +82,32 @@ mod tests {
             (true, true, false, true, true),
         ];
         for (el, ec, vl, va, want) in table {
-            let got = receives(&endpoint(el, ec, &all), &event(vl, if va { acct } else { None }));
-            assert_eq!(got, want, "endpoint live={el} connect={ec}, event live={vl} connected={va}");
+            let got = receives(
+                &endpoint(el, ec, &all),
+                &event(vl, if va { acct } else { None }),
+            );
+            assert_eq!(
+                got, want,
+                "endpoint live={el} connect={ec}, event live={vl} connected={va}"
+            );
         }
     }
 
     #[test]
     fn enabled_events_and_status_filter() {
-        let some = vec!["customer.updated".to_string(), "customer.created".to_string()];
+        let some = vec![
+            "customer.updated".to_string(),
+            "customer.created".to_string(),
+        ];
         let other = vec!["payout.failed".to_string()];
-        assert!(receives(&endpoint(false, false, &some), &event(false, None)));
-        assert!(!receives(&endpoint(false, false, &other), &event(false, None)));
+        assert!(receives(
+            &endpoint(false, false, &some),
+            &event(false, None)
+        ));
+        assert!(!receives(
+            &endpoint(false, false, &other),
+            &event(false, None)
+        ));
         let mut disabled = endpoint(false, false, &some);
         disabled.enabled = false;
         assert!(!receives(&disabled, &event(false, None)));

@@ -11,7 +11,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Lowercase hex HMAC-SHA256 of `"{timestamp}.{payload}"` keyed by `secret`.
 pub fn compute(secret: &str, timestamp: i64, payload: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(payload);
@@ -20,7 +21,11 @@ pub fn compute(secret: &str, timestamp: i64, payload: &[u8]) -> String {
 
 /// The full header value, one `v1` per active secret (several while a secret
 /// is being rolled, so receivers holding either secret accept the delivery).
-pub fn header<'a>(secrets: impl IntoIterator<Item = &'a str>, timestamp: i64, payload: &[u8]) -> String {
+pub fn header<'a>(
+    secrets: impl IntoIterator<Item = &'a str>,
+    timestamp: i64,
+    payload: &[u8],
+) -> String {
     let mut out = format!("t={timestamp}");
     for secret in secrets {
         out.push_str(",v1=");

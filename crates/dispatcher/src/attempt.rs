@@ -32,12 +32,16 @@ pub(crate) async fn deliver(
     let answer = post(client, clock, &d).await;
     let duration_ms = started.elapsed().as_millis() as i64;
     // A response cut off mid-body is a failed attempt even with a 2xx status.
-    let succeeded = answer.error.is_none() && answer.status.is_some_and(|s| (200..300).contains(&s));
+    let succeeded =
+        answer.error.is_none() && answer.status.is_some_and(|s| (200..300).contains(&s));
     let now_ms = clock.now_ms();
     let next = if succeeded || d.one_shot {
         Next::Done
     } else {
-        match config.retry.next(d.attempt, now_ms, answer.retry_after_ms, &mut rand::rng()) {
+        match config
+            .retry
+            .next(d.attempt, now_ms, answer.retry_after_ms, &mut rand::rng())
+        {
             NextAttempt::At(t) => Next::RetryAt(t),
             NextAttempt::GiveUp => Next::GiveUp,
         }
@@ -68,11 +72,21 @@ pub(crate) async fn deliver(
 
 fn headers(clock: &dyn Clock, d: &ClaimedDelivery) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert("content-type", HeaderValue::from_static("application/json; charset=utf-8"));
-    h.insert("accept", HeaderValue::from_static("*/*; q=0.5, application/xml"));
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert(
+        "accept",
+        HeaderValue::from_static("*/*; q=0.5, application/xml"),
+    );
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     // A fresh timestamp per attempt: SDKs reject signatures older than 5 minutes.
-    let sig = signature::header(d.secrets.iter().map(String::as_str), clock.now(), &d.payload);
+    let sig = signature::header(
+        d.secrets.iter().map(String::as_str),
+        clock.now(),
+        &d.payload,
+    );
     if let Ok(v) = HeaderValue::from_str(&sig) {
         h.insert("stripe-signature", v);
     }
@@ -80,14 +94,34 @@ fn headers(clock: &dyn Clock, d: &ClaimedDelivery) -> HeaderMap {
 }
 
 async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) -> Answer {
-    let sent = client.post(&d.url).headers(headers(clock, d)).body(d.payload.clone()).send().await;
+    let sent = client
+        .post(&d.url)
+        .headers(headers(clock, d))
+        .body(d.payload.clone())
+        .send()
+        .await;
     let mut resp = match sent {
         Ok(r) => r,
-        Err(e) => return Answer { status: None, error: Some(classify(&e).into()), body: String::new(), retry_after_ms: None },
+        Err(e) => {
+            return Answer {
+                status: None,
+                error: Some(classify(&e).into()),
+                body: String::new(),
+                retry_after_ms: None,
+            };
+        }
     };
     let status = resp.status().as_u16();
     let retry_after_ms = (status == 429 || status == 503)
-        .then(|| resp.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok())
+        .then(|| {
+            resp.headers()
+                .get("retry-after")?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .flatten()
         .map(|s| s.saturating_mul(1000));
     let mut body = Vec::new();
@@ -103,7 +137,12 @@ async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) 
         }
     }
     body.truncate(MAX_RECORDED_BODY);
-    Answer { status: Some(status), error, body: String::from_utf8_lossy(&body).into_owned(), retry_after_ms }
+    Answer {
+        status: Some(status),
+        error,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        retry_after_ms,
+    }
 }
 
 /// A short, stable name for why an attempt got no usable answer.

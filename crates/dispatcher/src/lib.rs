@@ -81,7 +81,12 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 /// Runs until `shutdown` is cancelled, then waits for in-flight attempts and
 /// records their outcomes.
-pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: DispatcherConfig, shutdown: CancellationToken) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: DispatcherConfig,
+    shutdown: CancellationToken,
+) {
     let client = http_client(config.timeout);
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
@@ -99,7 +104,10 @@ pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Dispatche
             }
             continue;
         }
-        let claimed = match store.claim_due(clock.now_ms(), config.lease_ms(), free.min(CLAIM_BATCH)).await {
+        let claimed = match store
+            .claim_due(clock.now_ms(), config.lease_ms(), free.min(CLAIM_BATCH))
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "claiming deliveries failed");
@@ -108,8 +116,17 @@ pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Dispatche
         };
         let full_batch = claimed.len() == free.min(CLAIM_BATCH);
         for delivery in claimed {
-            let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
-            let (client, clock, config, tx) = (client.clone(), clock.clone(), config.clone(), outcomes_tx.clone());
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            let (client, clock, config, tx) = (
+                client.clone(),
+                clock.clone(),
+                config.clone(),
+                outcomes_tx.clone(),
+            );
             tasks.spawn(async move {
                 let outcome = attempt::deliver(&client, clock.as_ref(), &config, delivery).await;
                 let _ = tx.send(outcome);

@@ -35,7 +35,9 @@ pub enum WebhookError {
     MalformedHeader,
     #[error("No signatures found with expected scheme v1")]
     NoSignatures,
-    #[error("No signatures found matching the expected signature for payload. Are you passing the raw request body you received?")]
+    #[error(
+        "No signatures found matching the expected signature for payload. Are you passing the raw request body you received?"
+    )]
     SignatureMismatch,
     #[error("Timestamp outside the tolerance zone ({0})")]
     TimestampOutsideTolerance(i64),
@@ -76,7 +78,11 @@ fn now() -> i64 {
 }
 
 /// Verifies the header against the raw body and parses the event.
-pub fn construct_event(payload: &[u8], signature_header: &str, secret: &str) -> Result<Event, WebhookError> {
+pub fn construct_event(
+    payload: &[u8],
+    signature_header: &str,
+    secret: &str,
+) -> Result<Event, WebhookError> {
     construct_event_at(payload, signature_header, secret, DEFAULT_TOLERANCE, now())
 }
 
@@ -108,7 +114,10 @@ pub fn verify_header_at(
     }
     let parsed = parse_header(header)?;
     let expected = sign(secret, parsed.timestamp, payload);
-    let matched = parsed.v1.iter().any(|candidate| candidate.as_bytes().ct_eq(expected.as_bytes()).into());
+    let matched = parsed
+        .v1
+        .iter()
+        .any(|candidate| candidate.as_bytes().ct_eq(expected.as_bytes()).into());
     if !matched {
         return Err(WebhookError::SignatureMismatch);
     }
@@ -131,9 +140,16 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader<'_>, WebhookError> {
     let mut timestamp = None;
     let mut v1 = Vec::new();
     for item in header.split(',') {
-        let Some((k, v)) = item.split_once('=') else { continue };
+        let Some((k, v)) = item.split_once('=') else {
+            continue;
+        };
         match k {
-            "t" if timestamp.is_none() => timestamp = Some(v.parse::<i64>().map_err(|_| WebhookError::MalformedHeader)?),
+            "t" if timestamp.is_none() => {
+                timestamp = Some(
+                    v.parse::<i64>()
+                        .map_err(|_| WebhookError::MalformedHeader)?,
+                )
+            }
             "v1" => v1.push(v),
             _ => {}
         }
@@ -146,7 +162,8 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader<'_>, WebhookError> {
 }
 
 fn sign(secret: &str, timestamp: i64, payload: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(payload);
@@ -168,8 +185,14 @@ mod tests {
     #[test]
     fn accepts_the_spec_vector() {
         let h = format!("t=1700000000,v1={SIG}");
-        assert_eq!(verify_header_at(BODY, &h, "whsec_test_secret", 300, 1_700_000_100), Ok(()));
-        assert_eq!(generate_test_header(BODY, "whsec_test_secret", 1_700_000_000), h);
+        assert_eq!(
+            verify_header_at(BODY, &h, "whsec_test_secret", 300, 1_700_000_100),
+            Ok(())
+        );
+        assert_eq!(
+            generate_test_header(BODY, "whsec_test_secret", 1_700_000_000),
+            h
+        );
     }
 
     #[test]
@@ -180,17 +203,32 @@ mod tests {
         assert_eq!(check("v1=abc", 0), Err(WebhookError::MalformedHeader));
         assert_eq!(check("t=abc,v1=abc", 0), Err(WebhookError::MalformedHeader));
         assert_eq!(check("t=1700000000", 0), Err(WebhookError::NoSignatures));
-        assert_eq!(check("t=1700000000,v1=deadbeef", 1_700_000_000), Err(WebhookError::SignatureMismatch));
+        assert_eq!(
+            check("t=1700000000,v1=deadbeef", 1_700_000_000),
+            Err(WebhookError::SignatureMismatch)
+        );
         // Uppercase hex and a space after the comma both fail, as in both SDKs.
-        assert!(check(&format!("t=1700000000,v1={}", SIG.to_uppercase()), 1_700_000_000).is_err());
+        assert!(
+            check(
+                &format!("t=1700000000,v1={}", SIG.to_uppercase()),
+                1_700_000_000
+            )
+            .is_err()
+        );
         assert!(check(&format!("t=1700000000, v1={SIG}"), 1_700_000_000).is_err());
         assert_eq!(
             check(&format!("t=1700000000,v1={SIG}"), 1_700_000_301),
             Err(WebhookError::TimestampOutsideTolerance(1_700_000_000))
         );
         // Future timestamps are accepted; any matching v1 is enough.
-        assert_eq!(check(&format!("t=1700000000,v1=00,v1={SIG}"), 1_600_000_000), Ok(()));
-        assert_eq!(verify_header_at(BODY, &format!("t=1700000000,v1={SIG}"), " ", 300, 0), Err(WebhookError::MissingSecret));
+        assert_eq!(
+            check(&format!("t=1700000000,v1=00,v1={SIG}"), 1_600_000_000),
+            Ok(())
+        );
+        assert_eq!(
+            verify_header_at(BODY, &format!("t=1700000000,v1={SIG}"), " ", 300, 0),
+            Err(WebhookError::MissingSecret)
+        );
     }
 
     #[test]
@@ -203,6 +241,9 @@ mod tests {
         assert_eq!(e.data.previous_attributes.unwrap()["status"], "paid");
         let bad = b"not json";
         let h = generate_test_header(bad, "whsec_a", 10);
-        assert!(matches!(construct_event_at(bad, &h, "whsec_a", 300, 10), Err(WebhookError::InvalidPayload(_))));
+        assert!(matches!(
+            construct_event_at(bad, &h, "whsec_a", 300, 10),
+            Err(WebhookError::InvalidPayload(_))
+        ));
     }
 }

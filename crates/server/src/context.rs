@@ -11,7 +11,9 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use switchboard_core::event::{EventDraft, RequestInfo};
 use switchboard_core::form::Params;
-use switchboard_store::{Change, CommitOutcome, IdempotencyRecord, NewEvent, Platform, Scope, StoreError, StoredResponse};
+use switchboard_store::{
+    Change, CommitOutcome, IdempotencyRecord, NewEvent, Platform, Scope, StoreError, StoredResponse,
+};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -60,12 +62,15 @@ impl FromRequest<AppState> for Ctx {
             .map(|r| r.0.clone())
             .unwrap_or_else(|| switchboard_core::ids::generate_request_id(&mut rand::rng()));
         let key = api_key(&parts.headers)?;
-        let (platform, livemode) = state
-            .authenticate(&key)
-            .await?
-            .ok_or_else(|| ApiError::Unauthenticated(format!("Invalid API Key provided: {}", redact(&key))))?;
+        let (platform, livemode) = state.authenticate(&key).await?.ok_or_else(|| {
+            ApiError::Unauthenticated(format!("Invalid API Key provided: {}", redact(&key)))
+        })?;
         let account = header(&parts.headers, "stripe-account")?.filter(|a| !a.is_empty());
-        let scope = Scope { platform: platform.id.clone(), livemode, account: None };
+        let scope = Scope {
+            platform: platform.id.clone(),
+            livemode,
+            account: None,
+        };
         let scope = match account {
             None => scope,
             Some(acct) => connected_scope(state, scope, acct, &key).await?,
@@ -90,7 +95,9 @@ impl FromRequest<AppState> for Ctx {
             Some(k) if parts.method == Method::POST => {
                 if k.len() > MAX_IDEMPOTENCY_KEY {
                     return Err(ApiError::InvalidRequest {
-                        message: format!("Idempotency keys can be at most {MAX_IDEMPOTENCY_KEY} characters long"),
+                        message: format!(
+                            "Idempotency keys can be at most {MAX_IDEMPOTENCY_KEY} characters long"
+                        ),
                         param: None,
                         code: None,
                     }
@@ -104,17 +111,31 @@ impl FromRequest<AppState> for Ctx {
             }
             _ => None,
         };
-        Ok(Ctx { state: state.clone(), platform, scope, params, request_id, method: parts.method, path, idempotency })
+        Ok(Ctx {
+            state: state.clone(),
+            platform,
+            scope,
+            params,
+            request_id,
+            method: parts.method,
+            path,
+            idempotency,
+        })
     }
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.trim().to_owned()))
-            .map_err(|_| ApiError::InvalidRequest { message: format!("Invalid {name} header"), param: None, code: None }),
+        Some(v) => {
+            v.to_str()
+                .map(|s| Some(s.trim().to_owned()))
+                .map_err(|_| ApiError::InvalidRequest {
+                    message: format!("Invalid {name} header"),
+                    param: None,
+                    code: None,
+                })
+        }
     }
 }
 
@@ -132,13 +153,20 @@ fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let key = if scheme.eq_ignore_ascii_case("bearer") {
         rest.trim().to_owned()
     } else if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| missing())?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| missing())?;
         let text = String::from_utf8(decoded).map_err(|_| missing())?;
-        text.split_once(':').map_or(text.clone(), |(user, _)| user.to_owned())
+        text.split_once(':')
+            .map_or(text.clone(), |(user, _)| user.to_owned())
     } else {
         return Err(missing());
     };
-    if key.is_empty() { Err(missing()) } else { Ok(key) }
+    if key.is_empty() {
+        Err(missing())
+    } else {
+        Ok(key)
+    }
 }
 
 /// Keys are secrets: error messages show only the prefix and last four.
@@ -152,7 +180,12 @@ fn redact(key: &str) -> String {
     format!("{prefix}{}{tail}", "*".repeat(chars.len() - 12))
 }
 
-async fn connected_scope(state: &AppState, mut scope: Scope, account: String, key: &str) -> Result<Scope, ApiError> {
+async fn connected_scope(
+    state: &AppState,
+    mut scope: Scope,
+    account: String,
+    key: &str,
+) -> Result<Scope, ApiError> {
     let found = state.store.object(&scope, "account", &account).await?;
     let usable = found.is_some_and(|a| !a.deleted);
     if !usable {
@@ -168,8 +201,16 @@ async fn connected_scope(state: &AppState, mut scope: Scope, account: String, ke
 
 /// The scope of a connected account named in a parameter rather than the header.
 pub async fn connected_scope_for(ctx: &Ctx, account: String) -> Result<Scope, ApiError> {
-    let base = Scope { platform: ctx.platform.id.clone(), livemode: ctx.scope.livemode, account: None };
-    let key = if ctx.scope.livemode { &ctx.platform.live_key } else { &ctx.platform.test_key };
+    let base = Scope {
+        platform: ctx.platform.id.clone(),
+        livemode: ctx.scope.livemode,
+        account: None,
+    };
+    let key = if ctx.scope.livemode {
+        &ctx.platform.live_key
+    } else {
+        &ctx.platform.test_key
+    };
     connected_scope(&ctx.state, base, account, key).await
 }
 
@@ -190,14 +231,21 @@ fn replay(stored: StoredResponse, fingerprint: &str, key: &str) -> Result<Respon
              Try using a key other than '{key}' if you meant to execute a different request."
         )));
     }
-    let mut resp = json_bytes(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK), stored.body);
-    resp.headers_mut().insert("idempotent-replayed", "true".parse().expect("valid header"));
+    let mut resp = json_bytes(
+        StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+        stored.body,
+    );
+    resp.headers_mut()
+        .insert("idempotent-replayed", "true".parse().expect("valid header"));
     Ok(resp)
 }
 
 pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
+    resp.headers_mut().insert(
+        "content-type",
+        "application/json".parse().expect("valid header"),
+    );
     resp
 }
 
@@ -236,7 +284,12 @@ impl Ctx {
         object: serde_json::Value,
         previous_attributes: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> NewEvent {
-        self.event_on(self.scope.account.clone(), event_type, object, previous_attributes)
+        self.event_on(
+            self.scope.account.clone(),
+            event_type,
+            object,
+            previous_attributes,
+        )
     }
 
     /// An event on an explicit account (`None`: the platform's own).
@@ -265,13 +318,21 @@ impl Ctx {
 
     /// Commits `change` together with the response it produces, so that a
     /// retry with the same idempotency key replays exactly this answer.
-    pub async fn commit(&self, mut change: Change, body: &serde_json::Value) -> Result<Response, ApiError> {
+    pub async fn commit(
+        &self,
+        mut change: Change,
+        body: &serde_json::Value,
+    ) -> Result<Response, ApiError> {
         let body = render(body);
         if let Some((key, fp)) = &self.idempotency {
             change.idempotency = Some(IdempotencyRecord {
                 scope: self.scope.clone(),
                 key: key.clone(),
-                response: StoredResponse { fingerprint: fp.clone(), status: 200, body: body.clone() },
+                response: StoredResponse {
+                    fingerprint: fp.clone(),
+                    status: 200,
+                    body: body.clone(),
+                },
                 created: change.now,
             });
         }
@@ -288,7 +349,9 @@ impl Ctx {
     pub fn finish_params(&mut self) -> Result<(), ApiError> {
         // `expand[]` is accepted everywhere; Switchboard's objects are already expanded where it matters.
         self.params.take("expand");
-        std::mem::take(&mut self.params).finish().map_err(ApiError::from)
+        std::mem::take(&mut self.params)
+            .finish()
+            .map_err(ApiError::from)
     }
 }
 

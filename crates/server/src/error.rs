@@ -12,9 +12,17 @@ pub enum ApiError {
     Param(#[from] ParamError),
     /// 400 `invalid_request_error` that is not about one parameter's syntax.
     #[error("{message}")]
-    InvalidRequest { message: String, param: Option<String>, code: Option<&'static str> },
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+        code: Option<&'static str>,
+    },
     #[error("No such {kind}: '{id}'")]
-    NotFound { kind: &'static str, id: String, param: &'static str },
+    NotFound {
+        kind: &'static str,
+        id: String,
+        param: &'static str,
+    },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -23,10 +31,14 @@ pub enum ApiError {
     Idempotency(String),
     #[error("Request body too large: the limit is {0} bytes")]
     BodyTooLarge(usize),
-    #[error("Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.")]
+    #[error(
+        "Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/."
+    )]
     UnknownRoute { method: String, path: String },
     /// A concurrent request changed the object first; SDKs retry a 409.
-    #[error("This object cannot be accessed right now because another API request or Stripe process is currently accessing it. Please retry.")]
+    #[error(
+        "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. Please retry."
+    )]
     Conflict,
     #[error("internal error: {0}")]
     Internal(String),
@@ -34,27 +46,68 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(param: &str, message: impl Into<String>) -> Self {
-        ApiError::InvalidRequest { message: message.into(), param: Some(param.into()), code: Some("parameter_invalid") }
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param: Some(param.into()),
+            code: Some("parameter_invalid"),
+        }
     }
 
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
-        ApiError::NotFound { kind, id: id.into(), param: "id" }
+        ApiError::NotFound {
+            kind,
+            id: id.into(),
+            param: "id",
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, Option<&str>, Option<String>) {
         use ApiError::*;
         match self {
-            Param(e) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some(e.code()), Some(e.param.clone())),
-            InvalidRequest { param, code, .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", *code, param.clone()),
-            NotFound { param, .. } => {
-                (StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"), Some((*param).into()))
-            }
-            Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "invalid_request_error", None, None),
-            Permission(_) => (StatusCode::FORBIDDEN, "invalid_request_error", Some("account_invalid"), None),
+            Param(e) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some(e.code()),
+                Some(e.param.clone()),
+            ),
+            InvalidRequest { param, code, .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                *code,
+                param.clone(),
+            ),
+            NotFound { param, .. } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("resource_missing"),
+                Some((*param).into()),
+            ),
+            Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                None,
+                None,
+            ),
+            Permission(_) => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                Some("account_invalid"),
+                None,
+            ),
             Idempotency(_) => (StatusCode::BAD_REQUEST, "idempotency_error", None, None),
-            BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", None, None),
+            BodyTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                None,
+                None,
+            ),
             UnknownRoute { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", None, None),
-            Conflict => (StatusCode::CONFLICT, "invalid_request_error", Some("lock_timeout"), None),
+            Conflict => (
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                Some("lock_timeout"),
+                None,
+            ),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", None, None),
         }
     }
@@ -93,9 +146,13 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::to_vec_pretty(&json!({ "error": error })).expect("JSON serializes");
         let mut resp = (status, body).into_response();
-        resp.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
+        resp.headers_mut().insert(
+            "content-type",
+            "application/json".parse().expect("valid header"),
+        );
         if status.is_server_error() {
-            resp.headers_mut().insert("stripe-should-retry", "true".parse().expect("valid header"));
+            resp.headers_mut()
+                .insert("stripe-should-retry", "true".parse().expect("valid header"));
         }
         resp
     }

@@ -27,19 +27,41 @@ pub fn router(state: AppState) -> Router {
     use api::*;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/webhook_endpoints", get(webhook_endpoints::list).post(webhook_endpoints::create))
+        .route(
+            "/v1/webhook_endpoints",
+            get(webhook_endpoints::list).post(webhook_endpoints::create),
+        )
         .route(
             "/v1/webhook_endpoints/{id}",
-            get(webhook_endpoints::retrieve).post(webhook_endpoints::update).delete(webhook_endpoints::delete),
+            get(webhook_endpoints::retrieve)
+                .post(webhook_endpoints::update)
+                .delete(webhook_endpoints::delete),
         )
-        .route("/v1/customers", get(customers::list).post(customers::create))
-        .route("/v1/customers/{id}", get(customers::retrieve).post(customers::update).delete(customers::delete))
+        .route(
+            "/v1/customers",
+            get(customers::list).post(customers::create),
+        )
+        .route(
+            "/v1/customers/{id}",
+            get(customers::retrieve)
+                .post(customers::update)
+                .delete(customers::delete),
+        )
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/events/{id}/retry", post(events::retry))
-        .route("/switchboard/v1/events/{id}/attempts", get(switchboard::event_attempts))
-        .route("/switchboard/v1/webhook_endpoints/{id}/attempts", get(switchboard::endpoint_attempts))
-        .route("/switchboard/v1/webhook_endpoints/{id}/roll_secret", post(switchboard::roll_secret))
+        .route(
+            "/switchboard/v1/events/{id}/attempts",
+            get(switchboard::event_attempts),
+        )
+        .route(
+            "/switchboard/v1/webhook_endpoints/{id}/attempts",
+            get(switchboard::endpoint_attempts),
+        )
+        .route(
+            "/switchboard/v1/webhook_endpoints/{id}/roll_secret",
+            post(switchboard::roll_secret),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .with_state(state)
@@ -50,7 +72,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn unknown_route(req: Request) -> ApiError {
-    ApiError::UnknownRoute { method: req.method().to_string(), path: req.uri().path().to_owned() }
+    ApiError::UnknownRoute {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+    }
 }
 
 /// Every response carries `Request-Id`, errors included.

@@ -18,7 +18,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_body_bytes: 1 << 20, api_version: switchboard_core::DEFAULT_API_VERSION.into() }
+        ServerConfig {
+            max_body_bytes: 1 << 20,
+            api_version: switchboard_core::DEFAULT_API_VERSION.into(),
+        }
     }
 }
 
@@ -32,7 +35,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
-        AppState { store, clock, config: Arc::new(config), keys: Default::default() }
+        AppState {
+            store,
+            clock,
+            config: Arc::new(config),
+            keys: Default::default(),
+        }
     }
 
     /// The platform and mode of an API key. Keys change only at start-up,
@@ -43,7 +51,10 @@ impl AppState {
         }
         let found = self.store.platform_by_key(key).await?;
         if let Some(hit) = &found {
-            self.keys.write().expect("key cache lock").insert(key.to_owned(), hit.clone());
+            self.keys
+                .write()
+                .expect("key cache lock")
+                .insert(key.to_owned(), hit.clone());
         }
         Ok(found)
     }

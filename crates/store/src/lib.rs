@@ -55,20 +55,51 @@ pub trait Store: Send + Sync + 'static {
     // -- reads -----------------------------------------------------------------
 
     async fn object(&self, scope: &Scope, kind: &str, id: &str) -> Result<Option<StoredObject>>;
-    async fn objects(&self, scope: &Scope, kind: &str, page: &PageRequest) -> Result<Page<StoredObject>>;
-    async fn endpoint(&self, platform: &str, livemode: bool, id: &str) -> Result<Option<EndpointRecord>>;
-    async fn endpoints(&self, platform: &str, livemode: bool, page: &PageRequest) -> Result<Page<EndpointRecord>>;
+    async fn objects(
+        &self,
+        scope: &Scope,
+        kind: &str,
+        page: &PageRequest,
+    ) -> Result<Page<StoredObject>>;
+    async fn endpoint(
+        &self,
+        platform: &str,
+        livemode: bool,
+        id: &str,
+    ) -> Result<Option<EndpointRecord>>;
+    async fn endpoints(
+        &self,
+        platform: &str,
+        livemode: bool,
+        page: &PageRequest,
+    ) -> Result<Page<EndpointRecord>>;
     async fn event(&self, scope: &Scope, id: &str) -> Result<Option<EventRecord>>;
-    async fn events(&self, scope: &Scope, filter: &EventFilter, page: &PageRequest) -> Result<Page<EventRecord>>;
-    async fn attempts(&self, platform: &str, livemode: bool, filter: &AttemptFilter, page: &PageRequest)
-    -> Result<Page<AttemptRecord>>;
-    async fn idempotent_response(&self, scope: &Scope, key: &str) -> Result<Option<StoredResponse>>;
+    async fn events(
+        &self,
+        scope: &Scope,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<EventRecord>>;
+    async fn attempts(
+        &self,
+        platform: &str,
+        livemode: bool,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AttemptRecord>>;
+    async fn idempotent_response(&self, scope: &Scope, key: &str)
+    -> Result<Option<StoredResponse>>;
 
     // -- delivery queue --------------------------------------------------------
 
     /// Leases up to `limit` due deliveries until `now_ms + lease_ms`.
     /// Deliveries whose endpoint is disabled or deleted are cancelled instead.
-    async fn claim_due(&self, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<ClaimedDelivery>>;
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>>;
     /// Records attempts and moves each delivery on (done, retry, give up).
     async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()>;
     /// Counts of deliveries by state, for metrics and tests.

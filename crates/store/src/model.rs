@@ -168,7 +168,10 @@ pub enum Write {
     Object(ObjectWrite),
     Endpoint(Box<EndpointRecord>, Option<i64>),
     /// Queue one extra attempt of an event to one endpoint (a resend).
-    Resend { event_id: String, endpoint_id: String },
+    Resend {
+        event_id: String,
+        endpoint_id: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -22,10 +22,16 @@ async fn webhook_endpoint_lifecycle_and_secret_only_on_create() {
     let id = created["id"].as_str().unwrap();
 
     let fetched = t.get(&format!("/v1/webhook_endpoints/{id}")).await;
-    assert!(fetched.get("secret").is_none(), "secret must only be in the create response");
+    assert!(
+        fetched.get("secret").is_none(),
+        "secret must only be in the create response"
+    );
 
     let updated = t
-        .post(&format!("/v1/webhook_endpoints/{id}"), "disabled=true&description=&metadata[a]=&metadata[c]=d")
+        .post(
+            &format!("/v1/webhook_endpoints/{id}"),
+            "disabled=true&description=&metadata[a]=&metadata[c]=d",
+        )
         .await;
     assert_eq!(updated["status"], "disabled");
     assert_eq!(updated["description"], Value::Null);
@@ -37,36 +43,108 @@ async fn webhook_endpoint_lifecycle_and_secret_only_on_create() {
     assert_eq!(list["url"], "/v1/webhook_endpoints");
     assert_eq!(list["data"][0]["id"], id);
 
-    let (status, _, deleted) = t.request("DELETE", &format!("/v1/webhook_endpoints/{id}"), Some(TEST_KEY), "", &[]).await;
-    assert_eq!((status, deleted), (200, json!({"id": id, "object": "webhook_endpoint", "deleted": true})));
-    let (status, _, err) = t.request("GET", &format!("/v1/webhook_endpoints/{id}"), Some(TEST_KEY), "", &[]).await;
+    let (status, _, deleted) = t
+        .request(
+            "DELETE",
+            &format!("/v1/webhook_endpoints/{id}"),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, deleted),
+        (
+            200,
+            json!({"id": id, "object": "webhook_endpoint", "deleted": true})
+        )
+    );
+    let (status, _, err) = t
+        .request(
+            "GET",
+            &format!("/v1/webhook_endpoints/{id}"),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
     assert_eq!(status, 404);
     assert_eq!(err["error"]["code"], "resource_missing");
-    assert_eq!(err["error"]["message"], format!("No such webhook endpoint: '{id}'"));
+    assert_eq!(
+        err["error"]["message"],
+        format!("No such webhook endpoint: '{id}'")
+    );
 }
 
 #[tokio::test]
 async fn customer_events_carry_previous_attributes_and_request() {
     let t = TestNode::start().await;
-    let (_, headers, cus) =
-        t.request("POST", "/v1/customers", Some(TEST_KEY), "email=a%40x.test&name=Ann", &[("Idempotency-Key", "ik-1")]).await;
+    let (_, headers, cus) = t
+        .request(
+            "POST",
+            "/v1/customers",
+            Some(TEST_KEY),
+            "email=a%40x.test&name=Ann",
+            &[("Idempotency-Key", "ik-1")],
+        )
+        .await;
     let id = cus["id"].as_str().unwrap();
     let request_id = headers["request-id"].to_str().unwrap();
-    t.post(&format!("/v1/customers/{id}"), "email=b%40x.test&metadata[k]=v").await;
-    t.request("DELETE", &format!("/v1/customers/{id}"), Some(TEST_KEY), "", &[]).await;
-    assert_eq!(t.get(&format!("/v1/customers/{id}")).await, json!({"id": id, "object": "customer", "deleted": true}));
-    let (status, _, _) = t.request("POST", &format!("/v1/customers/{id}"), Some(TEST_KEY), "name=z", &[]).await;
+    t.post(
+        &format!("/v1/customers/{id}"),
+        "email=b%40x.test&metadata[k]=v",
+    )
+    .await;
+    t.request(
+        "DELETE",
+        &format!("/v1/customers/{id}"),
+        Some(TEST_KEY),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        t.get(&format!("/v1/customers/{id}")).await,
+        json!({"id": id, "object": "customer", "deleted": true})
+    );
+    let (status, _, _) = t
+        .request(
+            "POST",
+            &format!("/v1/customers/{id}"),
+            Some(TEST_KEY),
+            "name=z",
+            &[],
+        )
+        .await;
     assert_eq!(status, 404, "a deleted customer cannot be updated");
 
-    let events = t.get("/v1/events?types[]=customer.created&types[]=customer.updated&types[]=customer.deleted").await;
-    let types: Vec<&str> = events["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["customer.deleted", "customer.updated", "customer.created"]);
+    let events = t
+        .get(
+            "/v1/events?types[]=customer.created&types[]=customer.updated&types[]=customer.deleted",
+        )
+        .await;
+    let types: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["customer.deleted", "customer.updated", "customer.created"]
+    );
     let created = &events["data"][2];
-    assert_eq!(created["request"], json!({"id": request_id, "idempotency_key": "ik-1"}));
+    assert_eq!(
+        created["request"],
+        json!({"id": request_id, "idempotency_key": "ik-1"})
+    );
     assert_eq!(created["data"]["object"]["id"], id);
     assert!(created.get("account").is_none());
     let updated = &events["data"][1];
-    assert_eq!(updated["data"]["previous_attributes"], json!({"email": "a@x.test", "metadata": {"k": null}}));
+    assert_eq!(
+        updated["data"]["previous_attributes"],
+        json!({"email": "a@x.test", "metadata": {"k": null}})
+    );
     assert_eq!(updated["data"]["object"]["email"], "b@x.test");
 
     insta::assert_json_snapshot!("customer_created_event", created, {
@@ -79,20 +157,32 @@ async fn customer_events_carry_previous_attributes_and_request() {
 async fn idempotency_key_replays_and_rejects_other_params() {
     let t = TestNode::start().await;
     let key = [("Idempotency-Key", "same-key")];
-    let (s1, _, first) = t.request("POST", "/v1/customers", Some(TEST_KEY), "name=One", &key).await;
-    let (s2, h2, second) = t.request("POST", "/v1/customers", Some(TEST_KEY), "name=One", &key).await;
+    let (s1, _, first) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=One", &key)
+        .await;
+    let (s2, h2, second) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=One", &key)
+        .await;
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(first, second);
     assert_eq!(h2["idempotent-replayed"], "true");
     let events = t.get("/v1/events?type=customer.created").await;
-    assert_eq!(events["data"].as_array().unwrap().len(), 1, "a replay must not emit a second event");
+    assert_eq!(
+        events["data"].as_array().unwrap().len(),
+        1,
+        "a replay must not emit a second event"
+    );
 
-    let (status, _, err) = t.request("POST", "/v1/customers", Some(TEST_KEY), "name=Two", &key).await;
+    let (status, _, err) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=Two", &key)
+        .await;
     assert_eq!(status, 400);
     assert_eq!(err["error"]["type"], "idempotency_error");
 
     // Keys are per mode: the same key in live mode is a new request.
-    let (status, _, live) = t.request("POST", "/v1/customers", Some(LIVE_KEY), "name=One", &key).await;
+    let (status, _, live) = t
+        .request("POST", "/v1/customers", Some(LIVE_KEY), "name=One", &key)
+        .await;
     assert_eq!(status, 200);
     assert_ne!(live["id"], first["id"]);
     assert_eq!(live["livemode"], true);
@@ -105,7 +195,14 @@ async fn concurrent_requests_with_one_key_create_one_object() {
     for _ in 0..8 {
         let t = t.clone();
         tasks.push(tokio::spawn(async move {
-            t.request("POST", "/v1/customers", Some(TEST_KEY), "name=Race", &[("Idempotency-Key", "race")]).await
+            t.request(
+                "POST",
+                "/v1/customers",
+                Some(TEST_KEY),
+                "name=Race",
+                &[("Idempotency-Key", "race")],
+            )
+            .await
         }));
     }
     let mut ids = std::collections::HashSet::new();
@@ -125,15 +222,37 @@ async fn authentication_errors_are_401_with_redacted_keys() {
     let (status, headers, err) = t.request("GET", "/v1/customers", None, "", &[]).await;
     assert_eq!(status, 401);
     assert!(headers.contains_key("request-id"));
-    assert!(err["error"]["message"].as_str().unwrap().contains("did not provide an API key"));
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not provide an API key")
+    );
 
-    let (status, _, err) = t.request("GET", "/v1/customers", Some("sk_test_wrongwrongwrong1234"), "", &[]).await;
+    let (status, _, err) = t
+        .request(
+            "GET",
+            "/v1/customers",
+            Some("sk_test_wrongwrongwrong1234"),
+            "",
+            &[],
+        )
+        .await;
     assert_eq!(status, 401);
     let msg = err["error"]["message"].as_str().unwrap();
-    assert!(msg.ends_with("1234") && !msg.contains("wrongwrong"), "{msg}");
+    assert!(
+        msg.ends_with("1234") && !msg.contains("wrongwrong"),
+        "{msg}"
+    );
 
     // Basic auth with the key as user name, as `curl -u sk_test_…:` sends.
-    let resp = t.http.get(format!("{}/v1/customers", t.base)).basic_auth(TEST_KEY, Some("")).send().await.unwrap();
+    let resp = t
+        .http
+        .get(format!("{}/v1/customers", t.base))
+        .basic_auth(TEST_KEY, Some(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -144,34 +263,184 @@ async fn malformed_requests_get_stripe_errors_naming_the_parameter() {
     let cus = t.post("/v1/customers", "name=x").await;
     let cus_id = cus["id"].as_str().unwrap();
     let cases: Vec<(&str, String, &str, u16, Option<&str>)> = vec![
-        ("POST", "/v1/webhook_endpoints".into(), "enabled_events[]=*", 400, Some("url")),
-        ("POST", "/v1/webhook_endpoints".into(), "url=http://x.test/a", 400, Some("enabled_events")),
-        ("POST", "/v1/webhook_endpoints".into(), "url=http://x.test/a&enabled_events[]=nope.nope", 400, Some("enabled_events")),
-        ("POST", "/v1/webhook_endpoints".into(), "url=ftp://x.test&enabled_events[]=*", 400, Some("url")),
-        ("POST", "/v1/webhook_endpoints".into(), "url=http://x.test&enabled_events[]=*&connect=yes", 400, Some("connect")),
-        ("POST", "/v1/webhook_endpoints".into(), "url=http://x.test&enabled_events[]=*&api_version=banana", 400, Some("api_version")),
-        ("POST", "/v1/webhook_endpoints".into(), "url=http://x.test&enabled_events[]=*&colour=red", 400, Some("colour")),
-        ("POST", "/v1/webhook_endpoints".into(), "url[x]=1&enabled_events[]=*", 400, Some("url")),
-        ("POST", "/v1/customers".into(), "metadata[a][b]=c", 400, Some("metadata[a]")),
-        ("POST", "/v1/customers".into(), "balance=lots", 400, Some("balance")),
-        ("POST", "/v1/customers".into(), "address[planet]=mars", 400, Some("address[planet]")),
-        ("POST", "/v1/customers".into(), "name=a&name[x]=b", 400, Some("name[x]")),
-        ("POST", "/v1/customers".into(), "bad[key=1", 400, Some("bad[key")),
-        ("GET", "/v1/customers?limit=0".into(), "", 400, Some("limit")),
-        ("GET", "/v1/customers?limit=abc".into(), "", 400, Some("limit")),
-        ("GET", "/v1/customers?starting_after=cus_missing".into(), "", 400, Some("starting_after")),
-        ("GET", "/v1/customers?ending_before=cus_missing".into(), "", 400, Some("ending_before")),
-        ("GET", "/v1/customers/cus_missing".into(), "", 404, Some("id")),
-        ("GET", "/v1/events?type=not.a.type".into(), "", 400, Some("type")),
-        ("GET", "/v1/events?created[between]=1".into(), "", 400, Some("created[between]")),
-        ("GET", "/v1/events?created[gt]=x".into(), "", 400, Some("created[gt]")),
-        ("GET", "/v1/events?delivery_success=maybe".into(), "", 400, Some("delivery_success")),
+        (
+            "POST",
+            "/v1/webhook_endpoints".into(),
+            "enabled_events[]=*",
+            400,
+            Some("url"),
+        ),
+        (
+            "POST",
+            "/v1/webhook_endpoints".into(),
+            "url=http://x.test/a",
+            400,
+            Some("enabled_events"),
+        ),
+        (
+            "POST",
+            "/v1/webhook_endpoints".into(),
+            "url=http://x.test/a&enabled_events[]=nope.nope",
+            400,
+            Some("enabled_events"),
+        ),
+        (
+            "POST",
+            "/v1/webhook_endpoints".into(),
+            "url=ftp://x.test&enabled_events[]=*",
+            400,
+            Some("url"),
+        ),
+        (
+            "POST",
+            "/v1/webhook_endpoints".into(),
+            "url=http://x.test&enabled_events[]=*&connect=yes",
+            400,
+            Some("connect"),
+        ),
+        (
+            "POST",
+            "/v1/webhook_endpoints".into(),
+            "url=http://x.test&enabled_events[]=*&api_version=banana",
+            400,
+            Some("api_version"),
+        ),
+        (
+            "POST",
+            "/v1/webhook_endpoints".into(),
+            "url=http://x.test&enabled_events[]=*&colour=red",
+            400,
+            Some("colour"),
+        ),
+        (
+            "POST",
+            "/v1/webhook_endpoints".into(),
+            "url[x]=1&enabled_events[]=*",
+            400,
+            Some("url"),
+        ),
+        (
+            "POST",
+            "/v1/customers".into(),
+            "metadata[a][b]=c",
+            400,
+            Some("metadata[a]"),
+        ),
+        (
+            "POST",
+            "/v1/customers".into(),
+            "balance=lots",
+            400,
+            Some("balance"),
+        ),
+        (
+            "POST",
+            "/v1/customers".into(),
+            "address[planet]=mars",
+            400,
+            Some("address[planet]"),
+        ),
+        (
+            "POST",
+            "/v1/customers".into(),
+            "name=a&name[x]=b",
+            400,
+            Some("name[x]"),
+        ),
+        (
+            "POST",
+            "/v1/customers".into(),
+            "bad[key=1",
+            400,
+            Some("bad[key"),
+        ),
+        (
+            "GET",
+            "/v1/customers?limit=0".into(),
+            "",
+            400,
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/v1/customers?limit=abc".into(),
+            "",
+            400,
+            Some("limit"),
+        ),
+        (
+            "GET",
+            "/v1/customers?starting_after=cus_missing".into(),
+            "",
+            400,
+            Some("starting_after"),
+        ),
+        (
+            "GET",
+            "/v1/customers?ending_before=cus_missing".into(),
+            "",
+            400,
+            Some("ending_before"),
+        ),
+        (
+            "GET",
+            "/v1/customers/cus_missing".into(),
+            "",
+            404,
+            Some("id"),
+        ),
+        (
+            "GET",
+            "/v1/events?type=not.a.type".into(),
+            "",
+            400,
+            Some("type"),
+        ),
+        (
+            "GET",
+            "/v1/events?created[between]=1".into(),
+            "",
+            400,
+            Some("created[between]"),
+        ),
+        (
+            "GET",
+            "/v1/events?created[gt]=x".into(),
+            "",
+            400,
+            Some("created[gt]"),
+        ),
+        (
+            "GET",
+            "/v1/events?delivery_success=maybe".into(),
+            "",
+            400,
+            Some("delivery_success"),
+        ),
         ("GET", "/v1/events/evt_missing".into(), "", 404, Some("id")),
-        ("POST", "/v1/events/evt_missing/retry".into(), "webhook_endpoint=we_x", 404, Some("id")),
-        ("POST", "/v1/webhook_endpoints/we_missing".into(), "url=http://x.test", 404, Some("id")),
+        (
+            "POST",
+            "/v1/events/evt_missing/retry".into(),
+            "webhook_endpoint=we_x",
+            404,
+            Some("id"),
+        ),
+        (
+            "POST",
+            "/v1/webhook_endpoints/we_missing".into(),
+            "url=http://x.test",
+            404,
+            Some("id"),
+        ),
         ("GET", "/v1/nothing_here".into(), "", 404, None),
         ("PUT", "/v1/customers".into(), "", 404, None),
-        ("POST", format!("/v1/customers/{cus_id}"), "unknown=1", 400, Some("unknown")),
+        (
+            "POST",
+            format!("/v1/customers/{cus_id}"),
+            "unknown=1",
+            400,
+            Some("unknown"),
+        ),
     ];
     for (method, path, body, want_status, want_param) in cases {
         let (status, headers, err) = t.request(method, &path, Some(TEST_KEY), body, &[]).await;
@@ -179,24 +448,50 @@ async fn malformed_requests_get_stripe_errors_naming_the_parameter() {
         assert_eq!(status, want_status, "{ctx}");
         assert!(headers.contains_key("request-id"), "{ctx}");
         assert_eq!(err["error"]["type"], "invalid_request_error", "{ctx}");
-        assert!(err["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{ctx}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{ctx}"
+        );
         assert_eq!(err["error"]["param"].as_str(), want_param, "{ctx}");
     }
 
     // A live-mode key cannot see test-mode objects.
-    let (status, _, _) = t.request("GET", &format!("/v1/customers/{cus_id}"), Some(LIVE_KEY), "", &[]).await;
+    let (status, _, _) = t
+        .request(
+            "GET",
+            &format!("/v1/customers/{cus_id}"),
+            Some(LIVE_KEY),
+            "",
+            &[],
+        )
+        .await;
     assert_eq!(status, 404);
     // An unknown connected account is a permission error.
-    let (status, _, err) =
-        t.request("GET", "/v1/customers", Some(TEST_KEY), "", &[("Stripe-Account", "acct_nobody")]).await;
+    let (status, _, err) = t
+        .request(
+            "GET",
+            "/v1/customers",
+            Some(TEST_KEY),
+            "",
+            &[("Stripe-Account", "acct_nobody")],
+        )
+        .await;
     assert_eq!(status, 403, "{err}");
 }
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_rejected() {
-    let t = TestNode::with(Options { max_body_bytes: 1024, ..Default::default() }).await;
+    let t = TestNode::with(Options {
+        max_body_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
     let big = format!("name={}", "x".repeat(2048));
-    let (status, _, err) = t.request("POST", "/v1/customers", Some(TEST_KEY), &big, &[]).await;
+    let (status, _, err) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), &big, &[])
+        .await;
     assert_eq!(status, 413);
     assert_eq!(err["error"]["type"], "invalid_request_error");
 }
@@ -206,7 +501,12 @@ async fn pagination_visits_every_object_once_in_both_directions() {
     let t = TestNode::start().await;
     let mut created = Vec::new();
     for i in 0..23 {
-        created.push(t.post("/v1/customers", &format!("name=c{i}")).await["id"].as_str().unwrap().to_owned());
+        created.push(
+            t.post("/v1/customers", &format!("name=c{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let newest_first: Vec<String> = created.iter().rev().cloned().collect();
 
@@ -214,12 +514,20 @@ async fn pagination_visits_every_object_once_in_both_directions() {
     let mut path = "/v1/customers?limit=5".to_string();
     loop {
         let page = t.get(&path).await;
-        let ids: Vec<String> = page["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().into()).collect();
+        let ids: Vec<String> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().into())
+            .collect();
         seen.extend(ids.iter().cloned());
         if !page["has_more"].as_bool().unwrap() {
             break;
         }
-        path = format!("/v1/customers?limit=5&starting_after={}", ids.last().unwrap());
+        path = format!(
+            "/v1/customers?limit=5&starting_after={}",
+            ids.last().unwrap()
+        );
     }
     assert_eq!(seen, newest_first);
 
@@ -227,8 +535,15 @@ async fn pagination_visits_every_object_once_in_both_directions() {
     let mut back = Vec::new();
     let mut cursor = created[0].clone();
     loop {
-        let page = t.get(&format!("/v1/customers?limit=4&ending_before={cursor}")).await;
-        let ids: Vec<String> = page["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().into()).collect();
+        let page = t
+            .get(&format!("/v1/customers?limit=4&ending_before={cursor}"))
+            .await;
+        let ids: Vec<String> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().into())
+            .collect();
         if ids.is_empty() {
             break;
         }
@@ -246,19 +561,49 @@ async fn pagination_visits_every_object_once_in_both_directions() {
 async fn event_filters() {
     let t = TestNode::start().await;
     let cus = t.post("/v1/customers", "name=a").await;
-    t.post(&format!("/v1/customers/{}", cus["id"].as_str().unwrap()), "name=b").await;
+    t.post(
+        &format!("/v1/customers/{}", cus["id"].as_str().unwrap()),
+        "name=b",
+    )
+    .await;
     let count = |v: &Value| v["data"].as_array().unwrap().len();
     assert_eq!(count(&t.get("/v1/events?type=customer.*").await), 2);
     assert_eq!(count(&t.get("/v1/events?type=customer.updated").await), 1);
-    assert_eq!(count(&t.get("/v1/events?types%5B0%5D=customer.updated&types%5B1%5D=customer.created").await), 2);
+    assert_eq!(
+        count(
+            &t.get("/v1/events?types%5B0%5D=customer.updated&types%5B1%5D=customer.created")
+                .await
+        ),
+        2
+    );
     let created = cus["created"].as_i64().unwrap();
-    assert_eq!(count(&t.get(&format!("/v1/events?created[gte]={created}")).await), 2);
-    assert_eq!(count(&t.get(&format!("/v1/events?created[gt]={}", created + 100)).await), 0);
-    assert_eq!(count(&t.get(&format!("/v1/events?created={created}")).await), 2);
+    assert_eq!(
+        count(&t.get(&format!("/v1/events?created[gte]={created}")).await),
+        2
+    );
+    assert_eq!(
+        count(
+            &t.get(&format!("/v1/events?created[gt]={}", created + 100))
+                .await
+        ),
+        0
+    );
+    assert_eq!(
+        count(&t.get(&format!("/v1/events?created={created}")).await),
+        2
+    );
     // No endpoints: nothing pending, so every event counts as delivered.
     assert_eq!(count(&t.get("/v1/events?delivery_success=true").await), 2);
     assert_eq!(count(&t.get("/v1/events?delivery_success=false").await), 0);
-    let (status, _, _) = t.request("GET", "/v1/events?type=customer.created&types[]=customer.updated", Some(TEST_KEY), "", &[]).await;
+    let (status, _, _) = t
+        .request(
+            "GET",
+            "/v1/events?type=customer.created&types[]=customer.updated",
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
     assert_eq!(status, 400);
 }
 
@@ -275,9 +620,16 @@ async fn platforms_never_see_each_other() {
     t.node().store.create_platform(other.clone()).await.unwrap();
     let cus = t.post("/v1/customers", "name=mine").await;
     let (we, _) = t.endpoint("http://127.0.0.1:9/x").await;
-    let evt = t.get("/v1/events").await["data"][0]["id"].as_str().unwrap().to_owned();
+    let evt = t.get("/v1/events").await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let key = Some(other.test_key.as_str());
-    for path in [format!("/v1/customers/{}", cus["id"].as_str().unwrap()), format!("/v1/webhook_endpoints/{we}"), format!("/v1/events/{evt}")] {
+    for path in [
+        format!("/v1/customers/{}", cus["id"].as_str().unwrap()),
+        format!("/v1/webhook_endpoints/{we}"),
+        format!("/v1/events/{evt}"),
+    ] {
         let (status, _, _) = t.request("GET", &path, key, "", &[]).await;
         assert_eq!(status, 404, "{path}");
     }
@@ -287,7 +639,17 @@ async fn platforms_never_see_each_other() {
         assert_eq!(list["data"], json!([]), "{path}");
     }
     // A cursor from another tenant is "no such object", not a page of theirs.
-    let (status, _, _) =
-        t.request("GET", &format!("/v1/customers?starting_after={}", cus["id"].as_str().unwrap()), key, "", &[]).await;
+    let (status, _, _) = t
+        .request(
+            "GET",
+            &format!(
+                "/v1/customers?starting_after={}",
+                cus["id"].as_str().unwrap()
+            ),
+            key,
+            "",
+            &[],
+        )
+        .await;
     assert_eq!(status, 400);
 }

@@ -34,6 +34,9 @@ fn stripe_python_suite_passes() {
     server.wait().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stripe-python suite failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "stripe-python suite failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("0 failed"), "{stdout}");
 }

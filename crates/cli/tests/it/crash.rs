@@ -13,11 +13,19 @@ use crate::support::{TEST_KEY, spawn};
 
 type Seen = Arc<Mutex<HashMap<(String, String), usize>>>;
 
-async fn record(State((seen, tag)): State<(Seen, String)>, _h: HeaderMap, body: Bytes) -> &'static str {
+async fn record(
+    State((seen, tag)): State<(Seen, String)>,
+    _h: HeaderMap,
+    body: Bytes,
+) -> &'static str {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     // Slow enough that many deliveries are in flight when the kill lands.
     tokio::time::sleep(Duration::from_millis(10)).await;
-    *seen.lock().unwrap().entry((v["id"].as_str().unwrap().to_owned(), tag)).or_default() += 1;
+    *seen
+        .lock()
+        .unwrap()
+        .entry((v["id"].as_str().unwrap().to_owned(), tag))
+        .or_default() += 1;
     "ok"
 }
 
@@ -29,17 +37,34 @@ async fn sigkill_loses_no_delivery() {
     let seen: Seen = Default::default();
     let mut urls = Vec::new();
     for i in 0..ENDPOINTS {
-        let app = axum::Router::new().fallback(record).with_state((seen.clone(), format!("ep{i}")));
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state((seen.clone(), format!("ep{i}")));
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         urls.push(format!("http://{}/hook", l.local_addr().unwrap()));
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     }
-    let (mut child, base) = spawn(dir.path(), &["--retry-schedule", "1s", "--delivery-timeout", "2s", "--concurrency", "16"]);
+    let (mut child, base) = spawn(
+        dir.path(),
+        &[
+            "--retry-schedule",
+            "1s",
+            "--delivery-timeout",
+            "2s",
+            "--concurrency",
+            "16",
+        ],
+    );
     let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
     for url in &urls {
-        let r = http.post(format!("{base}/v1/webhook_endpoints")).bearer_auth(TEST_KEY)
-            .body(format!("url={url}&enabled_events[]=*")).header("content-type", "application/x-www-form-urlencoded")
-            .send().await.unwrap();
+        let r = http
+            .post(format!("{base}/v1/webhook_endpoints"))
+            .bearer_auth(TEST_KEY)
+            .body(format!("url={url}&enabled_events[]=*"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
     }
 
@@ -51,11 +76,17 @@ async fn sigkill_loses_no_delivery() {
         let (http, base, acked) = (http.clone(), base.clone(), acknowledged.clone());
         clients.push(tokio::spawn(async move {
             for i in 0..EVENTS / 16 {
-                let sent = http.post(format!("{base}/v1/customers")).bearer_auth(TEST_KEY)
-                    .body(format!("name=c{c}-{i}")).header("content-type", "application/x-www-form-urlencoded")
-                    .send().await;
+                let sent = http
+                    .post(format!("{base}/v1/customers"))
+                    .bearer_auth(TEST_KEY)
+                    .body(format!("name=c{c}-{i}"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .send()
+                    .await;
                 match sent {
-                    Ok(r) if r.status().is_success() => acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                    Ok(r) if r.status().is_success() => {
+                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    }
                     _ => return, // the server is gone
                 };
             }
@@ -74,13 +105,31 @@ async fn sigkill_loses_no_delivery() {
         acknowledged * ENDPOINTS
     );
 
-    let (mut child, base) = spawn(dir.path(), &["--retry-schedule", "1s", "--delivery-timeout", "2s", "--concurrency", "16"]);
+    let (mut child, base) = spawn(
+        dir.path(),
+        &[
+            "--retry-schedule",
+            "1s",
+            "--delivery-timeout",
+            "2s",
+            "--concurrency",
+            "16",
+        ],
+    );
     // Every event the API acknowledged, to every endpoint.
     let mut event_ids = Vec::new();
     let mut after = String::new();
     loop {
         let url = format!("{base}/v1/events?limit=100{after}");
-        let bytes = http.get(url).bearer_auth(TEST_KEY).send().await.unwrap().bytes().await.unwrap();
+        let bytes = http
+            .get(url)
+            .bearer_auth(TEST_KEY)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         let page: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         let data = page["data"].as_array().unwrap();
         event_ids.extend(data.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
@@ -90,18 +139,28 @@ async fn sigkill_loses_no_delivery() {
         after = format!("&starting_after={}", event_ids.last().unwrap());
     }
     // A create whose response was lost to the kill may still have committed.
-    assert!(event_ids.len() >= acknowledged, "{} events for {acknowledged} acknowledged creates", event_ids.len());
+    assert!(
+        event_ids.len() >= acknowledged,
+        "{} events for {acknowledged} acknowledged creates",
+        event_ids.len()
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let missing = {
             let seen = seen.lock().unwrap();
-            event_ids.iter().flat_map(|id| (0..ENDPOINTS).map(move |i| (id.clone(), format!("ep{i}"))))
-                .filter(|k| !seen.contains_key(k)).count()
+            event_ids
+                .iter()
+                .flat_map(|id| (0..ENDPOINTS).map(move |i| (id.clone(), format!("ep{i}"))))
+                .filter(|k| !seen.contains_key(k))
+                .count()
         };
         if missing == 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{missing} deliveries never arrived after restart");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} deliveries never arrived after restart"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let duplicates: usize = seen.lock().unwrap().values().map(|n| n - 1).sum();

@@ -19,19 +19,33 @@ async fn deliveries_are_signed_and_sent_verbatim_with_stripe_headers() {
     let (_, secret) = t.endpoint(&rx.url).await;
     let cus = t.post("/v1/customers", "name=Signed").await;
     let got = rx.next().await;
-    let event = construct_event_at(&got.body, got.signature(), &secret, 300, now_s(&t)).expect("signature verifies");
+    let event = construct_event_at(&got.body, got.signature(), &secret, 300, now_s(&t))
+        .expect("signature verifies");
     assert_eq!(event.event_type, "customer.created");
     assert_eq!(event.data.object["id"], cus["id"]);
-    assert_eq!(got.headers["content-type"], "application/json; charset=utf-8");
-    assert_eq!(got.headers["user-agent"], "Stripe/1.0 (+https://stripe.com/docs/webhooks)");
+    assert_eq!(
+        got.headers["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(
+        got.headers["user-agent"],
+        "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+    );
     // The body is the stored event, byte for byte: 2-space pretty JSON.
     assert!(got.body.starts_with(b"{\n  \"id\": \"evt_"));
     let id = event.id;
-    let fetched = t.eventually(&format!("/v1/events/{id}"), |e| e["pending_webhooks"] == 0).await;
+    let fetched = t
+        .eventually(&format!("/v1/events/{id}"), |e| e["pending_webhooks"] == 0)
+        .await;
     assert_eq!(fetched["type"], "customer.created");
     let delivered: Value = serde_json::from_slice(&got.body).unwrap();
-    assert_eq!(delivered["pending_webhooks"], 1, "payload keeps the count at creation");
-    let attempts = t.get(&format!("/switchboard/v1/events/{id}/attempts")).await;
+    assert_eq!(
+        delivered["pending_webhooks"], 1,
+        "payload keeps the count at creation"
+    );
+    let attempts = t
+        .get(&format!("/switchboard/v1/events/{id}/attempts"))
+        .await;
     assert_eq!(attempts["data"][0]["status_code"], 200);
     assert_eq!(attempts["data"][0]["succeeded"], true);
 }
@@ -43,11 +57,32 @@ async fn only_matching_endpoints_receive_events() {
     let mut other = Receiver::start().await;
     let mut live = Receiver::start().await;
     let mut connect = Receiver::start().await;
-    t.post("/v1/webhook_endpoints", &format!("url={}&enabled_events[]=customer.updated&enabled_events[]=customer.created", wanted.url)).await;
-    t.post("/v1/webhook_endpoints", &format!("url={}&enabled_events[]=payout.failed", other.url)).await;
-    t.post("/v1/webhook_endpoints", &format!("url={}&enabled_events[]=*&connect=true", connect.url)).await;
+    t.post(
+        "/v1/webhook_endpoints",
+        &format!(
+            "url={}&enabled_events[]=customer.updated&enabled_events[]=customer.created",
+            wanted.url
+        ),
+    )
+    .await;
+    t.post(
+        "/v1/webhook_endpoints",
+        &format!("url={}&enabled_events[]=payout.failed", other.url),
+    )
+    .await;
+    t.post(
+        "/v1/webhook_endpoints",
+        &format!("url={}&enabled_events[]=*&connect=true", connect.url),
+    )
+    .await;
     let (s, _, _) = t
-        .request("POST", "/v1/webhook_endpoints", Some(LIVE_KEY), &format!("url={}&enabled_events[]=*", live.url), &[])
+        .request(
+            "POST",
+            "/v1/webhook_endpoints",
+            Some(LIVE_KEY),
+            &format!("url={}&enabled_events[]=*", live.url),
+            &[],
+        )
         .await;
     assert_eq!(s, 200);
     t.post("/v1/customers", "name=x").await;
@@ -73,10 +108,15 @@ async fn retries_follow_the_schedule_until_success() {
     let first = rx.next().await;
     let id = first.json()["id"].as_str().unwrap().to_owned();
     let attempts_path = format!("/switchboard/v1/events/{id}/attempts");
-    let a = t.eventually(&attempts_path, |a| a["data"].as_array().unwrap().len() == 1).await;
+    let a = t
+        .eventually(&attempts_path, |a| a["data"].as_array().unwrap().len() == 1)
+        .await;
     let next = a["data"][0]["next_attempt_at"].as_i64().unwrap();
     // 10 s ± 10 % jitter after the first attempt.
-    assert!((T0_MS / 1000 + 9..=T0_MS / 1000 + 11).contains(&next), "{a:#}");
+    assert!(
+        (T0_MS / 1000 + 9..=T0_MS / 1000 + 11).contains(&next),
+        "{a:#}"
+    );
     assert_eq!(a["data"][0]["next_action"], "retry");
 
     // Not due yet: nothing is sent.
@@ -85,34 +125,67 @@ async fn retries_follow_the_schedule_until_success() {
     t.advance(4_000);
     let second = rx.next().await;
     assert_eq!(second.body, first.body, "retries resend the stored bytes");
-    assert_ne!(second.signature(), first.signature(), "each attempt gets a fresh timestamp");
+    assert_ne!(
+        second.signature(),
+        first.signature(),
+        "each attempt gets a fresh timestamp"
+    );
     verify_header_at(&second.body, second.signature(), &secret, 300, now_s(&t)).unwrap();
 
-    let a = t.eventually(&attempts_path, |a| a["data"].as_array().unwrap().len() == 2).await;
+    let a = t
+        .eventually(&attempts_path, |a| a["data"].as_array().unwrap().len() == 2)
+        .await;
     let next = a["data"][0]["next_attempt_at"].as_i64().unwrap();
     let second_at = a["data"][0]["created"].as_i64().unwrap();
     assert!((second_at + 90..=second_at + 110).contains(&next), "{a:#}");
-    assert_eq!(t.get(&format!("/v1/events/{id}")).await["pending_webhooks"], 1);
+    assert_eq!(
+        t.get(&format!("/v1/events/{id}")).await["pending_webhooks"],
+        1
+    );
 
     t.advance(111_000);
     rx.next().await;
-    let e = t.eventually(&format!("/v1/events/{id}"), |e| e["pending_webhooks"] == 0).await;
+    let e = t
+        .eventually(&format!("/v1/events/{id}"), |e| e["pending_webhooks"] == 0)
+        .await;
     assert_eq!(e["id"], id.as_str());
-    let a = t.get(&format!("/switchboard/v1/webhook_endpoints/{we}/attempts")).await;
-    let codes: Vec<i64> = a["data"].as_array().unwrap().iter().map(|x| x["status_code"].as_i64().unwrap()).collect();
+    let a = t
+        .get(&format!("/switchboard/v1/webhook_endpoints/{we}/attempts"))
+        .await;
+    let codes: Vec<i64> = a["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["status_code"].as_i64().unwrap())
+        .collect();
     assert_eq!(codes, [200, 503, 500]);
-    assert_eq!(t.get("/v1/events?delivery_success=true").await["data"][0]["id"], id.as_str());
+    assert_eq!(
+        t.get("/v1/events?delivery_success=true").await["data"][0]["id"],
+        id.as_str()
+    );
 }
 
 #[tokio::test]
 async fn retry_after_on_429_postpones_the_retry() {
-    let t = TestNode::with(Options { manual_clock: true, retry: RetrySchedule::parse("1s").unwrap(), ..Default::default() }).await;
+    let t = TestNode::with(Options {
+        manual_clock: true,
+        retry: RetrySchedule::parse("1s").unwrap(),
+        ..Default::default()
+    })
+    .await;
     let mut rx = Receiver::scripted(vec![Reply::RetryAfter(429, 120)]).await;
     t.endpoint(&rx.url).await;
     t.post("/v1/customers", "name=x").await;
     let id = rx.next().await.json()["id"].as_str().unwrap().to_owned();
-    let a = t.eventually(&format!("/switchboard/v1/events/{id}/attempts"), |a| !a["data"].as_array().unwrap().is_empty()).await;
-    assert_eq!(a["data"][0]["next_attempt_at"].as_i64().unwrap(), T0_MS / 1000 + 120);
+    let a = t
+        .eventually(&format!("/switchboard/v1/events/{id}/attempts"), |a| {
+            !a["data"].as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(
+        a["data"][0]["next_attempt_at"].as_i64().unwrap(),
+        T0_MS / 1000 + 120
+    );
     t.advance(60_000);
     rx.assert_quiet(Duration::from_millis(200)).await;
     t.advance(61_000);
@@ -123,7 +196,11 @@ async fn retry_after_on_429_postpones_the_retry() {
 /// attempts that get retried, and none of them holds up a healthy endpoint.
 #[tokio::test]
 async fn every_kind_of_failure_is_retried_without_blocking_others() {
-    let t = TestNode::with(Options { timeout: Duration::from_millis(500), ..Default::default() }).await;
+    let t = TestNode::with(Options {
+        timeout: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
     let redirect = Receiver::scripted(vec![Reply::Redirect; 3]).await;
     let client_error = Receiver::scripted(vec![Reply::Status(400); 3]).await;
     let server_error = Receiver::scripted(vec![Reply::Status(500); 3]).await;
@@ -132,7 +209,14 @@ async fn every_kind_of_failure_is_retried_without_blocking_others() {
     let refused = refused_url().await;
     let mut healthy = Receiver::start().await;
     let mut failing = Vec::new();
-    for url in [&redirect.url, &client_error.url, &server_error.url, &slow.url, &reset_url, &refused] {
+    for url in [
+        &redirect.url,
+        &client_error.url,
+        &server_error.url,
+        &slow.url,
+        &reset_url,
+        &refused,
+    ] {
         failing.push(t.endpoint(url).await.0);
     }
     t.endpoint(&healthy.url).await;
@@ -140,7 +224,10 @@ async fn every_kind_of_failure_is_retried_without_blocking_others() {
     let started = std::time::Instant::now();
     t.post("/v1/customers", "name=x").await;
     healthy.next().await;
-    assert!(started.elapsed() < Duration::from_millis(450), "a slow endpoint delayed a healthy one");
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "a slow endpoint delayed a healthy one"
+    );
 
     let expected = [
         (Some(302), None),
@@ -153,13 +240,18 @@ async fn every_kind_of_failure_is_retried_without_blocking_others() {
     ];
     for (we, (status, error)) in failing.iter().zip(expected) {
         let a = t
-            .eventually(&format!("/switchboard/v1/webhook_endpoints/{we}/attempts"), |a| {
-                a["data"].as_array().unwrap().len() >= 2
-            })
+            .eventually(
+                &format!("/switchboard/v1/webhook_endpoints/{we}/attempts"),
+                |a| a["data"].as_array().unwrap().len() >= 2,
+            )
             .await;
         let last = &a["data"][0];
         assert_eq!(last["succeeded"], false, "{a:#}");
-        assert_eq!(last["status_code"].as_i64().map(|s| s as u16), status, "{a:#}");
+        assert_eq!(
+            last["status_code"].as_i64().map(|s| s as u16),
+            status,
+            "{a:#}"
+        );
         if let Some(e) = error {
             assert_eq!(last["error"], e, "{a:#}");
         }
@@ -179,7 +271,10 @@ async fn persistent_failure_disables_the_endpoint() {
     let (we, _) = t.endpoint(&rx.url).await;
     t.post("/v1/customers", "name=x").await;
     rx.next().await;
-    t.eventually(&format!("/v1/webhook_endpoints/{we}"), |e| e["status"] == "disabled").await;
+    t.eventually(&format!("/v1/webhook_endpoints/{we}"), |e| {
+        e["status"] == "disabled"
+    })
+    .await;
     let events = t.get("/v1/events?delivery_success=false").await;
     assert_eq!(events["data"].as_array().unwrap().len(), 1);
 
@@ -187,7 +282,8 @@ async fn persistent_failure_disables_the_endpoint() {
     t.post("/v1/customers", "name=y").await;
     rx.assert_quiet(Duration::from_millis(500)).await;
     // Re-enabled, they receive new events again.
-    t.post(&format!("/v1/webhook_endpoints/{we}"), "disabled=false").await;
+    t.post(&format!("/v1/webhook_endpoints/{we}"), "disabled=false")
+        .await;
     t.post("/v1/customers", "name=z").await;
     assert_eq!(rx.next().await.json()["data"]["object"]["name"], "z");
 }
@@ -200,23 +296,49 @@ async fn resend_delivers_once_more_to_the_named_endpoint() {
     t.post("/v1/customers", "name=x").await;
     let first = rx.next().await;
     let id = first.json()["id"].as_str().unwrap().to_owned();
-    t.eventually(&format!("/v1/events/{id}"), |e| e["pending_webhooks"] == 0).await;
-    let resp = t.post(&format!("/v1/events/{id}/retry"), &format!("webhook_endpoint={we}")).await;
+    t.eventually(&format!("/v1/events/{id}"), |e| e["pending_webhooks"] == 0)
+        .await;
+    let resp = t
+        .post(
+            &format!("/v1/events/{id}/retry"),
+            &format!("webhook_endpoint={we}"),
+        )
+        .await;
     assert_eq!(resp["id"], id.as_str());
     let again = rx.next().await;
     assert_eq!(again.body, first.body);
     verify_header_at(&again.body, again.signature(), &secret, 300, now_s(&t)).unwrap();
     rx.assert_quiet(Duration::from_millis(300)).await;
-    let (status, _, err) = t.request("POST", &format!("/v1/events/{id}/retry"), Some(TEST_KEY), "webhook_endpoint=we_nope", &[]).await;
-    assert_eq!((status, err["error"]["param"].as_str()), (404, Some("webhook_endpoint")));
+    let (status, _, err) = t
+        .request(
+            "POST",
+            &format!("/v1/events/{id}/retry"),
+            Some(TEST_KEY),
+            "webhook_endpoint=we_nope",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (404, Some("webhook_endpoint"))
+    );
 }
 
 #[tokio::test]
 async fn rolled_secrets_sign_with_both_until_the_old_one_expires() {
-    let t = TestNode::with(Options { manual_clock: true, ..Default::default() }).await;
+    let t = TestNode::with(Options {
+        manual_clock: true,
+        ..Default::default()
+    })
+    .await;
     let mut rx = Receiver::start().await;
     let (we, old) = t.endpoint(&rx.url).await;
-    let rolled = t.post(&format!("/switchboard/v1/webhook_endpoints/{we}/roll_secret"), "expires_in=3600").await;
+    let rolled = t
+        .post(
+            &format!("/switchboard/v1/webhook_endpoints/{we}/roll_secret"),
+            "expires_in=3600",
+        )
+        .await;
     let new = rolled["secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     t.post("/v1/customers", "name=x").await;

@@ -69,7 +69,10 @@ impl TestNode {
             data_dir: dir.path().to_owned(),
             test_key: Some(TEST_KEY.into()),
             live_key: Some(LIVE_KEY.into()),
-            server: ServerConfig { max_body_bytes: opts.max_body_bytes, ..Default::default() },
+            server: ServerConfig {
+                max_body_bytes: opts.max_body_bytes,
+                ..Default::default()
+            },
             dispatcher: DispatcherConfig {
                 retry: opts.retry,
                 timeout: opts.timeout,
@@ -102,7 +105,14 @@ impl TestNode {
         self.node().store.work_signal().notify_one();
     }
 
-    pub async fn request(&self, method: &str, path: &str, key: Option<&str>, body: &str, headers: &[(&str, &str)]) -> (u16, HeaderMap, Value) {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, HeaderMap, Value) {
         let method: reqwest::Method = method.parse().unwrap();
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method.clone(), &url);
@@ -113,13 +123,16 @@ impl TestNode {
             req = req.header(*k, *v);
         }
         if method == reqwest::Method::POST {
-            req = req.header("content-type", "application/x-www-form-urlencoded").body(body.to_owned());
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.to_owned());
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, headers, json)
     }
 
@@ -137,8 +150,16 @@ impl TestNode {
 
     /// Creates an endpoint for every event and returns (id, secret).
     pub async fn endpoint(&self, url: &str) -> (String, String) {
-        let we = self.post("/v1/webhook_endpoints", &format!("url={url}&enabled_events[]=*")).await;
-        (we["id"].as_str().unwrap().into(), we["secret"].as_str().unwrap().into())
+        let we = self
+            .post(
+                "/v1/webhook_endpoints",
+                &format!("url={url}&enabled_events[]=*"),
+            )
+            .await;
+        (
+            we["id"].as_str().unwrap().into(),
+            we["secret"].as_str().unwrap().into(),
+        )
     }
 
     /// Waits (awaiting a condition, polling the API) until `f` holds.
@@ -149,7 +170,10 @@ impl TestNode {
             if f(&v) {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "condition never held for {path}: {v:#}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition never held for {path}: {v:#}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -175,7 +199,11 @@ impl Received {
         serde_json::from_slice(&self.body).unwrap()
     }
     pub fn signature(&self) -> &str {
-        self.headers.get("stripe-signature").unwrap().to_str().unwrap()
+        self.headers
+            .get("stripe-signature")
+            .unwrap()
+            .to_str()
+            .unwrap()
     }
 }
 
@@ -205,11 +233,17 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url: format!("http://{addr}/webhook"), rx }
+        Receiver {
+            url: format!("http://{addr}/webhook"),
+            rx,
+        }
     }
 
     pub async fn next(&mut self) -> Received {
-        tokio::time::timeout(Duration::from_secs(20), self.rx.recv()).await.expect("no delivery within 20 s").unwrap()
+        tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
+            .await
+            .expect("no delivery within 20 s")
+            .unwrap()
     }
 
     /// Asserts nothing arrives for a short while.
@@ -225,10 +259,15 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: B
     let _ = state.tx.send(Received { headers, body });
     match reply {
         None => StatusCode::OK.into_response(),
-        Some(Reply::Status(s)) => (StatusCode::from_u16(s).unwrap(), "scripted reply").into_response(),
-        Some(Reply::RetryAfter(s, secs)) => {
-            (StatusCode::from_u16(s).unwrap(), [("retry-after", secs.to_string())], "slow down").into_response()
+        Some(Reply::Status(s)) => {
+            (StatusCode::from_u16(s).unwrap(), "scripted reply").into_response()
         }
+        Some(Reply::RetryAfter(s, secs)) => (
+            StatusCode::from_u16(s).unwrap(),
+            [("retry-after", secs.to_string())],
+            "slow down",
+        )
+            .into_response(),
         Some(Reply::Redirect) => (StatusCode::FOUND, [("location", "/elsewhere")]).into_response(),
         Some(Reply::Delay(d)) => {
             tokio::time::sleep(d).await;
@@ -252,7 +291,9 @@ pub async fn resetting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>)
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 let _ = sock.read(&mut buf).await;
-                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial").await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+                    .await;
                 drop(sock);
             });
         }
@@ -272,7 +313,16 @@ pub async fn refused_url() -> String {
 pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--test-key", TEST_KEY, "--live-key", LIVE_KEY, "--data-dir"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--test-key",
+            TEST_KEY,
+            "--live-key",
+            LIVE_KEY,
+            "--data-dir",
+        ])
         .arg(data_dir)
         .args(extra)
         .env("SWITCHBOARD_LOG", "warn")
@@ -286,6 +336,9 @@ pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child
     // Keep draining: the server prints more, and a closed pipe would kill it.
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let base = first.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(base.starts_with("http://"), "unexpected first line: {first}");
+    assert!(
+        base.starts_with("http://"),
+        "unexpected first line: {first}"
+    );
     (child, base)
 }

@@ -47,7 +47,13 @@ fn parse(ctx: &mut Ctx) -> Result<CustomerParams, ApiError> {
 fn address(mut nested: Params) -> Result<Map<String, Value>, ApiError> {
     let mut out = Map::new();
     for f in ADDRESS_FIELDS {
-        out.insert(f.into(), nested.clearable_string(f)?.flatten().map_or(Value::Null, Value::String));
+        out.insert(
+            f.into(),
+            nested
+                .clearable_string(f)?
+                .flatten()
+                .map_or(Value::Null, Value::String),
+        );
     }
     nested.finish()?;
     Ok(out)
@@ -67,10 +73,8 @@ impl CustomerParams {
         if let Some(l) = &self.preferred_locales {
             obj["preferred_locales"] = json!(l);
         }
-        if let Some(m) = &self.metadata {
-            if let Some(map) = obj["metadata"].as_object_mut() {
-                m.apply(map);
-            }
+        if let (Some(m), Some(map)) = (&self.metadata, obj["metadata"].as_object_mut()) {
+            m.apply(map);
         }
     }
 }
@@ -95,10 +99,19 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     params.apply(&mut data);
     let data = stripe_order(data);
     let mut change = ctx.change();
-    change.events.push(ctx.event("customer.created", data.clone(), None));
+    change
+        .events
+        .push(ctx.event("customer.created", data.clone(), None));
     change.writes.push(Write::Object(ObjectWrite {
         scope: ctx.scope.clone(),
-        object: StoredObject { id, kind: KIND.into(), version: 1, created, deleted: false, data: data.clone() },
+        object: StoredObject {
+            id,
+            kind: KIND.into(),
+            version: 1,
+            created,
+            deleted: false,
+            data: data.clone(),
+        },
         expected_version: None,
     }));
     ctx.commit(change, &data).await
@@ -115,7 +128,9 @@ async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     match ctx.state.store.object(&ctx.scope, KIND, &id).await? {
-        Some(o) if o.deleted => Ok(ok_json(&json!({"id": o.id, "object": "customer", "deleted": true}))),
+        Some(o) if o.deleted => Ok(ok_json(
+            &json!({"id": o.id, "object": "customer", "deleted": true}),
+        )),
         Some(o) => Ok(ok_json(&o.data)),
         None => Err(ApiError::not_found("customer", id)),
     }
@@ -131,12 +146,18 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         let mut change = ctx.change();
         // Stripe emits no event for an update that changes nothing.
         if !prev.is_empty() {
-            change.events.push(ctx.event("customer.updated", obj.data.clone(), Some(prev)));
+            change
+                .events
+                .push(ctx.event("customer.updated", obj.data.clone(), Some(prev)));
         }
         let expected = obj.version;
         obj.version += 1;
         let body = obj.data.clone();
-        change.writes.push(Write::Object(ObjectWrite { scope: ctx.scope.clone(), object: obj, expected_version: Some(expected) }));
+        change.writes.push(Write::Object(ObjectWrite {
+            scope: ctx.scope.clone(),
+            object: obj,
+            expected_version: Some(expected),
+        }));
         ctx.commit(change, &body).await
     })
 }
@@ -146,12 +167,18 @@ pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
     retry_conflicts!({
         let mut obj = load(&ctx, &id).await?;
         let mut change = ctx.change();
-        change.events.push(ctx.event("customer.deleted", obj.data.clone(), None));
+        change
+            .events
+            .push(ctx.event("customer.deleted", obj.data.clone(), None));
         let expected = obj.version;
         obj.version += 1;
         obj.deleted = true;
         let body = json!({"id": obj.id, "object": "customer", "deleted": true});
-        change.writes.push(Write::Object(ObjectWrite { scope: ctx.scope.clone(), object: obj, expected_version: Some(expected) }));
+        change.writes.push(Write::Object(ObjectWrite {
+            scope: ctx.scope.clone(),
+            object: obj,
+            expected_version: Some(expected),
+        }));
         ctx.commit(change, &body).await
     })
 }
@@ -159,6 +186,11 @@ pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     let page = page_request(&mut ctx)?;
     ctx.finish_params()?;
-    let found = ctx.state.store.objects(&ctx.scope, KIND, &page).await.map_err(|e| cursor_param(&page, e.into()))?;
+    let found = ctx
+        .state
+        .store
+        .objects(&ctx.scope, KIND, &page)
+        .await
+        .map_err(|e| cursor_param(&page, e.into()))?;
     Ok(ok_json(&list_json("/v1/customers", found, |o| o.data)))
 }

@@ -47,71 +47,121 @@ fn created_filter(ctx: &mut Ctx, f: &mut EventFilter) -> Result<(), ApiError> {
         }
         Some(FormValue::Map(m)) => {
             for (op, v) in m {
-                let FormValue::Str(s) = v else { return Err(ApiError::invalid(&format!("created[{op}]"), "Invalid integer")) };
-                let t: i64 = s.parse().map_err(|_| ApiError::invalid(&format!("created[{op}]"), format!("Invalid integer: {s}")))?;
+                let FormValue::Str(s) = v else {
+                    return Err(ApiError::invalid(
+                        &format!("created[{op}]"),
+                        "Invalid integer",
+                    ));
+                };
+                let t: i64 = s.parse().map_err(|_| {
+                    ApiError::invalid(&format!("created[{op}]"), format!("Invalid integer: {s}"))
+                })?;
                 match op.as_str() {
                     "gt" => f.created_gt = Some(t),
                     "gte" => f.created_gte = Some(t),
                     "lt" => f.created_lt = Some(t),
                     "lte" => f.created_lte = Some(t),
-                    other => return Err(ApiError::Param(switchboard_core::form::ParamError::unknown(format!("created[{other}]")))),
+                    other => {
+                        return Err(ApiError::Param(
+                            switchboard_core::form::ParamError::unknown(format!(
+                                "created[{other}]"
+                            )),
+                        ));
+                    }
                 }
             }
         }
-        Some(FormValue::List(_)) => return Err(ApiError::invalid("created", "Invalid created: expected an integer or a range")),
+        Some(FormValue::List(_)) => {
+            return Err(ApiError::invalid(
+                "created",
+                "Invalid created: expected an integer or a range",
+            ));
+        }
     }
     Ok(())
 }
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     let page = page_request(&mut ctx)?;
-    let mut filter = EventFilter { event_type: ctx.params.string("type")?.filter(|s| !s.is_empty()), ..Default::default() };
+    let mut filter = EventFilter {
+        event_type: ctx.params.string("type")?.filter(|s| !s.is_empty()),
+        ..Default::default()
+    };
     if let Some(t) = &filter.event_type {
         let known = match t.strip_suffix('*') {
             Some(prefix) => catalog::event_types().any(|e| e.starts_with(prefix)),
             None => catalog::is_event_type(t),
         };
         if !known {
-            return Err(ApiError::invalid("type", format!("Invalid type: '{t}' is not a known event type or pattern.")));
+            return Err(ApiError::invalid(
+                "type",
+                format!("Invalid type: '{t}' is not a known event type or pattern."),
+            ));
         }
     }
     filter.types = ctx.params.string_list("types")?.unwrap_or_default();
     if !filter.types.is_empty() && filter.event_type.is_some() {
-        return Err(ApiError::invalid("types", "You may only specify one of these parameters: type, types."));
+        return Err(ApiError::invalid(
+            "types",
+            "You may only specify one of these parameters: type, types.",
+        ));
     }
     if filter.types.len() > MAX_TYPES {
-        return Err(ApiError::invalid("types", format!("types may list at most {MAX_TYPES} event types.")));
+        return Err(ApiError::invalid(
+            "types",
+            format!("types may list at most {MAX_TYPES} event types."),
+        ));
     }
     created_filter(&mut ctx, &mut filter)?;
     filter.delivery_success = ctx.params.bool("delivery_success")?;
     ctx.finish_params()?;
-    let found = ctx.state.store.events(&ctx.scope, &filter, &page).await.map_err(|e| cursor_param(&page, e.into()))?;
+    let found = ctx
+        .state
+        .store
+        .events(&ctx.scope, &filter, &page)
+        .await
+        .map_err(|e| cursor_param(&page, e.into()))?;
     Ok(ok_json(&list_json("/v1/events", found, |e| render(&e))))
 }
 
 /// `POST /v1/events/{id}/retry`: one more attempt to one endpoint
 /// (what `stripe events resend --webhook-endpoint` calls).
 pub async fn retry(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let endpoint = ctx.params.string("webhook_endpoint")?.filter(|s| !s.is_empty());
+    let endpoint = ctx
+        .params
+        .string("webhook_endpoint")?
+        .filter(|s| !s.is_empty());
     let for_cli = ctx.params.bool("for_stripecli")?.unwrap_or(false);
     // The CLI sends `account` to fetch a connected account's event.
-    if let Some(acct) = ctx.params.string("account")?.filter(|s| !s.is_empty()) {
-        if ctx.scope.account.as_deref() != Some(acct.as_str()) {
-            ctx.scope = crate::context::connected_scope_for(&ctx, acct).await?;
-        }
+    if let Some(acct) = ctx.params.string("account")?.filter(|s| !s.is_empty())
+        && ctx.scope.account.as_deref() != Some(acct.as_str())
+    {
+        ctx.scope = crate::context::connected_scope_for(&ctx, acct).await?;
     }
     ctx.finish_params()?;
     let event = load(&ctx, &id).await?;
     let Some(endpoint_id) = endpoint else {
-        let param = if for_cli { "for_stripecli" } else { "webhook_endpoint" };
-        return Err(ApiError::invalid(param, "Provide webhook_endpoint: the endpoint to resend this event to."));
+        let param = if for_cli {
+            "for_stripecli"
+        } else {
+            "webhook_endpoint"
+        };
+        return Err(ApiError::invalid(
+            param,
+            "Provide webhook_endpoint: the endpoint to resend this event to.",
+        ));
     };
-    let target = super::webhook_endpoints::load(&ctx, &endpoint_id).await.map_err(|_| ApiError::NotFound {
-        kind: "webhook endpoint",
-        id: endpoint_id.clone(),
-        param: "webhook_endpoint",
-    })?;
+    let target = super::webhook_endpoints::load(&ctx, &endpoint_id)
+        .await
+        .map_err(|_| ApiError::NotFound {
+            kind: "webhook endpoint",
+            id: endpoint_id.clone(),
+            param: "webhook_endpoint",
+        })?;
     let mut change = ctx.change();
-    change.writes.push(Write::Resend { event_id: event.id.clone(), endpoint_id: target.id });
+    change.writes.push(Write::Resend {
+        event_id: event.id.clone(),
+        endpoint_id: target.id,
+    });
     ctx.commit(change, &render(&event)).await
 }

@@ -17,17 +17,30 @@ use crate::error::ApiError;
 pub fn page_request(ctx: &mut Ctx) -> Result<PageRequest, ApiError> {
     let limit = ctx.params.int("limit")?.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("Invalid limit: must be between 1 and 100, got {limit}")));
+        return Err(ApiError::invalid(
+            "limit",
+            format!("Invalid limit: must be between 1 and 100, got {limit}"),
+        ));
     }
-    let starting_after = ctx.params.string("starting_after")?.filter(|s| !s.is_empty());
-    let ending_before = ctx.params.string("ending_before")?.filter(|s| !s.is_empty());
+    let starting_after = ctx
+        .params
+        .string("starting_after")?
+        .filter(|s| !s.is_empty());
+    let ending_before = ctx
+        .params
+        .string("ending_before")?
+        .filter(|s| !s.is_empty());
     if starting_after.is_some() && ending_before.is_some() {
         return Err(ApiError::invalid(
             "ending_before",
             "You may only specify one of these parameters: starting_after, ending_before.",
         ));
     }
-    Ok(PageRequest { limit: limit as usize, starting_after, ending_before })
+    Ok(PageRequest {
+        limit: limit as usize,
+        starting_after,
+        ending_before,
+    })
 }
 
 /// Stripe's list object; `url` is what SDKs re-request for the next page.
@@ -43,11 +56,20 @@ pub fn list_json<T>(url: &str, page: Page<T>, render: impl Fn(T) -> Value) -> Va
 /// Maps a store cursor miss to the parameter the caller used.
 pub fn cursor_param(page: &PageRequest, e: ApiError) -> ApiError {
     match e {
-        ApiError::InvalidRequest { message, code, .. } if code == Some("resource_missing") => ApiError::InvalidRequest {
-            message,
-            code,
-            param: Some(if page.ending_before.is_some() { "ending_before" } else { "starting_after" }.into()),
-        },
+        ApiError::InvalidRequest { message, code, .. } if code == Some("resource_missing") => {
+            ApiError::InvalidRequest {
+                message,
+                code,
+                param: Some(
+                    if page.ending_before.is_some() {
+                        "ending_before"
+                    } else {
+                        "starting_after"
+                    }
+                    .into(),
+                ),
+            }
+        }
         other => other,
     }
 }

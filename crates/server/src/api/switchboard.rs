@@ -63,9 +63,15 @@ pub async fn endpoint_attempts(Path(id): Path<String>, ctx: Ctx) -> Result<Respo
 /// `POST /switchboard/v1/webhook_endpoints/{id}/roll_secret` with optional
 /// `expires_in` (seconds the current secret keeps signing; default 24 h, 0 = now).
 pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let overlap = ctx.params.int("expires_in")?.unwrap_or(DEFAULT_ROLL_OVERLAP_SECS);
+    let overlap = ctx
+        .params
+        .int("expires_in")?
+        .unwrap_or(DEFAULT_ROLL_OVERLAP_SECS);
     if !(0..=MAX_ROLL_OVERLAP_SECS).contains(&overlap) {
-        return Err(ApiError::invalid("expires_in", format!("expires_in must be between 0 and {MAX_ROLL_OVERLAP_SECS} seconds.")));
+        return Err(ApiError::invalid(
+            "expires_in",
+            format!("expires_in must be between 0 and {MAX_ROLL_OVERLAP_SECS} seconds."),
+        ));
     }
     ctx.finish_params()?;
     retry_conflicts!({
@@ -80,14 +86,26 @@ pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respons
         }
         rec.secrets.retain(|s| s.expires_at.is_none_or(|e| e > now));
         let secret = ids::generate_secret(ids::WEBHOOK_SECRET, &mut rand::rng());
-        rec.secrets.insert(0, SigningSecret { secret: secret.clone(), expires_at: None });
+        rec.secrets.insert(
+            0,
+            SigningSecret {
+                secret: secret.clone(),
+                expires_at: None,
+            },
+        );
         rec.version += 1;
         let mut body = super::webhook_endpoints::render(&rec, &ctx.platform.client_id);
         body["secret"] = secret.into();
-        body["previous_secret_expires_at"] = if overlap > 0 { expires_at.into() } else { Value::Null };
+        body["previous_secret_expires_at"] = if overlap > 0 {
+            expires_at.into()
+        } else {
+            Value::Null
+        };
         let body = switchboard_core::object::stripe_order(body);
         let mut change = ctx.change();
-        change.writes.push(Write::Endpoint(Box::new(rec), Some(expected)));
+        change
+            .writes
+            .push(Write::Endpoint(Box::new(rec), Some(expected)));
         ctx.commit(change, &body).await
     })
 }

@@ -30,26 +30,42 @@ pub fn render(rec: &EndpointRecord, client_id: &str) -> Value {
 }
 
 fn validate_url(url: &str) -> Result<(), ApiError> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
     match host {
         Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => Ok(()),
-        _ => Err(ApiError::invalid("url", format!("Invalid URL: {url}. URLs must begin with http:// or https:// and name a host."))),
+        _ => Err(ApiError::invalid(
+            "url",
+            format!(
+                "Invalid URL: {url}. URLs must begin with http:// or https:// and name a host."
+            ),
+        )),
     }
 }
 
 fn enabled_events(ctx: &mut Ctx, required: bool) -> Result<Option<Vec<String>>, ApiError> {
     let events = ctx.params.string_list("enabled_events")?;
     match &events {
-        None if required => return Err(ApiError::Param(switchboard_core::form::ParamError::missing("enabled_events"))),
+        None if required => {
+            return Err(ApiError::Param(
+                switchboard_core::form::ParamError::missing("enabled_events"),
+            ));
+        }
         Some(list) if list.is_empty() => {
-            return Err(ApiError::invalid("enabled_events", "enabled_events must name at least one event type or '*'."));
+            return Err(ApiError::invalid(
+                "enabled_events",
+                "enabled_events must name at least one event type or '*'.",
+            ));
         }
         Some(list) => {
             if let Some(bad) = list.iter().find(|e| !catalog::is_enableable(e)) {
                 return Err(ApiError::invalid(
                     "enabled_events",
-                    format!("Invalid enabled_events: '{bad}' is not a valid event type. See https://stripe.com/docs/api/events/types."),
+                    format!(
+                        "Invalid enabled_events: '{bad}' is not a valid event type. See https://stripe.com/docs/api/events/types."
+                    ),
                 ));
             }
         }
@@ -61,8 +77,21 @@ fn enabled_events(ctx: &mut Ctx, required: bool) -> Result<Option<Vec<String>>, 
 fn validate_api_version(v: &str) -> Result<(), ApiError> {
     let date = v.split('.').next().unwrap_or_default();
     let ok = date.len() == 10
-        && date.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
-    if ok { Ok(()) } else { Err(ApiError::invalid("api_version", format!("Invalid api_version: {v}"))) }
+        && date.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "api_version",
+            format!("Invalid api_version: {v}"),
+        ))
+    }
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -82,7 +111,10 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let (id, secret) = {
         let mut rng = rand::rng();
-        (ids::generate(ids::WEBHOOK_ENDPOINT, &mut rng), ids::generate_secret(ids::WEBHOOK_SECRET, &mut rng))
+        (
+            ids::generate(ids::WEBHOOK_ENDPOINT, &mut rng),
+            ids::generate_secret(ids::WEBHOOK_SECRET, &mut rng),
+        )
     };
     let rec = EndpointRecord {
         id,
@@ -97,7 +129,10 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         api_version,
         description,
         metadata,
-        secrets: vec![SigningSecret { secret, expires_at: None }],
+        secrets: vec![SigningSecret {
+            secret,
+            expires_at: None,
+        }],
         deleted: false,
         failing_since: None,
     };
@@ -120,7 +155,10 @@ pub async fn load(ctx: &Ctx, id: &str) -> Result<EndpointRecord, ApiError> {
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let rec = load(&ctx, &id).await?;
-    Ok(crate::context::ok_json(&render(&rec, &ctx.platform.client_id)))
+    Ok(crate::context::ok_json(&render(
+        &rec,
+        &ctx.platform.client_id,
+    )))
 }
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -134,7 +172,10 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
     let metadata = ctx.params.metadata()?;
     for fixed in ["connect", "api_version"] {
         if ctx.params.contains(fixed) {
-            return Err(ApiError::invalid(fixed, format!("{fixed} cannot be changed after a webhook endpoint is created.")));
+            return Err(ApiError::invalid(
+                fixed,
+                format!("{fixed} cannot be changed after a webhook endpoint is created."),
+            ));
         }
     }
     ctx.finish_params()?;
@@ -159,7 +200,9 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         rec.version += 1;
         let body = render(&rec, &ctx.platform.client_id);
         let mut change = ctx.change();
-        change.writes.push(Write::Endpoint(Box::new(rec), Some(expected)));
+        change
+            .writes
+            .push(Write::Endpoint(Box::new(rec), Some(expected)));
         ctx.commit(change, &body).await
     })
 }
@@ -173,7 +216,9 @@ pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         rec.version += 1;
         let body = json!({"id": rec.id, "object": "webhook_endpoint", "deleted": true});
         let mut change = ctx.change();
-        change.writes.push(Write::Endpoint(Box::new(rec), Some(expected)));
+        change
+            .writes
+            .push(Write::Endpoint(Box::new(rec), Some(expected)));
         ctx.commit(change, &body).await
     })
 }

@@ -38,15 +38,22 @@ impl SqliteStore {
     /// beside it), so claims left by a previous process are dead and are
     /// released at once instead of waiting for their leases to end.
     pub fn open(path: &Path) -> Result<Self> {
-        let lock = std::fs::File::create(path.with_extension("lock")).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let lock = std::fs::File::create(path.with_extension("lock"))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         lock.try_lock().map_err(|_| {
-            StoreError::Backend(format!("{} is in use by another Switchboard process", path.display()))
+            StoreError::Backend(format!(
+                "{} is in use by another Switchboard process",
+                path.display()
+            ))
         })?;
         let conn = Connection::open(path).map_err(backend)?;
         configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        conn.execute("UPDATE deliveries SET leased = 0, next_at_ms = 0 WHERE state = 0 AND leased = 1", [])
-            .map_err(backend)?;
+        conn.execute(
+            "UPDATE deliveries SET leased = 0, next_at_ms = 0 WHERE state = 0 AND leased = 1",
+            [],
+        )
+        .map_err(backend)?;
         let work = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         let writer = write::Writer::new(conn, work.clone(), lock);
@@ -56,18 +63,27 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(SqliteStore {
             commands: tx,
-            readers: Arc::new(ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+            readers: Arc::new(ReadPool {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
             work,
         })
     }
 
     async fn send<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || pool.with(f))
             .await
@@ -104,7 +120,8 @@ impl ReadPool {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(backend)?;
-                c.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
+                c.execute_batch("PRAGMA busy_timeout = 5000;")
+                    .map_err(backend)?;
                 c
             }
         };
@@ -121,7 +138,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_platform(&self, platform: Platform) -> Result<()> {
-        self.send(|reply| Command::CreatePlatform(platform, reply)).await
+        self.send(|reply| Command::CreatePlatform(platform, reply))
+            .await
     }
 
     async fn platform_by_key(&self, key: &str) -> Result<Option<(Platform, bool)>> {
@@ -130,27 +148,47 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, change: Change) -> Result<CommitOutcome> {
-        self.send(|reply| Command::Commit(Box::new(change), reply)).await
+        self.send(|reply| Command::Commit(Box::new(change), reply))
+            .await
     }
 
     async fn object(&self, scope: &Scope, kind: &str, id: &str) -> Result<Option<StoredObject>> {
         let (scope, kind, id) = (scope.clone(), kind.to_owned(), id.to_owned());
-        self.read(move |c| read::object(c, &scope, &kind, &id)).await
+        self.read(move |c| read::object(c, &scope, &kind, &id))
+            .await
     }
 
-    async fn objects(&self, scope: &Scope, kind: &str, page: &PageRequest) -> Result<Page<StoredObject>> {
+    async fn objects(
+        &self,
+        scope: &Scope,
+        kind: &str,
+        page: &PageRequest,
+    ) -> Result<Page<StoredObject>> {
         let (scope, kind, page) = (scope.clone(), kind.to_owned(), page.clone());
-        self.read(move |c| read::objects(c, &scope, &kind, &page)).await
+        self.read(move |c| read::objects(c, &scope, &kind, &page))
+            .await
     }
 
-    async fn endpoint(&self, platform: &str, livemode: bool, id: &str) -> Result<Option<EndpointRecord>> {
+    async fn endpoint(
+        &self,
+        platform: &str,
+        livemode: bool,
+        id: &str,
+    ) -> Result<Option<EndpointRecord>> {
         let (platform, id) = (platform.to_owned(), id.to_owned());
-        self.read(move |c| read::endpoint(c, &platform, livemode, &id)).await
+        self.read(move |c| read::endpoint(c, &platform, livemode, &id))
+            .await
     }
 
-    async fn endpoints(&self, platform: &str, livemode: bool, page: &PageRequest) -> Result<Page<EndpointRecord>> {
+    async fn endpoints(
+        &self,
+        platform: &str,
+        livemode: bool,
+        page: &PageRequest,
+    ) -> Result<Page<EndpointRecord>> {
         let (platform, page) = (platform.to_owned(), page.clone());
-        self.read(move |c| read::endpoints(c, &platform, livemode, &page)).await
+        self.read(move |c| read::endpoints(c, &platform, livemode, &page))
+            .await
     }
 
     async fn event(&self, scope: &Scope, id: &str) -> Result<Option<EventRecord>> {
@@ -158,9 +196,15 @@ impl Store for SqliteStore {
         self.read(move |c| read::event(c, &scope, &id)).await
     }
 
-    async fn events(&self, scope: &Scope, filter: &EventFilter, page: &PageRequest) -> Result<Page<EventRecord>> {
+    async fn events(
+        &self,
+        scope: &Scope,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<EventRecord>> {
         let (scope, filter, page) = (scope.clone(), filter.clone(), page.clone());
-        self.read(move |c| read::events(c, &scope, &filter, &page)).await
+        self.read(move |c| read::events(c, &scope, &filter, &page))
+            .await
     }
 
     async fn attempts(
@@ -171,16 +215,33 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>> {
         let (platform, filter, page) = (platform.to_owned(), filter.clone(), page.clone());
-        self.read(move |c| read::attempts(c, &platform, &filter, &page)).await
+        self.read(move |c| read::attempts(c, &platform, &filter, &page))
+            .await
     }
 
-    async fn idempotent_response(&self, scope: &Scope, key: &str) -> Result<Option<StoredResponse>> {
+    async fn idempotent_response(
+        &self,
+        scope: &Scope,
+        key: &str,
+    ) -> Result<Option<StoredResponse>> {
         let (scope, key) = (scope.clone(), key.to_owned());
-        self.read(move |c| read::idempotent_response(c, &scope, &key)).await
+        self.read(move |c| read::idempotent_response(c, &scope, &key))
+            .await
     }
 
-    async fn claim_due(&self, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<ClaimedDelivery>> {
-        self.send(|reply| Command::Claim { now_ms, lease_ms, limit, reply }).await
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.send(|reply| Command::Claim {
+            now_ms,
+            lease_ms,
+            limit,
+            reply,
+        })
+        .await
     }
 
     async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()> {

@@ -7,7 +7,13 @@ use super::backend;
 use crate::*;
 
 pub(super) fn platform_row(r: &Row<'_>) -> rusqlite::Result<Platform> {
-    Ok(Platform { id: r.get(0)?, client_id: r.get(1)?, test_key: r.get(2)?, live_key: r.get(3)?, created: r.get(4)? })
+    Ok(Platform {
+        id: r.get(0)?,
+        client_id: r.get(1)?,
+        test_key: r.get(2)?,
+        live_key: r.get(3)?,
+        created: r.get(4)?,
+    })
 }
 
 pub(super) fn platform_by_key(c: &Connection, key: &str) -> Result<Option<(Platform, bool)>> {
@@ -52,7 +58,10 @@ fn paginate<T>(
     } else {
         (String::new(), "DESC")
     };
-    let sql = format!("SELECT {columns} FROM {table} WHERE {cond}{extra} ORDER BY seq {order} LIMIT {}", limit + 1);
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE {cond}{extra} ORDER BY seq {order} LIMIT {}",
+        limit + 1
+    );
     let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
     let mut data = stmt
         .query_map(params_from_iter(a.iter()), map)
@@ -85,11 +94,17 @@ fn object_row(r: &Row<'_>) -> rusqlite::Result<StoredObject> {
         version: r.get(2)?,
         created: r.get(3)?,
         deleted: r.get(4)?,
-        data: serde_json::from_str(&data).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+        data: serde_json::from_str(&data)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
     })
 }
 
-pub(super) fn object(c: &Connection, scope: &Scope, kind: &str, id: &str) -> Result<Option<StoredObject>> {
+pub(super) fn object(
+    c: &Connection,
+    scope: &Scope,
+    kind: &str,
+    id: &str,
+) -> Result<Option<StoredObject>> {
     let sql = format!(
         "SELECT {OBJECT_COLUMNS} FROM objects WHERE platform = ?1 AND livemode = ?2 AND account IS ?3 AND kind = ?4 AND id = ?5"
     );
@@ -97,11 +112,19 @@ pub(super) fn object(c: &Connection, scope: &Scope, kind: &str, id: &str) -> Res
     a.push(Sql::Text(kind.into()));
     a.push(Sql::Text(id.into()));
     c.prepare_cached(&sql)
-        .and_then(|mut s| s.query_row(params_from_iter(a.iter()), object_row).optional())
+        .and_then(|mut s| {
+            s.query_row(params_from_iter(a.iter()), object_row)
+                .optional()
+        })
         .map_err(backend)
 }
 
-pub(super) fn objects(c: &Connection, scope: &Scope, kind: &str, page: &PageRequest) -> Result<Page<StoredObject>> {
+pub(super) fn objects(
+    c: &Connection,
+    scope: &Scope,
+    kind: &str,
+    page: &PageRequest,
+) -> Result<Page<StoredObject>> {
     let mut a = scope_args(scope);
     a.push(Sql::Text(kind.into()));
     paginate(
@@ -139,7 +162,10 @@ fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
         secrets: secrets
             .into_iter()
             .filter_map(|s| {
-                Some(SigningSecret { secret: s["secret"].as_str()?.to_owned(), expires_at: s["expires_at"].as_i64() })
+                Some(SigningSecret {
+                    secret: s["secret"].as_str()?.to_owned(),
+                    expires_at: s["expires_at"].as_i64(),
+                })
             })
             .collect(),
         deleted: r.get(13)?,
@@ -147,16 +173,29 @@ fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
     })
 }
 
-pub(super) fn endpoint(c: &Connection, platform: &str, livemode: bool, id: &str) -> Result<Option<EndpointRecord>> {
+pub(super) fn endpoint(
+    c: &Connection,
+    platform: &str,
+    livemode: bool,
+    id: &str,
+) -> Result<Option<EndpointRecord>> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE platform = ?1 AND livemode = ?2 AND id = ?3 AND deleted = 0"
     );
     c.prepare_cached(&sql)
-        .and_then(|mut s| s.query_row(params![platform, livemode, id], endpoint_row).optional())
+        .and_then(|mut s| {
+            s.query_row(params![platform, livemode, id], endpoint_row)
+                .optional()
+        })
         .map_err(backend)
 }
 
-pub(super) fn endpoints(c: &Connection, platform: &str, livemode: bool, page: &PageRequest) -> Result<Page<EndpointRecord>> {
+pub(super) fn endpoints(
+    c: &Connection,
+    platform: &str,
+    livemode: bool,
+    page: &PageRequest,
+) -> Result<Page<EndpointRecord>> {
     paginate(
         c,
         "endpoints",
@@ -190,11 +229,19 @@ pub(super) fn event(c: &Connection, scope: &Scope, id: &str) -> Result<Option<Ev
     let mut a = scope_args(scope);
     a.push(Sql::Text(id.into()));
     c.prepare_cached(&sql)
-        .and_then(|mut s| s.query_row(params_from_iter(a.iter()), event_row).optional())
+        .and_then(|mut s| {
+            s.query_row(params_from_iter(a.iter()), event_row)
+                .optional()
+        })
         .map_err(backend)
 }
 
-pub(super) fn events(c: &Connection, scope: &Scope, f: &EventFilter, page: &PageRequest) -> Result<Page<EventRecord>> {
+pub(super) fn events(
+    c: &Connection,
+    scope: &Scope,
+    f: &EventFilter,
+    page: &PageRequest,
+) -> Result<Page<EventRecord>> {
     let mut a = scope_args(scope);
     let mut cond = String::from("platform = ?1 AND livemode = ?2 AND account IS ?3");
     let mut push = |a: &mut Vec<Sql>, sql: &str, v: Sql| {
@@ -203,15 +250,28 @@ pub(super) fn events(c: &Connection, scope: &Scope, f: &EventFilter, page: &Page
     };
     if let Some(t) = &f.event_type {
         match t.strip_suffix('*') {
-            Some(prefix) => push(&mut a, " AND type LIKE ? ESCAPE '\\'", Sql::Text(format!("{}%", escape_like(prefix)))),
+            Some(prefix) => push(
+                &mut a,
+                " AND type LIKE ? ESCAPE '\\'",
+                Sql::Text(format!("{}%", escape_like(prefix))),
+            ),
             None => push(&mut a, " AND type = ?", Sql::Text(t.clone())),
         }
     }
     if !f.types.is_empty() {
         let json = serde_json::to_string(&f.types).expect("strings serialize");
-        push(&mut a, " AND type IN (SELECT value FROM json_each(?))", Sql::Text(json));
+        push(
+            &mut a,
+            " AND type IN (SELECT value FROM json_each(?))",
+            Sql::Text(json),
+        );
     }
-    for (op, v) in [(">", f.created_gt), (">=", f.created_gte), ("<", f.created_lt), ("<=", f.created_lte)] {
+    for (op, v) in [
+        (">", f.created_gt),
+        (">=", f.created_gte),
+        ("<", f.created_lt),
+        ("<=", f.created_lte),
+    ] {
         if let Some(v) = v {
             push(&mut a, &format!(" AND created {op} ?"), Sql::Integer(v));
         }
@@ -225,10 +285,17 @@ pub(super) fn events(c: &Connection, scope: &Scope, f: &EventFilter, page: &Page
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
-pub(super) fn attempts(c: &Connection, platform: &str, f: &AttemptFilter, page: &PageRequest) -> Result<Page<AttemptRecord>> {
+pub(super) fn attempts(
+    c: &Connection,
+    platform: &str,
+    f: &AttemptFilter,
+    page: &PageRequest,
+) -> Result<Page<AttemptRecord>> {
     let (cond, id) = match f {
         AttemptFilter::Event(id) => ("platform = ?1 AND event_id = ?2", id),
         AttemptFilter::Endpoint(id) => ("platform = ?1 AND endpoint_id = ?2", id),
@@ -236,7 +303,11 @@ pub(super) fn attempts(c: &Connection, platform: &str, f: &AttemptFilter, page: 
     // Attempts are listed by their own numeric id; cursors are those ids as strings.
     let limit = page.limit.clamp(1, 100);
     let mut a = vec![Sql::Text(platform.into()), Sql::Text(id.clone())];
-    let parse = |s: &str| s.strip_prefix("att_").and_then(|n| n.parse::<i64>().ok()).ok_or_else(|| StoreError::CursorNotFound(s.into()));
+    let parse = |s: &str| {
+        s.strip_prefix("att_")
+            .and_then(|n| n.parse::<i64>().ok())
+            .ok_or_else(|| StoreError::CursorNotFound(s.into()))
+    };
     let (extra, order) = if let Some(c) = &page.ending_before {
         a.push(Sql::Integer(parse(c)?));
         (" AND id > ?3", "ASC")
@@ -281,7 +352,11 @@ pub(super) fn attempts(c: &Connection, platform: &str, f: &AttemptFilter, page: 
     Ok(Page { data, has_more })
 }
 
-pub(super) fn idempotent_response(c: &Connection, scope: &Scope, key: &str) -> Result<Option<StoredResponse>> {
+pub(super) fn idempotent_response(
+    c: &Connection,
+    scope: &Scope,
+    key: &str,
+) -> Result<Option<StoredResponse>> {
     c.prepare_cached(
         "SELECT fingerprint, status, body FROM idempotency WHERE platform = ?1 AND livemode = ?2 AND account = ?3 AND key = ?4",
     )
@@ -297,8 +372,12 @@ pub(super) fn idempotent_response(c: &Connection, scope: &Scope, key: &str) -> R
 
 pub(super) fn delivery_stats(c: &Connection) -> Result<DeliveryStats> {
     let mut stats = DeliveryStats::default();
-    let mut stmt = c.prepare_cached("SELECT state, count(*) FROM deliveries GROUP BY state").map_err(backend)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).map_err(backend)?;
+    let mut stmt = c
+        .prepare_cached("SELECT state, count(*) FROM deliveries GROUP BY state")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(backend)?;
     for row in rows {
         let (state, n) = row.map_err(backend)?;
         match state {
@@ -308,6 +387,8 @@ pub(super) fn delivery_stats(c: &Connection) -> Result<DeliveryStats> {
             _ => stats.cancelled += n,
         }
     }
-    stats.attempts = c.query_row("SELECT count(*) FROM attempts", [], |r| r.get(0)).map_err(backend)?;
+    stats.attempts = c
+        .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
+        .map_err(backend)?;
     Ok(stats)
 }

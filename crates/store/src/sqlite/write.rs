@@ -17,7 +17,12 @@ pub(super) enum Command {
     Bootstrap(PlatformInit, Reply<Platform>),
     CreatePlatform(Platform, Reply<()>),
     Commit(Box<Change>, Reply<CommitOutcome>),
-    Claim { now_ms: i64, lease_ms: i64, limit: usize, reply: Reply<Vec<ClaimedDelivery>> },
+    Claim {
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+        reply: Reply<Vec<ClaimedDelivery>>,
+    },
     Record(Vec<DeliveryOutcome>, Reply<()>),
 }
 
@@ -68,7 +73,12 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn new(conn: Connection, work: Arc<Notify>, lock: std::fs::File) -> Self {
-        Writer { conn, work, routes: HashMap::new(), _lock: lock }
+        Writer {
+            conn,
+            work,
+            routes: HashMap::new(),
+            _lock: lock,
+        }
     }
 
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -88,7 +98,10 @@ impl Writer {
     fn run_group(&mut self, batch: &mut Vec<Command>) {
         let mut done = Vec::with_capacity(batch.len());
         let mut new_work = false;
-        let tx = match self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        let tx = match self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        {
             Ok(tx) => tx,
             Err(e) => {
                 let msg = e.to_string();
@@ -134,25 +147,39 @@ fn execute(
     fn savepoint<T>(tx: &Transaction<'_>, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         tx.execute_batch("SAVEPOINT cmd").map_err(backend)?;
         let out = f(tx);
-        let end = if out.is_ok() { "RELEASE cmd" } else { "ROLLBACK TO cmd; RELEASE cmd" };
+        let end = if out.is_ok() {
+            "RELEASE cmd"
+        } else {
+            "ROLLBACK TO cmd; RELEASE cmd"
+        };
         tx.execute_batch(end).map_err(backend)?;
         out
     }
     match cmd {
-        Command::Bootstrap(init, reply) => Done::Platform(reply, savepoint(tx, |c| bootstrap(c, init))),
-        Command::CreatePlatform(p, reply) => Done::Unit(reply, savepoint(tx, |c| insert_platform(c, &p, false))),
+        Command::Bootstrap(init, reply) => {
+            Done::Platform(reply, savepoint(tx, |c| bootstrap(c, init)))
+        }
+        Command::CreatePlatform(p, reply) => {
+            Done::Unit(reply, savepoint(tx, |c| insert_platform(c, &p, false)))
+        }
         Command::Commit(change, reply) => {
             let platform = change.platform.clone();
-            let touches_endpoints = change.writes.iter().any(|w| matches!(w, Write::Endpoint(..)));
+            let touches_endpoints = change
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::Endpoint(..)));
             let result = savepoint(tx, |c| commit(c, routes, *change, new_work));
             if touches_endpoints || result.is_err() {
                 routes.remove(&platform);
             }
             Done::Commit(reply, result)
         }
-        Command::Claim { now_ms, lease_ms, limit, reply } => {
-            Done::Claim(reply, savepoint(tx, |c| claim(c, now_ms, lease_ms, limit)))
-        }
+        Command::Claim {
+            now_ms,
+            lease_ms,
+            limit,
+            reply,
+        } => Done::Claim(reply, savepoint(tx, |c| claim(c, now_ms, lease_ms, limit))),
         Command::Record(outcomes, reply) => {
             let result = savepoint(tx, |c| record(c, &outcomes, new_work));
             // Recording may disable endpoints.
@@ -241,7 +268,10 @@ fn commit(
         match w {
             Write::Object(o) => write_object(c, o)?,
             Write::Endpoint(e, expected) => write_endpoint(c, e, *expected)?,
-            Write::Resend { event_id, endpoint_id } => {
+            Write::Resend {
+                event_id,
+                endpoint_id,
+            } => {
                 let n = c
                     .prepare_cached(
                         "INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms, one_shot)
@@ -311,7 +341,11 @@ fn write_endpoint(c: &Connection, e: &EndpointRecord, expected: Option<i64>) -> 
         .iter()
         .map(|s| serde_json::json!({"secret": s.secret, "expires_at": s.expires_at}))
         .collect();
-    let (events, metadata, secrets) = (to_json(&e.enabled_events), to_json(&e.metadata), to_json(&secrets));
+    let (events, metadata, secrets) = (
+        to_json(&e.enabled_events),
+        to_json(&e.metadata),
+        to_json(&secrets),
+    );
     let n = match expected {
         None => c.execute(
             "INSERT INTO endpoints (id, platform, livemode, version, created, url, connect, enabled, enabled_events,
@@ -373,7 +407,11 @@ fn insert_event(
     new_work: &mut bool,
 ) -> Result<()> {
     let draft = &ev.draft;
-    let route = EventRoute { livemode: draft.livemode, account: draft.account.as_deref(), event_type: &draft.event_type };
+    let route = EventRoute {
+        livemode: draft.livemode,
+        account: draft.account.as_deref(),
+        event_type: &draft.event_type,
+    };
     let targets: Vec<i64> = table
         .iter()
         .filter(|e| {
@@ -414,10 +452,13 @@ fn insert_event(
     .map_err(backend)?;
     let event_seq = c.last_insert_rowid();
     let mut stmt = c
-        .prepare_cached("INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms) VALUES (?1, ?2, ?3)")
+        .prepare_cached(
+            "INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms) VALUES (?1, ?2, ?3)",
+        )
         .map_err(backend)?;
     for seq in targets {
-        stmt.execute(params![event_seq, seq, change.now_ms]).map_err(backend)?;
+        stmt.execute(params![event_seq, seq, change.now_ms])
+            .map_err(backend)?;
         *new_work = true;
     }
     Ok(())
@@ -459,11 +500,15 @@ fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec
     let mut lease = c
         .prepare_cached("UPDATE deliveries SET attempts = attempts + 1, next_at_ms = ?2, leased = 1 WHERE id = ?1")
         .map_err(backend)?;
-    let mut cancel = c.prepare_cached("UPDATE deliveries SET state = 3 WHERE id = ?1").map_err(backend)?;
+    let mut cancel = c
+        .prepare_cached("UPDATE deliveries SET state = 3 WHERE id = ?1")
+        .map_err(backend)?;
     let mut out = Vec::with_capacity(rows.len());
     for (d, live) in rows {
         if live {
-            lease.execute(params![d.delivery_id, now_ms + lease_ms]).map_err(backend)?;
+            lease
+                .execute(params![d.delivery_id, now_ms + lease_ms])
+                .map_err(backend)?;
             out.push(d);
         } else {
             cancel.execute([d.delivery_id]).map_err(backend)?;
@@ -518,24 +563,48 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
             )
             .and_then(|mut s| s.query_row(params![o.delivery_id, a.attempt], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
             .map_err(backend)?;
-        let Some((event_seq, endpoint_seq, one_shot)) = row else { continue };
-        let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| c.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(backend);
+        let Some((event_seq, endpoint_seq, one_shot)) = row else {
+            continue;
+        };
+        let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+            c.prepare_cached(sql)
+                .and_then(|mut s| s.execute(p))
+                .map_err(backend)
+        };
         if a.succeeded {
-            exec("UPDATE deliveries SET state = 1, leased = 0 WHERE id = ?1", &[&o.delivery_id])?;
+            exec(
+                "UPDATE deliveries SET state = 1, leased = 0 WHERE id = ?1",
+                &[&o.delivery_id],
+            )?;
             if !one_shot {
-                exec("UPDATE events SET pending_webhooks = pending_webhooks - 1 WHERE seq = ?1 AND pending_webhooks > 0", &[&event_seq])?;
+                exec(
+                    "UPDATE events SET pending_webhooks = pending_webhooks - 1 WHERE seq = ?1 AND pending_webhooks > 0",
+                    &[&event_seq],
+                )?;
             }
-            exec("UPDATE endpoints SET failing_since = NULL WHERE seq = ?1 AND failing_since IS NOT NULL", &[&endpoint_seq])?;
+            exec(
+                "UPDATE endpoints SET failing_since = NULL WHERE seq = ?1 AND failing_since IS NOT NULL",
+                &[&endpoint_seq],
+            )?;
             continue;
         }
-        exec("UPDATE endpoints SET failing_since = ?2 WHERE seq = ?1 AND failing_since IS NULL", &[&endpoint_seq, &o.now_ms])?;
+        exec(
+            "UPDATE endpoints SET failing_since = ?2 WHERE seq = ?1 AND failing_since IS NULL",
+            &[&endpoint_seq, &o.now_ms],
+        )?;
         match o.next {
             Next::RetryAt(t) => {
-                exec("UPDATE deliveries SET next_at_ms = ?2, leased = 0 WHERE id = ?1", &[&o.delivery_id, &t])?;
+                exec(
+                    "UPDATE deliveries SET next_at_ms = ?2, leased = 0 WHERE id = ?1",
+                    &[&o.delivery_id, &t],
+                )?;
                 *new_work = true;
             }
             Next::GiveUp | Next::Done => {
-                exec("UPDATE deliveries SET state = 2, leased = 0 WHERE id = ?1", &[&o.delivery_id])?;
+                exec(
+                    "UPDATE deliveries SET state = 2, leased = 0 WHERE id = ?1",
+                    &[&o.delivery_id],
+                )?;
                 if !one_shot {
                     exec(
                         "UPDATE endpoints SET enabled = 0, version = version + 1
