@@ -333,7 +333,7 @@ pub fn encode(map: &Map) -> String {
 // Typed extraction
 
 /// Request parameters being consumed by a handler.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Params {
     map: Map,
     /// `address` when these are the nested params of `address[…]`.
@@ -380,6 +380,14 @@ impl Params {
 
     pub fn from_map(map: Map) -> Params {
         Params { map, prefix: None }
+    }
+
+    /// The nested parameters of `name` (for errors named `name[key]`).
+    pub fn nested_from(name: &str, map: Map) -> Params {
+        Params {
+            map,
+            prefix: Some(name.to_owned()),
+        }
     }
 
     pub fn is_empty(&self) -> bool {

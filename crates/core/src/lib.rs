@@ -9,6 +9,7 @@
 //! - [`form`]: Stripe's bracket-notation form encoding (decode and encode) and
 //!   typed parameter extraction that names the offending parameter.
 //! - [`catalog`]: the event types Stripe knows.
+//! - [`connect`]: Connect rules: account requirements, test-mode magic values, fees.
 //! - [`event`]: rendering an event once, in Stripe's byte layout.
 //! - [`routing`]: which webhook endpoints receive which event.
 //! - [`signature`]: the `Stripe-Signature` scheme.
@@ -16,6 +17,7 @@
 //! - [`object`]: helpers for Stripe-shaped JSON objects.
 
 pub mod catalog;
+pub mod connect;
 pub mod duration;
 pub mod event;
 pub mod form;

@@ -320,7 +320,18 @@ impl Ctx {
     /// retry with the same idempotency key replays exactly this answer.
     pub async fn commit(
         &self,
+        change: Change,
+        body: &serde_json::Value,
+    ) -> Result<Response, ApiError> {
+        self.commit_status(change, StatusCode::OK, body).await
+    }
+
+    /// [`Ctx::commit`] for a change whose answer is not a 200 (a declined
+    /// card is a 402 whose objects and events still happen).
+    pub async fn commit_status(
+        &self,
         mut change: Change,
+        status: StatusCode,
         body: &serde_json::Value,
     ) -> Result<Response, ApiError> {
         let body = render(body);
@@ -330,14 +341,14 @@ impl Ctx {
                 key: key.clone(),
                 response: StoredResponse {
                     fingerprint: fp.clone(),
-                    status: 200,
+                    status: status.as_u16(),
                     body: body.clone(),
                 },
                 created: change.now,
             });
         }
         match self.state.store.commit(change).await? {
-            CommitOutcome::Committed => Ok(json_bytes(StatusCode::OK, body)),
+            CommitOutcome::Committed => Ok(json_bytes(status, body)),
             CommitOutcome::Replay(stored) => {
                 let (key, fp) = self.idempotency.as_ref().expect("replay implies a key");
                 replay(stored, fp, key)

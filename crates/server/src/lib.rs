@@ -47,6 +47,49 @@ pub fn router(state: AppState) -> Router {
                 .post(customers::update)
                 .delete(customers::delete),
         )
+        .route("/v1/account", get(accounts::me))
+        .route("/v1/accounts", get(accounts::list).post(accounts::create))
+        .route(
+            "/v1/accounts/{id}",
+            get(accounts::retrieve)
+                .post(accounts::update)
+                .delete(accounts::delete),
+        )
+        .route(
+            "/v1/accounts/{id}/external_accounts",
+            get(external_accounts::list).post(external_accounts::create),
+        )
+        .route(
+            "/v1/accounts/{id}/external_accounts/{ea}",
+            get(external_accounts::retrieve)
+                .post(external_accounts::update)
+                .delete(external_accounts::delete),
+        )
+        .route(
+            "/v1/accounts/{id}/persons",
+            get(persons::list).post(persons::create),
+        )
+        .route(
+            "/v1/accounts/{id}/persons/{person}",
+            get(persons::retrieve)
+                .post(persons::update)
+                .delete(persons::delete),
+        )
+        .route("/oauth/deauthorize", post(accounts::deauthorize))
+        .route("/v1/balance", get(balance::retrieve))
+        .route(
+            "/v1/payment_intents",
+            get(payments::list).post(payments::create),
+        )
+        .route(
+            "/v1/payment_intents/{id}",
+            get(payments::retrieve).post(payments::update),
+        )
+        .route("/v1/payment_intents/{id}/confirm", post(payments::confirm))
+        .route("/v1/charges", get(payments::list_charges))
+        .route("/v1/charges/{id}", get(payments::retrieve_charge))
+        .route("/v1/payouts", get(payouts::list).post(payouts::create))
+        .route("/v1/payouts/{id}", get(payouts::retrieve))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/events/{id}/retry", post(events::retry))

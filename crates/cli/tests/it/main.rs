@@ -3,6 +3,7 @@
 
 mod api;
 mod compat;
+mod connect;
 mod crash;
 mod delivery;
 mod support;

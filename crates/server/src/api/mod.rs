@@ -2,8 +2,15 @@
 //! parameters (so leftovers are reported as unknown), and writes through one
 //! `Change` so that objects, events and deliveries commit together.
 
+pub mod accounts;
+pub mod balance;
 pub mod customers;
 pub mod events;
+pub mod external_accounts;
+pub mod objects;
+pub mod payments;
+pub mod payouts;
+pub mod persons;
 pub mod switchboard;
 pub mod webhook_endpoints;
 

@@ -1,0 +1,592 @@
+//! Connect: connected accounts, `Stripe-Account`, Connect endpoints, livemode
+//! routing, ownership, deauthorization and the emulated money movements.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A request acting as a connected account.
+async fn as_account(
+    t: &TestNode,
+    key: &str,
+    acct: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
+    let (status, _, json) = t
+        .request(method, path, Some(key), body, &[("Stripe-Account", acct)])
+        .await;
+    (status, json)
+}
+
+async fn account(t: &TestNode, key: &str, params: &str) -> String {
+    let (status, _, acct) = t
+        .request("POST", "/v1/accounts", Some(key), params, &[])
+        .await;
+    assert_eq!(status, 200, "{acct:#}");
+    acct["id"].as_str().unwrap().to_owned()
+}
+
+async fn endpoint(t: &TestNode, key: &str, url: &str, connect: bool) -> String {
+    let (status, _, we) = t
+        .request(
+            "POST",
+            "/v1/webhook_endpoints",
+            Some(key),
+            &format!("url={url}&enabled_events[]=*&connect={connect}"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{we:#}");
+    we["secret"].as_str().unwrap().to_owned()
+}
+
+/// Collects (type, account, livemode) of everything a receiver gets until quiet.
+async fn drain(rx: &mut Receiver) -> Vec<(String, Option<String>, bool)> {
+    let mut out = Vec::new();
+    while let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(400), rx.rx.recv()).await {
+        let e = r.json();
+        out.push((
+            e["type"].as_str().unwrap().into(),
+            e["account"].as_str().map(String::from),
+            e["livemode"].as_bool().unwrap(),
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn routing_matrix_of_account_and_connect_endpoints_across_modes() {
+    let t = TestNode::start().await;
+    let mut test_account = Receiver::start().await;
+    let mut test_connect = Receiver::start().await;
+    let mut live_account = Receiver::start().await;
+    let mut live_connect = Receiver::start().await;
+    endpoint(&t, TEST_KEY, &test_account.url, false).await;
+    endpoint(&t, TEST_KEY, &test_connect.url, true).await;
+    endpoint(&t, LIVE_KEY, &live_account.url, false).await;
+    endpoint(&t, LIVE_KEY, &live_connect.url, true).await;
+    let test_acct = account(&t, TEST_KEY, "type=custom").await;
+    let live_acct = account(&t, LIVE_KEY, "type=express").await;
+
+    // The platform's own events, then events on connected accounts, in both modes.
+    t.request(
+        "POST",
+        "/v1/customers",
+        Some(TEST_KEY),
+        "name=platform-test",
+        &[],
+    )
+    .await;
+    t.request(
+        "POST",
+        "/v1/customers",
+        Some(LIVE_KEY),
+        "name=platform-live",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        as_account(&t, TEST_KEY, &test_acct, "POST", "/v1/customers", "name=c")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        as_account(&t, LIVE_KEY, &live_acct, "POST", "/v1/customers", "name=c")
+            .await
+            .0,
+        200
+    );
+
+    let ev =
+        |acct: Option<&str>, live| ("customer.created".to_string(), acct.map(String::from), live);
+    assert_eq!(drain(&mut test_account).await, [ev(None, false)]);
+    assert_eq!(drain(&mut live_account).await, [ev(None, true)]);
+    assert_eq!(
+        drain(&mut test_connect).await,
+        [ev(Some(&test_acct), false)]
+    );
+    let mut both = vec![ev(Some(&test_acct), false), ev(Some(&live_acct), true)];
+    both.sort();
+    assert_eq!(
+        drain(&mut live_connect).await,
+        both,
+        "live Connect endpoints get test and live connected events"
+    );
+
+    // A test connected account does not exist in live mode.
+    assert_eq!(
+        as_account(&t, LIVE_KEY, &test_acct, "GET", "/v1/customers", "")
+            .await
+            .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn connected_objects_are_only_reachable_as_that_account() {
+    let t = TestNode::start().await;
+    let acct = account(&t, TEST_KEY, "type=standard").await;
+    let (_, cus) = as_account(&t, TEST_KEY, &acct, "POST", "/v1/customers", "name=owned").await;
+    let id = cus["id"].as_str().unwrap();
+    let (status, _, err) = t
+        .request(
+            "GET",
+            &format!("/v1/customers/{id}"),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(err["error"]["message"], format!("No such customer: '{id}'"));
+    assert_eq!(err["error"]["code"], "resource_missing");
+    assert_eq!(
+        as_account(
+            &t,
+            TEST_KEY,
+            &acct,
+            "GET",
+            &format!("/v1/customers/{id}"),
+            ""
+        )
+        .await,
+        (200, cus.clone())
+    );
+
+    // The connected account's event is fetched as that account, not as the platform.
+    let (_, events) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/events", "").await;
+    let event = &events["data"][0];
+    assert_eq!(
+        (event["account"].as_str(), event["type"].as_str()),
+        (Some(acct.as_str()), Some("customer.created"))
+    );
+    let (status, _, _) = t
+        .request(
+            "GET",
+            &format!("/v1/events/{}", event["id"].as_str().unwrap()),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        t.get("/v1/events").await["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // GET /v1/account answers for whoever is calling.
+    assert_eq!(
+        as_account(&t, TEST_KEY, &acct, "GET", "/v1/account", "")
+            .await
+            .1["id"],
+        acct.as_str()
+    );
+    assert_eq!(
+        t.get("/v1/account").await["id"],
+        t.node().platform.id.as_str()
+    );
+
+    // Another platform cannot act as this account at all.
+    let other = switchboard::new_platform(0);
+    t.node().store.create_platform(other.clone()).await.unwrap();
+    assert_eq!(
+        as_account(
+            &t,
+            &other.test_key,
+            &acct,
+            "GET",
+            &format!("/v1/customers/{id}"),
+            ""
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, _, _) = t
+        .request(
+            "GET",
+            &format!("/v1/accounts/{acct}"),
+            Some(&other.test_key),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn deauthorization_notifies_connect_endpoints_and_revokes_access() {
+    let t = TestNode::start().await;
+    let mut connect = Receiver::start().await;
+    let secret = endpoint(&t, TEST_KEY, &connect.url, true).await;
+    let acct = account(&t, TEST_KEY, "type=standard").await;
+    let client_id = t.node().platform.client_id.clone();
+
+    let (status, _, err) = t
+        .request(
+            "POST",
+            "/oauth/deauthorize",
+            Some(TEST_KEY),
+            &format!("client_id=ca_wrong&stripe_user_id={acct}"),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+
+    let (status, _, resp) = t
+        .request(
+            "POST",
+            "/oauth/deauthorize",
+            Some(TEST_KEY),
+            &format!("client_id={client_id}&stripe_user_id={acct}"),
+            &[],
+        )
+        .await;
+    assert_eq!((status, resp), (200, json!({"stripe_user_id": acct})));
+    let got = connect.next().await;
+    let event = switchboard_receiver::construct_event_at(
+        &got.body,
+        got.signature(),
+        &secret,
+        300,
+        t.clock.now(),
+    )
+    .unwrap();
+    assert_eq!(event.event_type, "account.application.deauthorized");
+    assert_eq!(event.account.as_deref(), Some(acct.as_str()));
+    assert_eq!(
+        event.data.object,
+        json!({"id": client_id, "object": "application", "name": "Switchboard platform"})
+    );
+
+    let (status, err) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/customers", "").await;
+    assert_eq!(status, 403, "{err}");
+
+    // Deleting a Standard account disconnects it the same way.
+    let other = account(&t, TEST_KEY, "type=standard").await;
+    let (status, _, _) = t
+        .request(
+            "DELETE",
+            &format!("/v1/accounts/{other}"),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let got = connect.next().await.json();
+    assert_eq!(
+        (got["type"].as_str(), got["account"].as_str()),
+        (
+            Some("account.application.deauthorized"),
+            Some(other.as_str())
+        )
+    );
+}
+
+#[tokio::test]
+async fn persons_and_external_accounts_drive_requirements_and_events() {
+    let t = TestNode::start().await;
+    let mut connect = Receiver::start().await;
+    endpoint(&t, TEST_KEY, &connect.url, true).await;
+    let acct = account(
+        &t,
+        TEST_KEY,
+        "controller[stripe_dashboard][type]=none&controller[fees][payer]=application&controller[losses][payments]=application&controller[requirement_collection]=application&business_type=company&company[name]=Acme&tos_acceptance[date]=1700000000&tos_acceptance[ip]=127.0.0.1&capabilities[card_payments][requested]=true",
+    )
+    .await;
+    let created = t.get(&format!("/v1/accounts/{acct}")).await;
+    assert_eq!(created["type"], "custom");
+    assert_eq!(created["charges_enabled"], false);
+    assert_eq!(
+        created["requirements"]["currently_due"],
+        json!([
+            "external_account",
+            "representative.first_name",
+            "representative.last_name"
+        ])
+    );
+
+    let person = t
+        .post(&format!("/v1/accounts/{acct}/persons"), "first_name=Jo&relationship[representative]=true&dob[day]=1&dob[month]=1&dob[year]=1901")
+        .await;
+    t.post(
+        &format!(
+            "/v1/accounts/{acct}/persons/{}",
+            person["id"].as_str().unwrap()
+        ),
+        "last_name=Lee",
+    )
+    .await;
+    let ba = t
+        .post(
+            &format!("/v1/accounts/{acct}/external_accounts"),
+            "external_account[object]=bank_account&external_account[country]=US&external_account[currency]=usd&external_account[routing_number]=110000000&external_account[account_number]=000123456789",
+        )
+        .await;
+    assert_eq!(
+        (ba["last4"].as_str(), ba["default_for_currency"].as_bool()),
+        (Some("6789"), Some(true))
+    );
+    assert!(
+        ba.get("_private").is_none(),
+        "the full account number never leaves the server"
+    );
+    t.post(
+        &format!(
+            "/v1/accounts/{acct}/external_accounts/{}",
+            ba["id"].as_str().unwrap()
+        ),
+        "account_holder_name=Acme",
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    while let Ok(Some(r)) =
+        tokio::time::timeout(Duration::from_millis(400), connect.rx.recv()).await
+    {
+        let e = r.json();
+        assert_eq!(e["account"], acct.as_str());
+        seen.push((e["type"].as_str().unwrap().to_owned(), e));
+    }
+    let types: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
+    for want in [
+        "person.created",
+        "person.updated",
+        "account.external_account.created",
+        "account.external_account.updated",
+        "account.updated",
+    ] {
+        assert!(types.contains(&want), "missing {want} in {types:?}");
+    }
+    let person_updated = &seen.iter().find(|(t, _)| t == "person.updated").unwrap().1;
+    assert_eq!(
+        person_updated["data"]["previous_attributes"],
+        json!({"last_name": null, "requirements": {"currently_due": ["last_name"], "eventually_due": ["last_name"]}, "verification": {"status": "unverified"}})
+    );
+    // The update that completed the requirements enabled charges and said so.
+    let enabling = seen
+        .iter()
+        .find(|(t, e)| {
+            t == "account.updated" && e["data"]["previous_attributes"]["charges_enabled"] == false
+        })
+        .expect("an account.updated that enabled charges");
+    assert_eq!(enabling.1["data"]["object"]["charges_enabled"], true);
+    assert_eq!(
+        enabling.1["data"]["object"]["requirements"]["currently_due"],
+        json!([])
+    );
+    let now = t.get(&format!("/v1/accounts/{acct}")).await;
+    assert_eq!(now["requirements"]["currently_due"], json!([]));
+    assert_eq!(now["capabilities"]["card_payments"], "active");
+    assert_eq!(now["external_accounts"]["data"][0]["id"], ba["id"]);
+}
+
+#[tokio::test]
+async fn payments_balance_and_the_payout_failure_chain() {
+    let t = TestNode::start().await;
+    let mut connect = Receiver::start().await;
+    endpoint(&t, TEST_KEY, &connect.url, true).await;
+    let acct = account(&t, TEST_KEY, "type=express").await;
+    let failing = t
+        .post(
+            &format!("/v1/accounts/{acct}/external_accounts"),
+            "external_account=btok_us_verified_noAccount",
+        )
+        .await;
+
+    // A direct charge that skips the pending balance.
+    let (status, pi) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payment_intents",
+        "amount=2000&currency=usd&payment_method=pm_card_bypassPending&confirm=true",
+    )
+    .await;
+    assert_eq!(
+        (status, pi["status"].as_str()),
+        (200, Some("succeeded")),
+        "{pi:#}"
+    );
+    let (_, bal) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/balance", "").await;
+    assert_eq!(bal["available"][0]["amount"], 2000 - 88);
+    // Platform balance is untouched.
+    assert_eq!(t.get("/v1/balance").await["available"][0]["amount"], 0);
+
+    // A card charge lands in pending; a declined card is a 402 whose events still happen.
+    let (_, pending) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payment_intents",
+        "amount=1000&currency=usd&payment_method=pm_card_visa",
+    )
+    .await;
+    assert_eq!(pending["status"], "requires_confirmation");
+    let (status, confirmed) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        &format!(
+            "/v1/payment_intents/{}/confirm",
+            pending["id"].as_str().unwrap()
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, confirmed["status"].as_str()),
+        (200, Some("succeeded"))
+    );
+    let (status, declined) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payment_intents",
+        "amount=500&currency=usd&payment_method=pm_card_chargeDeclined&confirm=true",
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            declined["error"]["type"].as_str(),
+            declined["error"]["decline_code"].as_str()
+        ),
+        (402, Some("card_error"), Some("generic_decline"))
+    );
+    let (_, bal) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/balance", "").await;
+    assert_eq!(
+        (
+            bal["available"][0]["amount"].as_i64(),
+            bal["pending"][0]["amount"].as_i64()
+        ),
+        (Some(1912), Some(1000 - 59))
+    );
+
+    // Paying out to the failing bank: payout.failed, the bank account errors, later payouts are refused.
+    let (status, payout) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payouts",
+        "amount=1000&currency=usd",
+    )
+    .await;
+    assert_eq!(
+        (status, payout["status"].as_str()),
+        (200, Some("pending")),
+        "{payout:#}"
+    );
+    let (_, payout_now) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "GET",
+        &format!("/v1/payouts/{}", payout["id"].as_str().unwrap()),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (
+            payout_now["status"].as_str(),
+            payout_now["failure_code"].as_str()
+        ),
+        (Some("failed"), Some("no_account"))
+    );
+    let ea = t
+        .get(&format!(
+            "/v1/accounts/{acct}/external_accounts/{}",
+            failing["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(ea["status"], "errored");
+    let (status, refused) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payouts",
+        "amount=100&currency=usd",
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("bank_account_unusable"))
+    );
+    let (_, bal) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/balance", "").await;
+    assert_eq!(
+        bal["available"][0]["amount"], 1912,
+        "a failed payout returns the funds"
+    );
+
+    // A new default bank account makes payouts work again.
+    t.post(
+        &format!("/v1/accounts/{acct}/external_accounts"),
+        "external_account=btok_us_verified&default_for_currency=true",
+    )
+    .await;
+    let (status, ok) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payouts",
+        "amount=900&currency=usd",
+    )
+    .await;
+    assert_eq!(status, 200, "{ok:#}");
+    let (status, too_much) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payouts",
+        "amount=999999&currency=usd",
+    )
+    .await;
+    assert_eq!(
+        (status, too_much["error"]["code"].as_str()),
+        (400, Some("balance_insufficient"))
+    );
+
+    let got = drain(&mut connect).await;
+    let acct_s = Some(acct.clone());
+    for want in [
+        "account.external_account.created",
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "balance.available",
+        "charge.failed",
+        "payment_intent.payment_failed",
+        "payout.created",
+        "payout.failed",
+        "account.external_account.updated",
+        "payout.paid",
+    ] {
+        assert!(
+            got.iter()
+                .any(|(t, a, live)| t == want && *a == acct_s && !live),
+            "missing {want} in {got:?}"
+        );
+    }
+    assert!(got.iter().all(|(_, a, _)| *a == acct_s));
+}

@@ -1,0 +1,503 @@
+//! `/v1/accounts`, `/v1/account` and OAuth deauthorization: connected accounts.
+//!
+//! A connected account is stored in its platform's scope (kind `account`);
+//! objects it owns (persons, external accounts, customers, payouts, …) live in
+//! the account's own scope. Deleting or deauthorizing marks the account
+//! deleted, which is what makes later `Stripe-Account` requests fail.
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use switchboard_core::connect::currently_due;
+use switchboard_core::form::Params;
+use switchboard_core::ids;
+use switchboard_core::object::{previous_attributes, stripe_order};
+use switchboard_store::{NewEvent, PageRequest, Scope, StoredObject, Write};
+
+use super::objects::{self, public};
+use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::error::ApiError;
+
+pub const KIND: &str = "account";
+
+/// The platform scope (no `Stripe-Account`), where connected accounts live.
+pub fn platform_scope(ctx: &Ctx) -> Scope {
+    Scope {
+        platform: ctx.platform.id.clone(),
+        livemode: ctx.livemode(),
+        account: None,
+    }
+}
+
+pub fn account_scope(ctx: &Ctx, account: &str) -> Scope {
+    Scope {
+        account: Some(account.to_owned()),
+        ..platform_scope(ctx)
+    }
+}
+
+/// A connected account of the caller's platform, by id.
+pub async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {
+    if let Some(acting) = &ctx.scope.account
+        && acting != id
+    {
+        return Err(ApiError::Permission(format!(
+            "You cannot access account '{id}' while acting as '{acting}'."
+        )));
+    }
+    objects::load(ctx, &platform_scope(ctx), KIND, id, "account").await
+}
+
+/// Everything an account's requirements depend on.
+pub struct Dependents {
+    pub persons: Vec<Value>,
+    pub external_accounts: Vec<Value>,
+}
+
+pub async fn dependents(ctx: &Ctx, account: &str) -> Result<Dependents, ApiError> {
+    let scope = account_scope(ctx, account);
+    let all = PageRequest {
+        limit: 100,
+        ..Default::default()
+    };
+    let persons = ctx.state.store.objects(&scope, "person", &all).await?.data;
+    let external = ctx
+        .state
+        .store
+        .objects(&scope, "external_account", &all)
+        .await?
+        .data;
+    Ok(Dependents {
+        persons: persons.into_iter().map(|o| o.data).collect(),
+        external_accounts: external.into_iter().map(|o| public(&o.data)).collect(),
+    })
+}
+
+/// Recomputes requirements and the flags that follow from them, and embeds
+/// the external accounts list, as Stripe renders an account.
+pub fn derive(account: &mut Value, deps: &Dependents) {
+    let due = currently_due(account, &deps.persons, deps.external_accounts.len());
+    let enabled = due.is_empty();
+    let id = account["id"].as_str().unwrap_or_default().to_owned();
+    account["requirements"] = json!({
+        "alternatives": [], "current_deadline": null, "currently_due": due, "errors": [],
+        "disabled_reason": if enabled { Value::Null } else { "requirements.past_due".into() },
+        "eventually_due": due, "past_due": due, "pending_verification": [],
+    });
+    account["charges_enabled"] = enabled.into();
+    account["payouts_enabled"] = enabled.into();
+    account["details_submitted"] = enabled.into();
+    if let Some(caps) = account["capabilities"].as_object_mut() {
+        for status in caps.values_mut() {
+            *status = if enabled { "active" } else { "inactive" }.into();
+        }
+    }
+    account["external_accounts"] = json!({
+        "object": "list", "data": deps.external_accounts, "has_more": false,
+        "total_count": deps.external_accounts.len(), "url": format!("/v1/accounts/{id}/external_accounts"),
+    });
+}
+
+/// After a change to something an account depends on: the account write and,
+/// if anything visible changed, its `account.updated` event.
+pub fn rederive(
+    ctx: &Ctx,
+    mut account: StoredObject,
+    deps: &Dependents,
+) -> Option<(Write, NewEvent)> {
+    let before = account.data.clone();
+    derive(&mut account.data, deps);
+    let prev = previous_attributes(&before, &account.data);
+    if prev.is_empty() {
+        return None;
+    }
+    let id = account.id.clone();
+    let event = ctx.event_on(
+        Some(id),
+        "account.updated",
+        account.data.clone(),
+        Some(prev),
+    );
+    Some((objects::replace(&platform_scope(ctx), account), event))
+}
+
+fn blank(ctx: &Ctx, id: &str, kind: &str, controller: Value, created: i64) -> Value {
+    json!({
+        "id": id, "object": "account",
+        "business_profile": {"mcc": null, "name": null, "product_description": null, "support_email": null, "support_phone": null, "url": null},
+        "business_type": null, "capabilities": {}, "charges_enabled": false, "controller": controller,
+        "country": "US", "created": created, "default_currency": "usd", "details_submitted": false, "email": null,
+        "future_requirements": {"alternatives": [], "current_deadline": null, "currently_due": [], "disabled_reason": null,
+            "errors": [], "eventually_due": [], "past_due": [], "pending_verification": []},
+        "metadata": {}, "payouts_enabled": false,
+        "settings": {"payouts": {"debit_negative_balances": true, "schedule": {"delay_days": 2, "interval": "daily"}, "statement_descriptor": null}},
+        "tos_acceptance": {"date": null, "ip": null, "user_agent": null}, "type": kind,
+        "livemode": ctx.livemode(),
+    })
+}
+
+/// `type`, or the `controller[...]` form that replaces it.
+fn account_type(ctx: &mut Ctx) -> Result<(String, Value), ApiError> {
+    let kind = ctx.params.string("type")?;
+    let controller = ctx.params.nested("controller")?.flatten();
+    let mut ctl = json!({"is_controller": true, "type": "application"});
+    let dashboard = match controller {
+        None => None,
+        Some(mut c) => {
+            let mut sub = |name: &str, key: &str| -> Result<Option<String>, ApiError> {
+                Ok(match c.nested(name)?.flatten() {
+                    Some(mut n) => {
+                        let v = n.string(key)?;
+                        n.finish()?;
+                        v
+                    }
+                    None => None,
+                })
+            };
+            let fees = sub("fees", "payer")?;
+            let losses = sub("losses", "payments")?;
+            let dash = sub("stripe_dashboard", "type")?;
+            let collection = c.string("requirement_collection")?;
+            c.finish()?;
+            ctl["fees"] = json!({"payer": fees.unwrap_or_else(|| "application".into())});
+            ctl["losses"] = json!({"payments": losses.unwrap_or_else(|| "application".into())});
+            ctl["requirement_collection"] = collection.unwrap_or_else(|| "stripe".into()).into();
+            ctl["stripe_dashboard"] =
+                json!({"type": dash.clone().unwrap_or_else(|| "full".into())});
+            Some(dash.unwrap_or_else(|| "full".into()))
+        }
+    };
+    let kind = match (kind, dashboard) {
+        (Some(k), _) if ["standard", "express", "custom"].contains(&k.as_str()) => k,
+        (Some(k), _) => {
+            return Err(ApiError::invalid(
+                "type",
+                format!("Invalid type: must be one of standard, express, or custom (got {k})"),
+            ));
+        }
+        (None, Some(d)) => match d.as_str() {
+            "full" => "standard".into(),
+            "express" => "express".into(),
+            "none" => "custom".into(),
+            other => {
+                return Err(ApiError::invalid(
+                    "controller[stripe_dashboard][type]",
+                    format!("Invalid dashboard type: {other}"),
+                ));
+            }
+        },
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "type",
+                "You must provide a type or controller properties to create an account.",
+            ));
+        }
+    };
+    if ctl.get("stripe_dashboard").is_none() {
+        let (dash, collection) = match kind.as_str() {
+            "standard" => ("full", "stripe"),
+            "express" => ("express", "stripe"),
+            _ => ("none", "application"),
+        };
+        ctl["stripe_dashboard"] = json!({"type": dash});
+        ctl["requirement_collection"] = collection.into();
+        ctl["fees"] = json!({"payer": if kind == "standard" { "account" } else { "application" }});
+        ctl["losses"] =
+            json!({"payments": if kind == "standard" { "stripe" } else { "application" }});
+    }
+    Ok((kind, ctl))
+}
+
+/// The settable fields of an account, applied to `acct`.
+fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
+    objects::set_strings(p, acct, &["email", "default_currency"])?;
+    if let Some(t) = p.clearable_string("business_type")? {
+        if let Some(t) = &t
+            && !["individual", "company", "non_profit", "government_entity"].contains(&t.as_str())
+        {
+            return Err(ApiError::invalid(
+                "business_type",
+                format!("Invalid business_type: {t}"),
+            ));
+        }
+        acct["business_type"] = t.map_or(Value::Null, Value::String);
+    }
+    if let Some(c) = p.string("country")? {
+        acct["country"] = c.to_ascii_uppercase().into();
+    }
+    objects::set_nested(
+        p,
+        acct,
+        "business_profile",
+        &[
+            "mcc",
+            "name",
+            "product_description",
+            "support_email",
+            "support_phone",
+            "url",
+        ],
+    )?;
+    objects::set_nested(
+        p,
+        acct,
+        "company",
+        &["name", "phone", "tax_id", "structure"],
+    )?;
+    if let Some(Some(mut ind)) = p.nested("individual")? {
+        let target = acct["individual"].as_object().cloned().unwrap_or_default();
+        let mut person = Value::Object(target);
+        for f in ["first_name", "last_name", "email", "phone", "id_number"] {
+            if let Some(v) = ind.clearable_string(f)? {
+                person[f] = v.map_or(Value::Null, Value::String);
+            }
+        }
+        if let Some(Some(mut dob)) = ind.nested("dob")? {
+            for f in ["day", "month", "year"] {
+                if let Some(v) = dob.int(f)? {
+                    person["dob"][f] = v.into();
+                }
+            }
+            dob.finish()?;
+        }
+        ind.finish()?;
+        acct["individual"] = person;
+    }
+    if let Some(Some(mut tos)) = p.nested("tos_acceptance")? {
+        if let Some(d) = tos.int("date")? {
+            acct["tos_acceptance"]["date"] = d.into();
+        }
+        for f in ["ip", "user_agent", "service_agreement"] {
+            if let Some(v) = tos.string(f)? {
+                acct["tos_acceptance"][f] = v.into();
+            }
+        }
+        tos.finish()?;
+    }
+    if let Some(Some(mut caps)) = p.nested("capabilities")? {
+        for cap in [
+            "card_payments",
+            "transfers",
+            "us_bank_account_ach_payments",
+            "link_payments",
+        ] {
+            if let Some(Some(mut c)) = caps.nested(cap)? {
+                match c.bool("requested")? {
+                    Some(true) => acct["capabilities"][cap] = "inactive".into(),
+                    Some(false) => {
+                        if let Some(m) = acct["capabilities"].as_object_mut() {
+                            m.shift_remove(cap);
+                        }
+                    }
+                    None => {}
+                }
+                c.finish()?;
+            }
+        }
+        caps.finish()?;
+    }
+    objects::set_metadata(p, acct)?;
+    Ok(())
+}
+
+pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
+    if ctx.scope.account.is_some() {
+        return Err(ApiError::Permission(
+            "Connected accounts cannot create connected accounts.".into(),
+        ));
+    }
+    let (kind, controller) = account_type(&mut ctx)?;
+    let id = ids::generate(ids::ACCOUNT, &mut rand::rng());
+    let now = ctx.now();
+    let mut acct = blank(&ctx, &id, &kind, controller, now);
+    apply_params(&mut ctx.params, &mut acct)?;
+    ctx.finish_params()?;
+    derive(
+        &mut acct,
+        &Dependents {
+            persons: Vec::new(),
+            external_accounts: Vec::new(),
+        },
+    );
+    let acct = stripe_order(acct);
+    let mut change = ctx.change();
+    change.writes.push(objects::insert(
+        &platform_scope(&ctx),
+        KIND,
+        &id,
+        now,
+        acct.clone(),
+    ));
+    ctx.commit(change, &acct).await
+}
+
+pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    let acct = load(&ctx, &id).await?;
+    Ok(ok_json(&acct.data))
+}
+
+/// `GET /v1/account`: the caller's own account.
+pub async fn me(mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    if let Some(id) = ctx.scope.account.clone() {
+        return Ok(ok_json(&load(&ctx, &id).await?.data));
+    }
+    let p = &ctx.platform;
+    Ok(ok_json(&json!({
+        "id": p.id, "object": "account", "business_profile": {"name": "Switchboard platform"},
+        "business_type": "company", "capabilities": {"card_payments": "active", "transfers": "active"},
+        "charges_enabled": true, "country": "US", "created": p.created, "default_currency": "usd",
+        "details_submitted": true, "email": null, "metadata": {}, "payouts_enabled": true, "type": "standard",
+        "settings": {"dashboard": {"display_name": "Switchboard platform"}},
+    })))
+}
+
+pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    // Validate once against a scratch object, so bad params fail before any read;
+    // each try then applies a fresh copy to the account as read.
+    let params = ctx.params.clone();
+    let mut scratch = blank(&ctx, &id, "custom", Value::Null, 0);
+    apply_params(&mut ctx.params, &mut scratch)?;
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut acct = load(&ctx, &id).await?;
+        let before = acct.data.clone();
+        apply_params(&mut params.clone(), &mut acct.data)?;
+        derive(&mut acct.data, &dependents(&ctx, &id).await?);
+        let prev = previous_attributes(&before, &acct.data);
+        let mut change = ctx.change();
+        if !prev.is_empty() {
+            change.events.push(ctx.event_on(
+                Some(id.clone()),
+                "account.updated",
+                acct.data.clone(),
+                Some(prev),
+            ));
+        }
+        let body = acct.data.clone();
+        change
+            .writes
+            .push(objects::replace(&platform_scope(&ctx), acct));
+        ctx.commit(change, &body).await
+    })
+}
+
+pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
+    if ctx.scope.account.is_some() {
+        return Err(ApiError::Permission(
+            "Connected accounts cannot list accounts.".into(),
+        ));
+    }
+    let scope = platform_scope(&ctx);
+    objects::list(&mut ctx, &scope, KIND, "/v1/accounts").await
+}
+
+/// The platform's Connect application, as `account.application.*` events show it.
+pub fn application(ctx: &Ctx) -> Value {
+    json!({"id": ctx.platform.client_id, "object": "application", "name": "Switchboard platform"})
+}
+
+/// Disconnects an account from the platform: later `Stripe-Account` requests
+/// fail, and Connect endpoints hear `account.application.deauthorized`.
+fn disconnect(
+    ctx: &Ctx,
+    mut acct: StoredObject,
+    change: &mut switchboard_store::Change,
+    notify: bool,
+) {
+    let id = acct.id.clone();
+    if notify {
+        change.events.push(ctx.event_on(
+            Some(id),
+            "account.application.deauthorized",
+            application(ctx),
+            None,
+        ));
+    }
+    acct.deleted = true;
+    change
+        .writes
+        .push(objects::replace(&platform_scope(ctx), acct));
+}
+
+pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let acct = load(&ctx, &id).await?;
+        let standard = acct.data["type"] == "standard";
+        let mut change = ctx.change();
+        disconnect(&ctx, acct, &mut change, standard);
+        ctx.commit(
+            change,
+            &json!({"id": id, "object": "account", "deleted": true}),
+        )
+        .await
+    })
+}
+
+/// OAuth errors have their own shape: `{"error": "...", "error_description": "..."}`.
+fn oauth_error(status: StatusCode, error: &str, description: String) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// `POST /oauth/deauthorize` with `client_id` and `stripe_user_id`.
+pub async fn deauthorize(mut ctx: Ctx) -> Response {
+    let client_id = ctx
+        .params
+        .string("client_id")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let user = ctx
+        .params
+        .string("stripe_user_id")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if client_id.is_empty() {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "No client_id provided".into(),
+        );
+    }
+    if client_id != ctx.platform.client_id {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            format!("No such application: '{client_id}'"),
+        );
+    }
+    if user.is_empty() {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "No stripe_user_id provided".into(),
+        );
+    }
+    let result: Result<Response, ApiError> = retry_conflicts!({
+        let acct = match objects::load(&ctx, &platform_scope(&ctx), KIND, &user, "account").await {
+            Ok(a) => a,
+            Err(_) => {
+                return Ok(oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    format!(
+                        "Application {client_id} is not connected to stripe account {user}, or that account does not exist."
+                    ),
+                ));
+            }
+        };
+        let mut change = ctx.change();
+        disconnect(&ctx, acct, &mut change, true);
+        ctx.commit(change, &json!({"stripe_user_id": user})).await
+    });
+    result.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,176 @@
+//! Helpers shared by the resources stored as generic objects.
+
+use axum::response::Response;
+use serde_json::Value;
+use switchboard_core::form::Params;
+use switchboard_store::{ObjectWrite, Scope, StoredObject, Write};
+
+use super::{cursor_param, list_json, page_request};
+use crate::context::{Ctx, ok_json};
+use crate::error::ApiError;
+
+/// Key under which an object keeps state that is not part of its Stripe JSON
+/// (a bank account's full number, say). [`public`] strips it.
+pub const PRIVATE: &str = "_private";
+
+/// The object as the API and events show it.
+pub fn public(data: &Value) -> Value {
+    let mut v = data.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.shift_remove(PRIVATE);
+    }
+    v
+}
+
+/// A live (not deleted) object, or Stripe's 404 naming it.
+pub async fn load(
+    ctx: &Ctx,
+    scope: &Scope,
+    kind: &str,
+    id: &str,
+    noun: &'static str,
+) -> Result<StoredObject, ApiError> {
+    match ctx.state.store.object(scope, kind, id).await? {
+        Some(o) if !o.deleted => Ok(o),
+        _ => Err(ApiError::not_found(noun, id)),
+    }
+}
+
+pub fn insert(scope: &Scope, kind: &str, id: &str, created: i64, data: Value) -> Write {
+    Write::Object(ObjectWrite {
+        scope: scope.clone(),
+        object: StoredObject {
+            id: id.into(),
+            kind: kind.into(),
+            version: 1,
+            created,
+            deleted: false,
+            data,
+        },
+        expected_version: None,
+    })
+}
+
+/// Writes `obj` (already modified) over the version it was read at.
+pub fn replace(scope: &Scope, mut obj: StoredObject) -> Write {
+    let expected = obj.version;
+    obj.version += 1;
+    Write::Object(ObjectWrite {
+        scope: scope.clone(),
+        object: obj,
+        expected_version: Some(expected),
+    })
+}
+
+pub async fn list(
+    ctx: &mut Ctx,
+    scope: &Scope,
+    kind: &str,
+    url: &str,
+) -> Result<Response, ApiError> {
+    let page = page_request(ctx)?;
+    ctx.finish_params()?;
+    let found = ctx
+        .state
+        .store
+        .objects(scope, kind, &page)
+        .await
+        .map_err(|e| cursor_param(&page, e.into()))?;
+    Ok(ok_json(&list_json(url, found, |o| public(&o.data))))
+}
+
+/// Sets string fields from parameters (`""` clears to null).
+pub fn set_strings(p: &mut Params, obj: &mut Value, fields: &[&str]) -> Result<(), ApiError> {
+    for f in fields {
+        if let Some(v) = p.clearable_string(f)? {
+            obj[*f] = v.map_or(Value::Null, Value::String);
+        }
+    }
+    Ok(())
+}
+
+/// Copies a nested parameter map (`address[line1]=…`) into `obj[key]`, allowing only `fields`.
+pub fn set_nested(
+    p: &mut Params,
+    obj: &mut Value,
+    key: &str,
+    fields: &[&str],
+) -> Result<(), ApiError> {
+    match p.nested(key)? {
+        None => {}
+        Some(None) => obj[key] = Value::Null,
+        Some(Some(mut nested)) => {
+            if !obj[key].is_object() {
+                obj[key] = Value::Object(Default::default());
+            }
+            for f in fields {
+                if let Some(v) = nested.clearable_string(f)? {
+                    obj[key][*f] = v.map_or(Value::Null, Value::String);
+                }
+            }
+            nested.finish()?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies `metadata[…]` to `obj["metadata"]`.
+pub fn set_metadata(p: &mut Params, obj: &mut Value) -> Result<(), ApiError> {
+    if let Some(update) = p.metadata()? {
+        if !obj["metadata"].is_object() {
+            obj["metadata"] = Value::Object(Default::default());
+        }
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            update.apply(m);
+        }
+    }
+    Ok(())
+}
+
+/// A positive integer amount in the smallest currency unit.
+pub fn amount(ctx: &mut Ctx, key: &str) -> Result<i64, ApiError> {
+    match ctx.params.int(key)? {
+        Some(a) if a > 0 => Ok(a),
+        Some(a) => Err(ApiError::invalid(
+            key,
+            format!("Invalid {key}: must be a positive integer, got {a}"),
+        )),
+        None => Err(ApiError::Param(
+            switchboard_core::form::ParamError::missing(key),
+        )),
+    }
+}
+
+/// A three-letter lowercase ISO currency code.
+pub fn currency(ctx: &mut Ctx, default: Option<&str>) -> Result<String, ApiError> {
+    let c = match ctx.params.string("currency")? {
+        Some(c) => c.to_ascii_lowercase(),
+        None => match default {
+            Some(d) => d.to_owned(),
+            None => {
+                return Err(ApiError::Param(
+                    switchboard_core::form::ParamError::missing("currency"),
+                ));
+            }
+        },
+    };
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()) {
+        Ok(c)
+    } else {
+        Err(ApiError::invalid(
+            "currency",
+            format!("Invalid currency: {c}"),
+        ))
+    }
+}
+
+/// A parameter tree as JSON (all leaves strings), for free-form maps such as `shipping`.
+pub fn form_json(v: switchboard_core::form::Value) -> Value {
+    use switchboard_core::form::Value as F;
+    match v {
+        F::Str(s) if s.is_empty() => Value::Null,
+        F::Str(s) => Value::String(s),
+        F::List(items) => Value::Array(items.into_iter().map(form_json).collect()),
+        F::Map(m) => Value::Object(m.into_iter().map(|(k, v)| (k, form_json(v))).collect()),
+    }
+}

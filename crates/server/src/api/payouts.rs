@@ -1,0 +1,195 @@
+//! `/v1/payouts`: money leaving an account's available balance for one of its
+//! external accounts. Paying out to one of Stripe's failing test bank numbers
+//! fails the payout (`payout.failed` with Stripe's `failure_code`), returns the
+//! funds, and marks the external account `errored`: later payouts to it are
+//! refused until it is updated or replaced.
+
+use axum::extract::Path;
+use axum::response::Response;
+use serde_json::{Value, json};
+use switchboard_core::connect;
+use switchboard_core::ids;
+use switchboard_core::object::{previous_attributes, stripe_order};
+use switchboard_store::{PageRequest, StoredObject};
+
+use super::balance;
+use super::external_accounts::KIND as EXTERNAL;
+use super::objects::{self, PRIVATE, public};
+use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::error::ApiError;
+
+const KIND: &str = "payout";
+const DAY: i64 = 86_400;
+
+/// The external account a payout goes to: the named one, or the default for the currency.
+async fn destination(
+    ctx: &Ctx,
+    requested: Option<&str>,
+    currency: &str,
+) -> Result<StoredObject, ApiError> {
+    if let Some(id) = requested {
+        return objects::load(ctx, &ctx.scope, EXTERNAL, id, "external account")
+            .await
+            .map_err(|_| ApiError::NotFound {
+                kind: "external account",
+                id: id.into(),
+                param: "destination",
+            });
+    }
+    let all = PageRequest {
+        limit: 100,
+        ..Default::default()
+    };
+    let accounts = ctx
+        .state
+        .store
+        .objects(&ctx.scope, EXTERNAL, &all)
+        .await?
+        .data;
+    accounts
+        .into_iter()
+        .find(|e| e.data["currency"] == currency && e.data["default_for_currency"] == true)
+        .ok_or_else(|| ApiError::InvalidRequest {
+            message: format!(
+                "Sorry, you don't have any external accounts in that currency ({currency})."
+            ),
+            param: Some("destination".into()),
+            code: Some("invalid_request"),
+        })
+}
+
+/// Why a payout to this external account fails, if it does.
+fn failure(ea: &Value) -> Option<(&'static str, &'static str)> {
+    match ea["object"].as_str() {
+        Some("card") if ea[PRIVATE]["payouts_fail"] == true => Some((
+            "could_not_process",
+            "The bank could not process this payout.",
+        )),
+        Some("bank_account") => ea[PRIVATE]["account_number"]
+            .as_str()
+            .and_then(connect::payout_failure),
+        _ => None,
+    }
+}
+
+pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let amount = objects::amount(&mut ctx, "amount")?;
+    let currency = objects::currency(&mut ctx, Some("usd"))?;
+    let requested = ctx.params.string("destination")?.filter(|s| !s.is_empty());
+    let method = ctx
+        .params
+        .string("method")?
+        .unwrap_or_else(|| "standard".into());
+    if !["standard", "instant"].contains(&method.as_str()) {
+        return Err(ApiError::invalid(
+            "method",
+            format!("Invalid method: {method}"),
+        ));
+    }
+    let source_type = ctx
+        .params
+        .string("source_type")?
+        .unwrap_or_else(|| "card".into());
+    let mut extra = json!({"description": null, "statement_descriptor": null, "metadata": {}});
+    objects::set_strings(
+        &mut ctx.params,
+        &mut extra,
+        &["description", "statement_descriptor"],
+    )?;
+    objects::set_metadata(&mut ctx.params, &mut extra)?;
+    ctx.finish_params()?;
+    let id = ids::generate("po", &mut rand::rng());
+    retry_conflicts!({
+        let mut ea = destination(&ctx, requested.as_deref(), &currency).await?;
+        if ea.data["status"] == "errored" {
+            return Err(ApiError::InvalidRequest {
+                message: format!(
+                    "The external account {} cannot be used for payouts: a previous payout to it failed. Update it or add a new one.",
+                    ea.id
+                ),
+                param: Some("destination".into()),
+                code: Some("bank_account_unusable"),
+            });
+        }
+        let (bal_stored, mut bal) = balance::load(&ctx, &ctx.scope).await?;
+        let available = balance::available(&bal, &currency);
+        if available < amount {
+            return Err(ApiError::InvalidRequest {
+                message: format!(
+                    "You have insufficient funds in your Stripe account for this transfer. Your card balance is too low ({available} {currency} available)."
+                ),
+                param: Some("amount".into()),
+                code: Some("balance_insufficient"),
+            });
+        }
+        let now = ctx.now();
+        let payout = stripe_order(json!({
+            "id": id, "object": "payout", "amount": amount, "application_fee": null, "application_fee_amount": null,
+            "arrival_date": if method == "instant" { now } else { now + 2 * DAY }, "automatic": false,
+            "balance_transaction": ids::generate("txn", &mut rand::rng()), "created": now, "currency": currency,
+            "description": extra["description"], "destination": ea.id, "failure_balance_transaction": null,
+            "failure_code": null, "failure_message": null, "livemode": ctx.livemode(), "metadata": extra["metadata"],
+            "method": method, "original_payout": null, "reconciliation_status": "not_applicable", "reversed_by": null,
+            "source_type": source_type, "statement_descriptor": extra["statement_descriptor"], "status": "pending",
+            "trace_id": {"status": "pending", "value": null},
+            "type": if ea.data["object"] == "card" { "card" } else { "bank_account" },
+        }));
+        let mut change = ctx.change();
+        change
+            .events
+            .push(ctx.event("payout.created", payout.clone(), None));
+        let mut settled = payout.clone();
+        match failure(&ea.data) {
+            None => {
+                balance::adjust(&mut bal, &currency, -amount, 0);
+                settled["status"] = "paid".into();
+                settled["trace_id"] =
+                    json!({"status": "supported", "value": format!("TRACE{}", &id[3..13])});
+                change
+                    .events
+                    .push(ctx.event("payout.paid", settled.clone(), None));
+            }
+            Some((code, message)) => {
+                // The funds come straight back: the balance is unchanged.
+                settled["status"] = "failed".into();
+                settled["failure_code"] = code.into();
+                settled["failure_message"] = message.into();
+                settled["failure_balance_transaction"] =
+                    ids::generate("txn", &mut rand::rng()).into();
+                change
+                    .events
+                    .push(ctx.event("payout.failed", settled.clone(), None));
+                let before = public(&ea.data);
+                ea.data["status"] = "errored".into();
+                let after = public(&ea.data);
+                change.events.push(ctx.event(
+                    "account.external_account.updated",
+                    after.clone(),
+                    Some(previous_attributes(&before, &after)),
+                ));
+                change.writes.push(objects::replace(&ctx.scope, ea));
+            }
+        }
+        change
+            .writes
+            .push(objects::insert(&ctx.scope, KIND, &id, now, settled));
+        change
+            .writes
+            .push(balance::write(&ctx.scope, bal_stored, bal, now));
+        ctx.commit(change, &payout).await
+    })
+}
+
+pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    Ok(ok_json(
+        &objects::load(&ctx, &ctx.scope, KIND, &id, "payout")
+            .await?
+            .data,
+    ))
+}
+
+pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let scope = ctx.scope.clone();
+    objects::list(&mut ctx, &scope, KIND, "/v1/payouts").await
+}

@@ -1,0 +1,229 @@
+//! `/v1/accounts/{account}/persons`: the people behind a connected account.
+//! Each change can change the account's requirements (→ `account.updated`).
+
+use axum::extract::Path;
+use axum::response::Response;
+use serde_json::{Value, json};
+use switchboard_core::form::Params;
+use switchboard_core::ids;
+use switchboard_core::object::{previous_attributes, stripe_order};
+
+use super::accounts::{self, account_scope};
+use super::objects;
+use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::error::ApiError;
+
+const KIND: &str = "person";
+const RELATIONSHIP_FLAGS: [&str; 4] = ["director", "executive", "owner", "representative"];
+
+fn apply(p: &mut Params, person: &mut Value) -> Result<(), ApiError> {
+    objects::set_strings(
+        p,
+        person,
+        &["first_name", "last_name", "email", "phone", "nationality"],
+    )?;
+    objects::set_nested(
+        p,
+        person,
+        "address",
+        &["city", "country", "line1", "line2", "postal_code", "state"],
+    )?;
+    if let Some(Some(mut dob)) = p.nested("dob")? {
+        for f in ["day", "month", "year"] {
+            if let Some(v) = dob.int(f)? {
+                person["dob"][f] = v.into();
+            }
+        }
+        dob.finish()?;
+    }
+    if let Some(Some(mut rel)) = p.nested("relationship")? {
+        for f in RELATIONSHIP_FLAGS {
+            if let Some(v) = rel.bool(f)? {
+                person["relationship"][f] = v.into();
+            }
+        }
+        if let Some(t) = rel.clearable_string("title")? {
+            person["relationship"]["title"] = t.map_or(Value::Null, Value::String);
+        }
+        if let Some(pct) = rel.string("percent_ownership")? {
+            let v: f64 = pct.parse().map_err(|_| {
+                ApiError::invalid(
+                    "relationship[percent_ownership]",
+                    format!("Invalid decimal: {pct}"),
+                )
+            })?;
+            person["relationship"]["percent_ownership"] = v.into();
+        }
+        rel.finish()?;
+    }
+    if p.string("id_number")?.is_some_and(|s| !s.is_empty()) {
+        person["id_number_provided"] = true.into();
+    }
+    if let Some(last4) = p.string("ssn_last_4")? {
+        person["ssn_last_4_provided"] = (!last4.is_empty()).into();
+    }
+    objects::set_metadata(p, person)?;
+    derive(person);
+    Ok(())
+}
+
+/// A person's own requirements and verification status.
+fn derive(person: &mut Value) {
+    let mut due = Vec::new();
+    for f in ["first_name", "last_name"] {
+        if person[f].is_null() {
+            due.push(f.to_owned());
+        }
+    }
+    for f in ["day", "month", "year"] {
+        if person["dob"][f].is_null() {
+            due.push(format!("dob.{f}"));
+        }
+    }
+    let verified = due.is_empty();
+    person["requirements"] = json!({"alternatives": [], "currently_due": due, "errors": [], "eventually_due": due,
+        "past_due": [], "pending_verification": []});
+    person["verification"]["status"] = if verified { "verified" } else { "unverified" }.into();
+}
+
+fn blank(id: &str, account: &str, created: i64) -> Value {
+    json!({
+        "id": id, "object": "person", "account": account, "address": null, "created": created,
+        "dob": {"day": null, "month": null, "year": null}, "email": null, "first_name": null,
+        "id_number_provided": false, "last_name": null, "metadata": {}, "nationality": null, "phone": null,
+        "relationship": {"director": false, "executive": false, "owner": false, "percent_ownership": null,
+            "representative": false, "title": null},
+        "ssn_last_4_provided": false,
+        "verification": {"additional_document": null, "details": null, "details_code": null,
+            "document": null, "status": "unverified"},
+    })
+}
+
+pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let params = ctx.params.clone();
+    apply(&mut ctx.params, &mut blank("", "", 0))?;
+    ctx.finish_params()?;
+    let id = ids::generate("person", &mut rand::rng());
+    retry_conflicts!({
+        let acct = accounts::load(&ctx, &account).await?;
+        let now = ctx.now();
+        let mut person = blank(&id, &account, now);
+        apply(&mut params.clone(), &mut person)?;
+        let person = stripe_order(person);
+        let mut deps = accounts::dependents(&ctx, &account).await?;
+        deps.persons.push(person.clone());
+        let mut change = ctx.change();
+        change.writes.push(objects::insert(
+            &account_scope(&ctx, &account),
+            KIND,
+            &id,
+            now,
+            person.clone(),
+        ));
+        change.events.push(ctx.event_on(
+            Some(account.clone()),
+            "person.created",
+            person.clone(),
+            None,
+        ));
+        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
+            change.writes.push(write);
+            change.events.push(event);
+        }
+        ctx.commit(change, &person).await
+    })
+}
+
+pub async fn retrieve(
+    Path((account, id)): Path<(String, String)>,
+    mut ctx: Ctx,
+) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    accounts::load(&ctx, &account).await?;
+    Ok(ok_json(
+        &objects::load(&ctx, &account_scope(&ctx, &account), KIND, &id, "person")
+            .await?
+            .data,
+    ))
+}
+
+pub async fn update(
+    Path((account, id)): Path<(String, String)>,
+    mut ctx: Ctx,
+) -> Result<Response, ApiError> {
+    let params = ctx.params.clone();
+    apply(&mut ctx.params, &mut blank("", "", 0))?;
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let acct = accounts::load(&ctx, &account).await?;
+        let scope = account_scope(&ctx, &account);
+        let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
+        let before = person.data.clone();
+        apply(&mut params.clone(), &mut person.data)?;
+        let prev = previous_attributes(&before, &person.data);
+        let mut deps = accounts::dependents(&ctx, &account).await?;
+        for p in deps.persons.iter_mut().filter(|p| p["id"] == id.as_str()) {
+            *p = person.data.clone();
+        }
+        let mut change = ctx.change();
+        if !prev.is_empty() {
+            change.events.push(ctx.event_on(
+                Some(account.clone()),
+                "person.updated",
+                person.data.clone(),
+                Some(prev),
+            ));
+        }
+        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
+            change.writes.push(write);
+            change.events.push(event);
+        }
+        let body = person.data.clone();
+        change.writes.push(objects::replace(&scope, person));
+        ctx.commit(change, &body).await
+    })
+}
+
+pub async fn delete(
+    Path((account, id)): Path<(String, String)>,
+    mut ctx: Ctx,
+) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let acct = accounts::load(&ctx, &account).await?;
+        let scope = account_scope(&ctx, &account);
+        let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
+        let mut deps = accounts::dependents(&ctx, &account).await?;
+        deps.persons.retain(|p| p["id"] != id.as_str());
+        let mut change = ctx.change();
+        change.events.push(ctx.event_on(
+            Some(account.clone()),
+            "person.deleted",
+            person.data.clone(),
+            None,
+        ));
+        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
+            change.writes.push(write);
+            change.events.push(event);
+        }
+        person.deleted = true;
+        change.writes.push(objects::replace(&scope, person));
+        ctx.commit(
+            change,
+            &json!({"id": id, "object": "person", "deleted": true}),
+        )
+        .await
+    })
+}
+
+pub async fn list(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    accounts::load(&ctx, &account).await?;
+    let scope = account_scope(&ctx, &account);
+    objects::list(
+        &mut ctx,
+        &scope,
+        KIND,
+        &format!("/v1/accounts/{account}/persons"),
+    )
+    .await
+}
