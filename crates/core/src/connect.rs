@@ -181,7 +181,7 @@ mod tests {
         );
         let rep = json!({"first_name": "Jo", "last_name": null, "relationship": {"representative": true}});
         assert_eq!(
-            currently_due(&acct, &[rep.clone()], 1),
+            currently_due(&acct, std::slice::from_ref(&rep), 1),
             ["representative.last_name"]
         );
         let mut done = rep;
