@@ -6,6 +6,10 @@ Configuration (environment):
   SWITCHBOARD_TEST_KEY  the server's test secret key, sk_test_... (required)
   SWITCHBOARD_TESTS     optional comma-separated subset of test names to run
 
+This file also runs the Connect tests of test_connect.py (stripe_account,
+Connect webhook endpoints, payments, payouts, OAuth deauthorization), which
+reuse the helpers below: one command runs the whole suite.
+
 Only the standard library and `stripe` (see ../requirements.txt) are used.
 Every test prints PASS or FAIL; a failure prints the assertion, the HTTP
 exchanges the SDK made during that test (request and response, API key
@@ -823,6 +827,12 @@ def test_legacy_global_api():
         stripe.api_key, stripe.api_base, stripe.default_http_client = saved
 
 
+# The Connect tests import this module's helpers; when this file runs as a
+# script, make `import test_stripe_python` find this very module (and so the
+# RECEIVER main() starts) rather than loading a second copy.
+sys.modules.setdefault("test_stripe_python", sys.modules[__name__])
+import test_connect  # noqa: E402
+
 TESTS = [
     test_webhook_endpoint_crud,
     test_webhook_endpoint_auto_paging,
@@ -832,10 +842,11 @@ TESTS = [
     test_webhook_delivery_verified,
     test_event_resend,
     test_legacy_global_api,
-]
+] + test_connect.TESTS
 
 
-def main():
+def main(only=None):
+    """Runs TESTS (or those named in `only`), filtered by SWITCHBOARD_TESTS."""
     global RECEIVER
     if not API_BASE or not TEST_KEY:
         print("SWITCHBOARD_API_BASE and SWITCHBOARD_TEST_KEY must be set", file=sys.stderr)
@@ -845,7 +856,7 @@ def main():
     stripe.enable_telemetry = False
     stripe.max_network_retries = 2
     selected = {s.strip() for s in os.environ.get("SWITCHBOARD_TESTS", "").split(",") if s.strip()}
-    tests = [t for t in TESTS if not selected or t.__name__ in selected]
+    tests = [t for t in TESTS if (not selected or t.__name__ in selected) and (only is None or t.__name__ in only)]
 
     print("stripe-python %s against %s" % (stripe.VERSION, API_BASE), flush=True)
     RECEIVER = Receiver()

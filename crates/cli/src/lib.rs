@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use switchboard_core::{Clock, ids};
 use switchboard_dispatcher::DispatcherConfig;
+use switchboard_server::listen::ListenHub;
 use switchboard_server::{AppState, ServerConfig};
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{Platform, PlatformInit, Store};
@@ -27,6 +28,7 @@ pub struct Node {
     pub addr: SocketAddr,
     pub platform: Platform,
     pub store: Arc<dyn Store>,
+    listen: Arc<ListenHub>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
     dispatcher: tokio::task::JoinHandle<()>,
@@ -49,13 +51,15 @@ impl Node {
             })
             .await?;
         let shutdown = CancellationToken::new();
+        let listen = Arc::new(ListenHub::default());
         let dispatcher = tokio::spawn(switchboard_dispatcher::run(
             store.clone(),
             clock.clone(),
             config.dispatcher.clone(),
+            Some(listen.clone()),
             shutdown.clone(),
         ));
-        let state = AppState::new(store.clone(), clock, config.server.clone());
+        let state = AppState::new(store.clone(), clock, config.server.clone(), listen.clone());
         let addr = listener.local_addr()?;
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -71,6 +75,7 @@ impl Node {
             addr,
             platform,
             store,
+            listen,
             shutdown,
             server,
             dispatcher,
@@ -80,6 +85,8 @@ impl Node {
     /// Stops accepting requests, finishes in-flight work, and returns.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        // Open WebSockets would otherwise hold the graceful shutdown forever.
+        self.listen.close_all();
         let _ = self.server.await;
         let _ = self.dispatcher.await;
     }

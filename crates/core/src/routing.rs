@@ -4,12 +4,24 @@
 //! their own mode. Connect endpoints receive events of connected accounts
 //! (those that carry `account`): a test endpoint only test events, a live one
 //! both live and test events, as Stripe sends to "production" URLs.
+//! Listeners (`stripe listen` sessions) receive both kinds, in their own mode.
+
+/// Whose events an endpoint wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// An account endpoint: the platform's own events.
+    Platform,
+    /// A Connect endpoint: events of every connected account.
+    Connect,
+    /// A `stripe listen` session: both.
+    Listener,
+}
 
 /// The parts of a webhook endpoint routing looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct EndpointRoute<'a> {
     pub livemode: bool,
-    pub connect: bool,
+    pub audience: Audience,
     pub enabled: bool,
     pub enabled_events: &'a [String],
 }
@@ -34,10 +46,11 @@ fn subscribes(enabled_events: &[String], event_type: &str) -> bool {
 }
 
 fn mode_and_origin_match(endpoint: &EndpointRoute<'_>, event: &EventRoute<'_>) -> bool {
-    match (event.account.is_some(), endpoint.connect) {
-        (false, false) => endpoint.livemode == event.livemode,
-        (true, true) => endpoint.livemode || !event.livemode,
-        (false, true) | (true, false) => false,
+    match (event.account.is_some(), endpoint.audience) {
+        (false, Audience::Platform) => endpoint.livemode == event.livemode,
+        (true, Audience::Connect) => endpoint.livemode || !event.livemode,
+        (_, Audience::Listener) => endpoint.livemode == event.livemode,
+        (false, Audience::Connect) | (true, Audience::Platform) => false,
     }
 }
 
@@ -91,6 +104,21 @@ mod tests {
                 "endpoint live={el} connect={ec}, event live={vl} connected={va}"
             );
         }
+    }
+
+    #[test]
+    fn listeners_hear_platform_and_connected_events_of_their_mode() {
+        let all = vec!["*".to_string()];
+        let listener = |livemode| EndpointRoute {
+            livemode,
+            audience: Audience::Listener,
+            enabled: true,
+            enabled_events: &all,
+        };
+        assert!(receives(&listener(false), &event(false, None)));
+        assert!(receives(&listener(false), &event(false, Some("acct_1"))));
+        assert!(!receives(&listener(false), &event(true, None)));
+        assert!(!receives(&listener(true), &event(false, Some("acct_1"))));
     }
 
     #[test]

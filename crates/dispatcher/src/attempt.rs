@@ -9,6 +9,7 @@ use switchboard_core::signature;
 use switchboard_store::{AttemptRecord, ClaimedDelivery, DeliveryOutcome, Next};
 
 use crate::DispatcherConfig;
+use crate::relay::{LISTENER_SCHEME, Relay, RelayError};
 
 pub const USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
 /// How much of a receiver's answer the attempt log keeps.
@@ -23,13 +24,18 @@ struct Answer {
 
 pub(crate) async fn deliver(
     client: &reqwest::Client,
+    relay: Option<&dyn Relay>,
     clock: &dyn Clock,
     config: &DispatcherConfig,
     d: ClaimedDelivery,
 ) -> DeliveryOutcome {
     let started_at_ms = clock.now_ms();
     let started = Instant::now();
-    let answer = post(client, clock, &d).await;
+    let answer = if d.url.starts_with(LISTENER_SCHEME) {
+        relayed(relay, clock, config, &d).await
+    } else {
+        post(client, clock, &d).await
+    };
     let duration_ms = started.elapsed().as_millis() as i64;
     // A response cut off mid-body is a failed attempt even with a 2xx status.
     let succeeded =
@@ -67,6 +73,52 @@ pub(crate) async fn deliver(
         next,
         now_ms,
         disable_after_ms: config.disable_after.as_millis() as i64,
+    }
+}
+
+/// A delivery to a `stripe listen` session: the CLI forwards it and reports back.
+async fn relayed(
+    relay: Option<&dyn Relay>,
+    clock: &dyn Clock,
+    config: &DispatcherConfig,
+    d: &ClaimedDelivery,
+) -> Answer {
+    let failed = |e: &str| Answer {
+        status: None,
+        error: Some(e.into()),
+        body: String::new(),
+        retry_after_ms: None,
+    };
+    let Some(relay) = relay else {
+        return failed("listener_disconnected");
+    };
+    let signature = signature::header(
+        d.secrets.iter().map(String::as_str),
+        clock.now(),
+        &d.payload,
+    );
+    match relay
+        .deliver(&d.endpoint_id, d.payload.clone(), signature, config.timeout)
+        .await
+    {
+        Ok(r) => {
+            let mut body = r.body;
+            if body.len() > MAX_RECORDED_BODY {
+                let mut cut = MAX_RECORDED_BODY;
+                while !body.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                body.truncate(cut);
+            }
+            Answer {
+                status: Some(r.status),
+                error: None,
+                body,
+                retry_after_ms: None,
+            }
+        }
+        Err(RelayError::Disconnected) => failed("listener_disconnected"),
+        Err(RelayError::Timeout) => failed("timeout"),
     }
 }
 

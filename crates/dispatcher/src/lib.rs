@@ -14,6 +14,7 @@
 //!   work signal and polls slowly as a fallback.
 
 mod attempt;
+mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use attempt::{MAX_RECORDED_BODY, classify};
+pub use relay::{LISTENER_SCHEME, Relay, RelayError, RelayResponse};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -81,10 +83,14 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 /// Runs until `shutdown` is cancelled, then waits for in-flight attempts and
 /// records their outcomes.
+///
+/// Deliveries to `stripecli://` endpoints go through `relay` (the server's
+/// `stripe listen` hub) instead of HTTP.
 pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: DispatcherConfig,
+    relay: Option<Arc<dyn Relay>>,
     shutdown: CancellationToken,
 ) {
     let client = http_client(config.timeout);
@@ -127,8 +133,11 @@ pub async fn run(
                 config.clone(),
                 outcomes_tx.clone(),
             );
+            let relay = relay.clone();
             tasks.spawn(async move {
-                let outcome = attempt::deliver(&client, clock.as_ref(), &config, delivery).await;
+                let outcome =
+                    attempt::deliver(&client, relay.as_deref(), clock.as_ref(), &config, delivery)
+                        .await;
                 let _ = tx.send(outcome);
                 drop(permit);
             });

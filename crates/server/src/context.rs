@@ -33,6 +33,7 @@ pub struct Ctx {
     pub request_id: String,
     pub method: Method,
     pub path: String,
+    pub headers: HeaderMap,
     idempotency: Option<(String, String)>,
 }
 
@@ -119,6 +120,7 @@ impl FromRequest<AppState> for Ctx {
             request_id,
             method: parts.method,
             path,
+            headers: parts.headers,
             idempotency,
         })
     }

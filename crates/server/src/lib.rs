@@ -10,6 +10,7 @@
 pub mod api;
 pub mod context;
 pub mod error;
+pub mod listen;
 pub mod state;
 
 use axum::Router;
@@ -90,6 +91,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/charges/{id}", get(payments::retrieve_charge))
         .route("/v1/payouts", get(payouts::list).post(payouts::create))
         .route("/v1/payouts/{id}", get(payouts::retrieve))
+        .route(
+            "/v1/stripecli/sessions",
+            post(crate::listen::create_session),
+        )
+        .route("/v1/stripecli/websocket", get(crate::listen::websocket))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/events/{id}/retry", post(events::retry))

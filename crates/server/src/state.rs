@@ -30,15 +30,23 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ServerConfig>,
+    /// `stripe listen` sessions connected to this node.
+    pub listen: Arc<crate::listen::ListenHub>,
     keys: Arc<RwLock<HashMap<String, (Platform, bool)>>>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: ServerConfig,
+        listen: Arc<crate::listen::ListenHub>,
+    ) -> Self {
         AppState {
             store,
             clock,
             config: Arc::new(config),
+            listen,
             keys: Default::default(),
         }
     }

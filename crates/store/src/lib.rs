@@ -67,12 +67,15 @@ pub trait Store: Send + Sync + 'static {
         livemode: bool,
         id: &str,
     ) -> Result<Option<EndpointRecord>>;
+    /// Webhook endpoints (not listeners), newest first.
     async fn endpoints(
         &self,
         platform: &str,
         livemode: bool,
         page: &PageRequest,
     ) -> Result<Page<EndpointRecord>>;
+    /// Every `stripe listen` device endpoint of a platform in one mode.
+    async fn listeners(&self, platform: &str, livemode: bool) -> Result<Vec<EndpointRecord>>;
     async fn event(&self, scope: &Scope, id: &str) -> Result<Option<EventRecord>>;
     async fn events(
         &self,

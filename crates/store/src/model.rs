@@ -68,6 +68,9 @@ pub struct EndpointRecord {
     pub deleted: bool,
     /// Unix ms of the first failure since the last success.
     pub failing_since: Option<i64>,
+    /// A `stripe listen` device rather than an HTTP endpoint: hidden from
+    /// `/v1/webhook_endpoints`, enabled only while connected.
+    pub listener: bool,
 }
 
 #[derive(Debug, Clone)]

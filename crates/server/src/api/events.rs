@@ -125,7 +125,8 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
 }
 
 /// `POST /v1/events/{id}/retry`: one more attempt to one endpoint
-/// (what `stripe events resend --webhook-endpoint` calls).
+/// (what `stripe events resend --webhook-endpoint` calls), or with
+/// `for_stripecli=true` to every connected `stripe listen` session.
 pub async fn retry(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     let endpoint = ctx
         .params
@@ -140,28 +141,49 @@ pub async fn retry(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Api
     }
     ctx.finish_params()?;
     let event = load(&ctx, &id).await?;
-    let Some(endpoint_id) = endpoint else {
-        let param = if for_cli {
-            "for_stripecli"
-        } else {
-            "webhook_endpoint"
-        };
-        return Err(ApiError::invalid(
-            param,
-            "Provide webhook_endpoint: the endpoint to resend this event to.",
-        ));
+    let targets = match endpoint {
+        Some(endpoint_id) => {
+            let target = super::webhook_endpoints::load(&ctx, &endpoint_id)
+                .await
+                .map_err(|_| ApiError::NotFound {
+                    kind: "webhook endpoint",
+                    id: endpoint_id.clone(),
+                    param: "webhook_endpoint",
+                })?;
+            vec![target.id]
+        }
+        None if for_cli => {
+            let listeners = ctx
+                .state
+                .store
+                .listeners(&ctx.platform.id, ctx.livemode())
+                .await?;
+            let live: Vec<String> = listeners
+                .into_iter()
+                .filter(|l| l.enabled)
+                .map(|l| l.id)
+                .collect();
+            if live.is_empty() {
+                return Err(ApiError::invalid(
+                    "for_stripecli",
+                    "No `stripe listen` session is connected.",
+                ));
+            }
+            live
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "webhook_endpoint",
+                "Provide webhook_endpoint (the endpoint to resend this event to) or for_stripecli=true.",
+            ));
+        }
     };
-    let target = super::webhook_endpoints::load(&ctx, &endpoint_id)
-        .await
-        .map_err(|_| ApiError::NotFound {
-            kind: "webhook endpoint",
-            id: endpoint_id.clone(),
-            param: "webhook_endpoint",
-        })?;
     let mut change = ctx.change();
-    change.writes.push(Write::Resend {
-        event_id: event.id.clone(),
-        endpoint_id: target.id,
-    });
+    for endpoint_id in targets {
+        change.writes.push(Write::Resend {
+            event_id: event.id.clone(),
+            endpoint_id,
+        });
+    }
     ctx.commit(change, &render(&event)).await
 }

@@ -55,7 +55,7 @@ pub async fn event_attempts(Path(id): Path<String>, ctx: Ctx) -> Result<Response
 
 /// `GET /switchboard/v1/webhook_endpoints/{id}/attempts`
 pub async fn endpoint_attempts(Path(id): Path<String>, ctx: Ctx) -> Result<Response, ApiError> {
-    let endpoint = super::webhook_endpoints::load(&ctx, &id).await?;
+    let endpoint = super::webhook_endpoints::load_any(&ctx, &id).await?;
     let url = format!("/switchboard/v1/webhook_endpoints/{}/attempts", endpoint.id);
     list(ctx, AttemptFilter::Endpoint(endpoint.id), url).await
 }

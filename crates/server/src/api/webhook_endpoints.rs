@@ -135,6 +135,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         }],
         deleted: false,
         failing_since: None,
+        listener: false,
     };
     let mut body = render(&rec, &ctx.platform.client_id);
     body["secret"] = rec.secrets[0].secret.clone().into();
@@ -144,7 +145,19 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.commit(change, &body).await
 }
 
+/// A webhook endpoint of the caller (not a `stripe listen` device).
 pub async fn load(ctx: &Ctx, id: &str) -> Result<EndpointRecord, ApiError> {
+    load_any(ctx, id).await.and_then(|e| {
+        if e.listener {
+            Err(ApiError::not_found(KIND, id))
+        } else {
+            Ok(e)
+        }
+    })
+}
+
+/// A webhook endpoint or a `stripe listen` device of the caller.
+pub async fn load_any(ctx: &Ctx, id: &str) -> Result<EndpointRecord, ApiError> {
     ctx.state
         .store
         .endpoint(&ctx.platform.id, ctx.livemode(), id)

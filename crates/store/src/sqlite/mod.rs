@@ -191,6 +191,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn listeners(&self, platform: &str, livemode: bool) -> Result<Vec<EndpointRecord>> {
+        let platform = platform.to_owned();
+        self.read(move |c| read::listeners(c, &platform, livemode))
+            .await
+    }
+
     async fn event(&self, scope: &Scope, id: &str) -> Result<Option<EventRecord>> {
         let (scope, id) = (scope.clone(), id.to_owned());
         self.read(move |c| read::event(c, &scope, &id)).await

@@ -139,7 +139,7 @@ pub(super) fn objects(
 }
 
 const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
-     api_version, description, metadata, secrets, deleted, failing_since";
+     api_version, description, metadata, secrets, deleted, failing_since, kind";
 
 fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
     fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
@@ -170,6 +170,7 @@ fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
             .collect(),
         deleted: r.get(13)?,
         failing_since: r.get(14)?,
+        listener: r.get::<_, String>(15)? == "listener",
     })
 }
 
@@ -200,11 +201,26 @@ pub(super) fn endpoints(
         c,
         "endpoints",
         ENDPOINT_COLUMNS,
-        "platform = ?1 AND livemode = ?2 AND deleted = 0",
+        "platform = ?1 AND livemode = ?2 AND deleted = 0 AND kind = 'webhook'",
         vec![Sql::Text(platform.into()), Sql::Integer(livemode as i64)],
         page,
         endpoint_row,
     )
+}
+
+pub(super) fn listeners(
+    c: &Connection,
+    platform: &str,
+    livemode: bool,
+) -> Result<Vec<EndpointRecord>> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE platform = ?1 AND livemode = ?2 AND kind = 'listener' AND deleted = 0 ORDER BY seq"
+    );
+    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+    stmt.query_map(params![platform, livemode], endpoint_row)
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)
 }
 
 const EVENT_COLUMNS: &str = "id, livemode, account, type, created, pending_webhooks, payload";

@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS endpoints (
     metadata        TEXT NOT NULL,
     secrets         TEXT NOT NULL,
     deleted         INTEGER NOT NULL DEFAULT 0,
-    failing_since   INTEGER
+    failing_since   INTEGER,
+    -- 'webhook' (the Stripe API's endpoints) or 'listener' (a `stripe listen` device)
+    kind            TEXT NOT NULL DEFAULT 'webhook'
 );
 CREATE INDEX IF NOT EXISTS endpoints_list ON endpoints (platform, livemode, seq);
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use switchboard_core::event::EventStamp;
-use switchboard_core::routing::{self, EndpointRoute, EventRoute};
+use switchboard_core::routing::{self, Audience, EndpointRoute, EventRoute};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{MAX_GROUP, backend, read};
@@ -56,7 +56,7 @@ impl Done {
 struct RouteEntry {
     seq: i64,
     livemode: bool,
-    connect: bool,
+    audience: Audience,
     enabled: bool,
     enabled_events: Vec<String>,
 }
@@ -349,11 +349,12 @@ fn write_endpoint(c: &Connection, e: &EndpointRecord, expected: Option<i64>) -> 
     let n = match expected {
         None => c.execute(
             "INSERT INTO endpoints (id, platform, livemode, version, created, url, connect, enabled, enabled_events,
-                 api_version, description, metadata, secrets, deleted, failing_since)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 api_version, description, metadata, secrets, deleted, failing_since, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 e.id, e.platform, e.livemode, e.version, e.created, e.url, e.connect, e.enabled, events,
-                e.api_version, e.description, metadata, secrets, e.deleted, e.failing_since
+                e.api_version, e.description, metadata, secrets, e.deleted, e.failing_since,
+                if e.listener { "listener" } else { "webhook" }
             ],
         ),
         // Re-enabling an endpoint forgets its failure streak.
@@ -381,16 +382,21 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 fn load_routes(c: &Connection, platform: &str) -> Result<Vec<RouteEntry>> {
     let mut stmt = c
         .prepare_cached(
-            "SELECT seq, livemode, connect, enabled, enabled_events FROM endpoints WHERE platform = ?1 AND deleted = 0",
+            "SELECT seq, livemode, connect, enabled, enabled_events, kind FROM endpoints WHERE platform = ?1 AND deleted = 0",
         )
         .map_err(backend)?;
     let rows = stmt
         .query_map([platform], |r| {
             let events: String = r.get(4)?;
+            let audience = match (r.get::<_, String>(5)?.as_str(), r.get::<_, bool>(2)?) {
+                ("listener", _) => Audience::Listener,
+                (_, true) => Audience::Connect,
+                (_, false) => Audience::Platform,
+            };
             Ok(RouteEntry {
                 seq: r.get(0)?,
                 livemode: r.get(1)?,
-                connect: r.get(2)?,
+                audience,
                 enabled: r.get(3)?,
                 enabled_events: serde_json::from_str(&events).unwrap_or_default(),
             })
@@ -418,7 +424,7 @@ fn insert_event(
             routing::receives(
                 &EndpointRoute {
                     livemode: e.livemode,
-                    connect: e.connect,
+                    audience: e.audience,
                     enabled: e.enabled,
                     enabled_events: &e.enabled_events,
                 },
