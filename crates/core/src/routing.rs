@@ -59,9 +59,14 @@ mod tests {
     use super::*;
 
     fn endpoint(livemode: bool, connect: bool, events: &[String]) -> EndpointRoute<'_> {
+        let audience = if connect {
+            Audience::Connect
+        } else {
+            Audience::Platform
+        };
         EndpointRoute {
             livemode,
-            connect,
+            audience,
             enabled: true,
             enabled_events: events,
         }
