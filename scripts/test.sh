@@ -11,4 +11,12 @@ if ! "$venv/bin/python" -c 'import stripe, sys; sys.exit(stripe.VERSION != "16.1
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r compat/requirements.txt
 fi
 
+# The official stripe-node SDK and Stripe CLI, pinned by their lock files.
+for dir in compat/node compat/cli; do
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        echo "installing $dir (npm ci)" >&2
+        npm ci --prefix "$dir" --silent --no-audit --no-fund
+    fi
+done
+
 cargo test --workspace "$@"

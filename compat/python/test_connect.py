@@ -18,8 +18,9 @@ import sys
 
 import stripe
 
-import test_stripe_python as sb
-from test_stripe_python import (
+sys.dont_write_bytecode = True  # no __pycache__ next to the sources
+import test_stripe_python as sb  # noqa: E402
+from test_stripe_python import (  # noqa: E402
     HTTP_LOG,
     QUIET_EVENTS,
     CheckFailed,
@@ -421,6 +422,7 @@ def test_connect_error_classes():
     got = client.v1.payment_intents.retrieve(failed_pi.id, options=opts)
     check_eq(got.status, "requires_payment_method", "declined PaymentIntent fetched back", got)
     check_eq(got.last_payment_error.code, "card_declined", "fetched last_payment_error.code", got)
+    check_eq(e.error.charge, got.latest_charge, "CardError error.charge is the failed charge", error_summary(e), got)
     ch = client.v1.charges.retrieve(got.latest_charge, options=opts)
     check_eq((ch.status, ch.paid, ch.failure_code), ("failed", False, "card_declined"), "declined charge", ch)
     check_eq(ch.outcome.reason, "generic_decline", "declined charge outcome.reason", ch)

@@ -831,6 +831,7 @@ def test_legacy_global_api():
 # script, make `import test_stripe_python` find this very module (and so the
 # RECEIVER main() starts) rather than loading a second copy.
 sys.modules.setdefault("test_stripe_python", sys.modules[__name__])
+sys.dont_write_bytecode = True  # no __pycache__ next to the sources
 import test_connect  # noqa: E402
 
 TESTS = [

@@ -191,14 +191,23 @@ async fn connected_scope(
     let found = state.store.object(&scope, "account", &account).await?;
     let usable = found.is_some_and(|a| !a.deleted);
     if !usable {
-        return Err(ApiError::Permission(format!(
-            "The provided key '{}' does not have access to account '{account}' (or that account does not exist). \
-             Application access may have been revoked.",
-            redact(key)
-        )));
+        return Err(no_access_message(key, &account));
     }
     scope.account = Some(account);
     Ok(scope)
+}
+
+fn no_access_message(key: &str, account: &str) -> ApiError {
+    ApiError::Permission(format!(
+        "The provided key '{}' does not have access to account '{account}' (or that account does not exist). \
+         Application access may have been revoked.",
+        redact(key)
+    ))
+}
+
+/// Stripe's answer when the caller's platform cannot reach an account.
+pub fn no_access(ctx: &Ctx, account: &str) -> ApiError {
+    no_access_message(ctx.api_key(), account)
 }
 
 /// The scope of a connected account named in a parameter rather than the header.
@@ -208,12 +217,7 @@ pub async fn connected_scope_for(ctx: &Ctx, account: String) -> Result<Scope, Ap
         livemode: ctx.scope.livemode,
         account: None,
     };
-    let key = if ctx.scope.livemode {
-        &ctx.platform.live_key
-    } else {
-        &ctx.platform.test_key
-    };
-    connected_scope(&ctx.state, base, account, key).await
+    connected_scope(&ctx.state, base, account, ctx.api_key()).await
 }
 
 fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
@@ -259,6 +263,15 @@ pub fn render(value: &serde_json::Value) -> Bytes {
 impl Ctx {
     pub fn livemode(&self) -> bool {
         self.scope.livemode
+    }
+
+    /// The key the caller authenticated with (for redacted error messages).
+    pub fn api_key(&self) -> &str {
+        if self.scope.livemode {
+            &self.platform.live_key
+        } else {
+            &self.platform.test_key
+        }
     }
 
     pub fn now(&self) -> i64 {

@@ -14,8 +14,8 @@ pub mod listen;
 pub mod state;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -113,11 +113,11 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(state, stripe_headers))
 }
 
 async fn unknown_route(req: Request) -> ApiError {
@@ -127,16 +127,31 @@ async fn unknown_route(req: Request) -> ApiError {
     }
 }
 
-/// Every response carries `Request-Id`, errors included.
-async fn request_id(mut req: Request, next: Next) -> Response {
+/// Every response carries `Request-Id`, errors included, and echoes the
+/// headers stripe-node reads back into `lastResponse` (`Stripe-Version`,
+/// `Stripe-Account`, `Idempotency-Key`).
+async fn stripe_headers(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = switchboard_core::ids::generate_request_id(&mut rand::rng());
     req.extensions_mut().insert(RequestId(id.clone()));
+    let echo: Vec<(&'static str, HeaderValue)> = ["stripe-account", "idempotency-key"]
+        .into_iter()
+        .filter_map(|h| Some((h, req.headers().get(h)?.clone())))
+        .collect();
+    let version = req
+        .headers()
+        .get("stripe-version")
+        .cloned()
+        .or_else(|| HeaderValue::from_str(&state.config.api_version).ok());
     let mut resp = next.run(req).await;
+    let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("request-id", v);
+        headers.insert("request-id", v);
     }
-    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
-        tracing::debug!("method not allowed");
+    if let Some(v) = version {
+        headers.insert("stripe-version", v);
+    }
+    for (name, value) in echo {
+        headers.insert(name, value);
     }
     resp
 }

@@ -1,7 +1,8 @@
-//! The official stripe-python SDK against the real binary (`compat/python`).
+//! The official SDKs against the real binary: stripe-python 16.1.0
+//! (`compat/python`) and stripe-node 23.x (`compat/node`).
 //!
-//! `scripts/test.sh` prepares the virtualenv; `SWITCHBOARD_PYTHON` may point
-//! at another interpreter that has `stripe==16.1.0` installed.
+//! `scripts/test.sh` prepares the virtualenv and `node_modules`;
+//! `SWITCHBOARD_PYTHON` may point at another interpreter with `stripe==16.1.0`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,8 +31,7 @@ fn stripe_python_suite_passes() {
         .env("SWITCHBOARD_TEST_KEY", TEST_KEY)
         .output()
         .unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -39,4 +39,30 @@ fn stripe_python_suite_passes() {
         "stripe-python suite failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("0 failed"), "{stdout}");
+}
+
+#[test]
+fn stripe_node_suite_passes() {
+    let dir = workspace().join("compat/node");
+    assert!(
+        dir.join("node_modules/stripe").exists(),
+        "compat/node/node_modules missing: run scripts/test.sh (npm ci --prefix compat/node)"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
+    let out = Command::new("node")
+        .arg("test.mjs")
+        .current_dir(&dir)
+        .env("SWITCHBOARD_API_BASE", &base)
+        .env("SWITCHBOARD_TEST_KEY", TEST_KEY)
+        .output()
+        .unwrap();
+    server.kill();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "stripe-node suite failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
 }

@@ -220,7 +220,10 @@ async fn connected_objects_are_only_reachable_as_that_account() {
             &[],
         )
         .await;
-    assert_eq!(status, 404);
+    assert_eq!(
+        status, 403,
+        "Stripe answers a permission error for accounts out of reach"
+    );
 }
 
 #[tokio::test]

@@ -95,8 +95,7 @@ async fn sigkill_loses_no_delivery() {
     for c in clients {
         c.await.unwrap();
     }
-    child.kill().unwrap(); // SIGKILL, with deliveries in flight and thousands queued
-    child.wait().unwrap();
+    child.kill(); // SIGKILL, with deliveries in flight and thousands queued
     let delivered_before_kill = seen.lock().unwrap().len();
     let acknowledged = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
@@ -170,6 +169,5 @@ async fn sigkill_loses_no_delivery() {
         event_ids.len(),
         event_ids.len() * ENDPOINTS
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 }

@@ -6,4 +6,5 @@ mod compat;
 mod connect;
 mod crash;
 mod delivery;
+mod stripe_cli;
 mod support;

@@ -309,8 +309,25 @@ pub async fn refused_url() -> String {
     format!("http://{addr}/webhook")
 }
 
+/// A child process killed when the test ends, even by a panic.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    /// SIGKILL now, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Runs the real `switchboard serve` binary on port 0 and returns it with its base URL.
-pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (KillOnDrop, String) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args([
@@ -340,5 +357,5 @@ pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child
         base.starts_with("http://"),
         "unexpected first line: {first}"
     );
-    (child, base)
+    (KillOnDrop(child), base)
 }

@@ -47,7 +47,11 @@ pub async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {
             "You cannot access account '{id}' while acting as '{acting}'."
         )));
     }
-    objects::load(ctx, &platform_scope(ctx), KIND, id, "account").await
+    // Like Stripe: an account the platform cannot reach (unknown, deleted,
+    // disconnected) is a permission error, not a 404.
+    objects::load(ctx, &platform_scope(ctx), KIND, id, "account")
+        .await
+        .map_err(|_| crate::context::no_access(ctx, id))
 }
 
 /// Everything an account's requirements depend on.

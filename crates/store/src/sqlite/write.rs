@@ -473,7 +473,8 @@ fn insert_event(
 fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<ClaimedDelivery>> {
     let mut select = c
         .prepare_cached(
-            "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted
+            "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
+                    d.event_seq
              FROM deliveries d
              JOIN events e ON e.seq = d.event_seq
              JOIN endpoints w ON w.seq = d.endpoint_seq
@@ -485,7 +486,11 @@ fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec
         .query_map(params![now_ms, limit as i64], |r| {
             let payload: Vec<u8> = r.get(4)?;
             let secrets: String = r.get(7)?;
-            let live: bool = r.get::<_, bool>(8)? && !r.get::<_, bool>(9)?;
+            let endpoint = match (r.get::<_, bool>(8)?, r.get::<_, bool>(9)?) {
+                (_, true) => Target::Deleted(r.get(10)?),
+                (false, false) => Target::Disabled,
+                (true, false) => Target::Live,
+            };
             Ok((
                 ClaimedDelivery {
                     delivery_id: r.get(0)?,
@@ -497,7 +502,7 @@ fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec
                     url: r.get(6)?,
                     secrets: active_secrets(&secrets, now_ms / 1000),
                 },
-                live,
+                endpoint,
             ))
         })
         .map_err(backend)?
@@ -510,17 +515,40 @@ fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec
         .prepare_cached("UPDATE deliveries SET state = 3 WHERE id = ?1")
         .map_err(backend)?;
     let mut out = Vec::with_capacity(rows.len());
-    for (d, live) in rows {
-        if live {
-            lease
-                .execute(params![d.delivery_id, now_ms + lease_ms])
-                .map_err(backend)?;
-            out.push(d);
-        } else {
-            cancel.execute([d.delivery_id]).map_err(backend)?;
+    for (d, endpoint) in rows {
+        match endpoint {
+            Target::Live => {
+                lease
+                    .execute(params![d.delivery_id, now_ms + lease_ms])
+                    .map_err(backend)?;
+                out.push(d);
+            }
+            Target::Disabled => {
+                cancel.execute([d.delivery_id]).map_err(backend)?;
+            }
+            // A deleted endpoint is no longer owed the event.
+            Target::Deleted(event_seq) => {
+                cancel.execute([d.delivery_id]).map_err(backend)?;
+                if !d.one_shot {
+                    c.prepare_cached(
+                        "UPDATE events SET pending_webhooks = pending_webhooks - 1 WHERE seq = ?1 AND pending_webhooks > 0",
+                    )
+                    .and_then(|mut s| s.execute([event_seq]))
+                    .map_err(backend)?;
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// What a due delivery's endpoint allows.
+enum Target {
+    Live,
+    /// Retries stop while disabled; the event stays undelivered.
+    Disabled,
+    /// The endpoint is gone; the row holds the event's seq.
+    Deleted(i64),
 }
 
 fn active_secrets(json: &str, now: i64) -> Vec<String> {

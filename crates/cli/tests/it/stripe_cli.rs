@@ -1,0 +1,296 @@
+//! The official Stripe CLI 1.52.0 (`compat/cli`) against the real binary:
+//! `listen` forwarding platform and Connect events to their URLs, `trigger`
+//! for the Connect events, `events resend` both ways, generic resource commands.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{KillOnDrop, Receiver, TEST_KEY, spawn};
+
+fn stripe_bin() -> PathBuf {
+    let bin =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/cli/node_modules/.bin/stripe");
+    assert!(
+        bin.exists(),
+        "{} not found: run scripts/test.sh (npm installs @stripe/cli 1.52.0)",
+        bin.display()
+    );
+    bin
+}
+
+fn stripe(home: &Path, base: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(stripe_bin());
+    cmd.args(args)
+        .args(["--api-base", base, "--api-key", TEST_KEY])
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home)
+        .env("STRIPE_CLI_TELEMETRY_OPTOUT", "1");
+    cmd
+}
+
+fn run(home: &Path, base: &str, args: &[&str]) -> String {
+    let out = stripe(home, base, args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "stripe {args:?} failed:\n{text}");
+    text
+}
+
+/// Runs `stripe listen` and returns it once it printed "Ready!", with its output lines.
+fn listen(
+    home: &Path,
+    base: &str,
+    forward: &str,
+    connect: &str,
+) -> (KillOnDrop, mpsc::Receiver<String>) {
+    let mut child = stripe(
+        home,
+        base,
+        &[
+            "listen",
+            "--skip-update",
+            "--all-snapshot",
+            "--forward-to",
+            forward,
+            "--forward-connect-to",
+            connect,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    for pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("stripe listen never became ready");
+        if line.contains("Ready!") {
+            return (KillOnDrop(child), rx);
+        }
+    }
+}
+
+/// Waits for an event of `event_type` at `rx`, verifies it with the listen secret, returns it.
+async fn expect(rx: &mut Receiver, event_type: &str, account: Option<&str>, secret: &str) -> Value {
+    loop {
+        let got = rx.next().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let event =
+            switchboard_receiver::construct_event_at(&got.body, got.signature(), secret, 300, now)
+                .unwrap_or_else(|e| {
+                    panic!("forwarded {event_type} does not verify with the listen secret: {e}")
+                });
+        if event.event_type == event_type {
+            assert_eq!(event.account.as_deref(), account, "{event_type}");
+            return got.json();
+        }
+    }
+}
+
+/// Like [`expect`], for events on an account the fixture created itself.
+async fn expect_any_account(rx: &mut Receiver, event_type: &str, secret: &str) -> Value {
+    loop {
+        let got = rx.next().await;
+        switchboard_receiver::verify_header_at(&got.body, got.signature(), secret, 0, 0)
+            .unwrap_or_else(|e| {
+                panic!("forwarded {event_type} does not verify with the listen secret: {e}")
+            });
+        if got.json()["type"] == event_type {
+            return got.json();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_cli_listen_trigger_and_resend() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
+    let mut platform_rx = Receiver::start().await;
+    let mut connect_rx = Receiver::start().await;
+    let secret = run(
+        home.path(),
+        &base,
+        &["listen", "--print-secret", "--skip-update"],
+    )
+    .trim()
+    .to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let (mut listener, lines) = listen(home.path(), &base, &platform_rx.url, &connect_rx.url);
+
+    // A connected account with a bank account, so Connect payouts can be triggered too.
+    let created = run(
+        home.path(),
+        &base,
+        &["accounts", "create", "-d", "type=custom"],
+    );
+    let acct: Value = serde_json::from_str(&created[created.find('{').unwrap()..]).unwrap();
+    let acct = acct["id"].as_str().unwrap().to_owned();
+    run(
+        home.path(),
+        &base,
+        &[
+            "post",
+            &format!("/v1/accounts/{acct}/external_accounts"),
+            "-d",
+            "external_account=btok_us_verified",
+        ],
+    );
+    expect(
+        &mut connect_rx,
+        "account.external_account.created",
+        Some(&acct),
+        &secret,
+    )
+    .await;
+
+    for event in [
+        "customer.created",
+        "payment_intent.succeeded",
+        "balance.available",
+        "account.updated",
+        "account.application.deauthorized",
+        "payout.created",
+    ] {
+        run(home.path(), &base, &["trigger", event]);
+        // account.* events happen on the connected account the fixture creates.
+        if event.starts_with("account.") {
+            let got = expect_any_account(&mut connect_rx, event, &secret).await;
+            assert!(
+                got["account"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("acct_")),
+                "{event}: {got:#}"
+            );
+        } else {
+            expect(&mut platform_rx, event, None, &secret).await;
+        }
+    }
+    for event in [
+        "customer.created",
+        "payment_intent.succeeded",
+        "balance.available",
+        "payout.created",
+    ] {
+        run(
+            home.path(),
+            &base,
+            &["trigger", event, "--stripe-account", &acct],
+        );
+        expect(&mut connect_rx, event, Some(&acct), &secret).await;
+    }
+    // The CLI printed a line per event, with "connect" for Connect events.
+    let printed: Vec<String> = lines.try_iter().collect();
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("--> connect payout.created")),
+        "{printed:#?}"
+    );
+    assert!(
+        printed.iter().any(|l| l.contains("<--  [200] POST")),
+        "{printed:#?}"
+    );
+
+    // Resend to a webhook endpoint, and to the listening CLI.
+    let mut resend_rx = Receiver::start().await;
+    let we = run(
+        home.path(),
+        &base,
+        &[
+            "webhook_endpoints",
+            "create",
+            "-d",
+            &format!("url={}", resend_rx.url),
+            "-d",
+            "enabled_events[]=customer.created",
+        ],
+    );
+    let we: Value = serde_json::from_str(&we[we.find('{').unwrap()..]).unwrap();
+    let listed = run(
+        home.path(),
+        &base,
+        &[
+            "events",
+            "list",
+            "--limit",
+            "1",
+            "-d",
+            "type=customer.created",
+        ],
+    );
+    let listed: Value = serde_json::from_str(&listed[listed.find('{').unwrap()..]).unwrap();
+    let evt = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    run(
+        home.path(),
+        &base,
+        &[
+            "events",
+            "resend",
+            &evt,
+            "--webhook-endpoint",
+            we["id"].as_str().unwrap(),
+        ],
+    );
+    let again = resend_rx.next().await;
+    switchboard_receiver::verify_header_at(
+        &again.body,
+        again.signature(),
+        we["secret"].as_str().unwrap(),
+        0,
+        0,
+    )
+    .unwrap();
+    assert_eq!(again.json()["id"], evt.as_str());
+    run(home.path(), &base, &["events", "resend", &evt]);
+    assert_eq!(
+        expect(&mut platform_rx, "customer.created", None, &secret).await["id"],
+        evt.as_str()
+    );
+
+    // The CLI's reports are attempts like any other.
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let attempts = http
+        .get(format!("{base}/switchboard/v1/events/{evt}/attempts"))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    let attempts: Value = serde_json::from_slice(&attempts.bytes().await.unwrap()).unwrap();
+    let codes: Vec<i64> = attempts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["status_code"].as_i64())
+        .collect();
+    assert!(
+        codes.len() >= 3 && codes.iter().all(|c| *c == 200),
+        "{attempts:#}"
+    );
+
+    listener.kill();
+    server.kill();
+}
