@@ -68,11 +68,13 @@ fn listen(
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let (tx, rx) = mpsc::channel();
-    for pipe in [
+    let pipes = [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
         Box::new(child.stderr.take().unwrap()),
-    ] {
+    ];
+    let child = KillOnDrop(child);
+    let (tx, rx) = mpsc::channel();
+    for pipe in pipes {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -85,7 +87,7 @@ fn listen(
             .recv_timeout(Duration::from_secs(30))
             .expect("stripe listen never became ready");
         if line.contains("Ready!") {
-            return (KillOnDrop(child), rx);
+            return (child, rx);
         }
     }
 }
