@@ -21,6 +21,8 @@ pub struct NodeConfig {
     pub live_key: Option<String>,
     pub server: ServerConfig,
     pub dispatcher: DispatcherConfig,
+    /// Whether this node delivers webhooks (`false`: API only, another node delivers).
+    pub deliver: bool,
 }
 
 /// A node serving the API and delivering webhooks until shut down.
@@ -52,13 +54,17 @@ impl Node {
             .await?;
         let shutdown = CancellationToken::new();
         let listen = Arc::new(ListenHub::default());
-        let dispatcher = tokio::spawn(switchboard_dispatcher::run(
-            store.clone(),
-            clock.clone(),
-            config.dispatcher.clone(),
-            Some(listen.clone()),
-            shutdown.clone(),
-        ));
+        let dispatcher = if config.deliver {
+            tokio::spawn(switchboard_dispatcher::run(
+                store.clone(),
+                clock.clone(),
+                config.dispatcher.clone(),
+                Some(listen.clone()),
+                shutdown.clone(),
+            ))
+        } else {
+            tokio::spawn(async {})
+        };
         let state = AppState::new(store.clone(), clock, config.server.clone(), listen.clone());
         let addr = listener.local_addr()?;
         let stop = shutdown.clone();

@@ -61,6 +61,17 @@ struct ServeArgs {
     /// Deliveries in flight at once.
     #[arg(long, env = "SWITCHBOARD_CONCURRENCY", default_value_t = 512)]
     concurrency: usize,
+    /// What this node does: `all` (API and deliveries), `api` (API only, deliveries
+    /// wait in the database for a node that delivers).
+    #[arg(long, env = "SWITCHBOARD_ROLE", default_value = "all", value_parser = ["all", "api"])]
+    role: String,
+    /// Deliveries in flight at once to any one endpoint.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PER_ENDPOINT_CONCURRENCY",
+        default_value_t = 64
+    )]
+    per_endpoint_concurrency: usize,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     max_body_bytes: usize,
@@ -104,8 +115,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             timeout: args.delivery_timeout,
             disable_after: args.disable_after,
             concurrency: args.concurrency,
+            per_endpoint_concurrency: args.per_endpoint_concurrency,
             ..Default::default()
         },
+        deliver: args.role == "all",
     };
     let node = Node::start(config, listener, Arc::new(SystemClock)).await?;
     let p = &node.platform;

@@ -19,10 +19,12 @@ mod relay;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
 use switchboard_core::Clock;
 use switchboard_core::retry::RetrySchedule;
-use switchboard_store::{DeliveryOutcome, Store};
-use tokio::sync::{Semaphore, mpsc};
+
+use switchboard_store::{ClaimRequest, DeliveryOutcome, Store};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,6 +38,9 @@ pub struct DispatcherConfig {
     pub timeout: Duration,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Deliveries in flight at once to one endpoint, so a slow endpoint
+    /// cannot occupy every slot.
+    pub per_endpoint_concurrency: usize,
     /// Fallback polling period when no wake-up arrives.
     pub poll_interval: Duration,
     /// An endpoint whose deliveries give up after failing this long is disabled.
@@ -48,6 +53,7 @@ impl Default for DispatcherConfig {
             retry: RetrySchedule::live(),
             timeout: Duration::from_secs(30),
             concurrency: 512,
+            per_endpoint_concurrency: 64,
             poll_interval: Duration::from_secs(1),
             disable_after: Duration::from_secs(3 * 24 * 3600),
         }
@@ -100,6 +106,7 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let work = store.work_signal();
     let config = Arc::new(config);
+    let in_flight = Arc::new(InFlight::new(config.per_endpoint_concurrency));
     while !shutdown.is_cancelled() {
         let free = permits.available_permits();
         if free == 0 {
@@ -110,17 +117,22 @@ pub async fn run(
             }
             continue;
         }
-        let claimed = match store
-            .claim_due(clock.now_ms(), config.lease_ms(), free.min(CLAIM_BATCH))
-            .await
-        {
+        let want = free.min(CLAIM_BATCH);
+        let request = ClaimRequest {
+            now_ms: clock.now_ms(),
+            lease_ms: config.lease_ms(),
+            limit: want,
+            per_endpoint: config.per_endpoint_concurrency,
+            exclude: in_flight.saturated(),
+        };
+        let claimed = match store.claim_due(request).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "claiming deliveries failed");
                 Vec::new()
             }
         };
-        let full_batch = claimed.len() == free.min(CLAIM_BATCH);
+        let full_batch = claimed.len() == want;
         for delivery in claimed {
             let permit = permits
                 .clone()
@@ -133,12 +145,15 @@ pub async fn run(
                 config.clone(),
                 outcomes_tx.clone(),
             );
-            let relay = relay.clone();
+            let (relay, in_flight) = (relay.clone(), in_flight.clone());
+            in_flight.start(&delivery.endpoint_id);
             tasks.spawn(async move {
+                let endpoint = delivery.endpoint_id.clone();
                 let outcome =
                     attempt::deliver(&client, relay.as_deref(), clock.as_ref(), &config, delivery)
                         .await;
                 let _ = tx.send(outcome);
+                in_flight.finish(&endpoint);
                 drop(permit);
             });
         }
@@ -147,6 +162,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = work.notified() => {}
+            _ = in_flight.freed.notified() => {}
             _ = tokio::time::sleep(config.poll_interval) => {}
             _ = shutdown.cancelled() => break,
         }
@@ -155,6 +171,57 @@ pub async fn run(
     tasks.wait().await;
     drop(outcomes_tx);
     let _ = recorder.await;
+}
+
+/// Deliveries in flight per endpoint.
+struct InFlight {
+    limit: usize,
+    counts: std::sync::Mutex<HashMap<String, usize>>,
+    /// Signalled when a saturated endpoint gets a free slot again.
+    freed: Notify,
+}
+
+impl InFlight {
+    fn new(limit: usize) -> Self {
+        InFlight {
+            limit: limit.max(1),
+            counts: Default::default(),
+            freed: Notify::new(),
+        }
+    }
+
+    fn saturated(&self) -> Vec<String> {
+        let counts = self.counts.lock().expect("in-flight lock");
+        counts
+            .iter()
+            .filter(|(_, n)| **n >= self.limit)
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
+
+    fn start(&self, endpoint: &str) {
+        *self
+            .counts
+            .lock()
+            .expect("in-flight lock")
+            .entry(endpoint.to_owned())
+            .or_default() += 1;
+    }
+
+    fn finish(&self, endpoint: &str) {
+        let mut counts = self.counts.lock().expect("in-flight lock");
+        let Some(n) = counts.get_mut(endpoint) else {
+            return;
+        };
+        let was_saturated = *n >= self.limit;
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(endpoint);
+        }
+        if was_saturated {
+            self.freed.notify_one();
+        }
+    }
 }
 
 /// Writes outcomes in batches: one store transaction for however many

@@ -95,14 +95,9 @@ pub trait Store: Send + Sync + 'static {
 
     // -- delivery queue --------------------------------------------------------
 
-    /// Leases up to `limit` due deliveries until `now_ms + lease_ms`.
-    /// Deliveries whose endpoint is disabled or deleted are cancelled instead.
-    async fn claim_due(
-        &self,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<ClaimedDelivery>>;
+    /// Leases due deliveries (see [`ClaimRequest`]). Deliveries whose endpoint
+    /// is disabled or deleted are cancelled instead.
+    async fn claim_due(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>>;
     /// Records attempts and moves each delivery on (done, retry, give up).
     async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()>;
     /// Counts of deliveries by state, for metrics and tests.

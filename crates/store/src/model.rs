@@ -198,6 +198,21 @@ pub enum CommitOutcome {
     Replay(StoredResponse),
 }
 
+/// What the dispatcher asks of the queue.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimRequest {
+    pub now_ms: i64,
+    /// The claim holds until `now_ms + lease_ms`.
+    pub lease_ms: i64,
+    /// Most deliveries in this claim.
+    pub limit: usize,
+    /// Most deliveries of one endpoint in this claim, so that one busy or
+    /// slow endpoint cannot fill a batch.
+    pub per_endpoint: usize,
+    /// Endpoints (ids) already at their concurrency limit: skip their deliveries.
+    pub exclude: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub delivery_id: i64,

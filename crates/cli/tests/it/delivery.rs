@@ -354,3 +354,32 @@ async fn rolled_secrets_sign_with_both_until_the_old_one_expires() {
     verify_header_at(&got.body, got.signature(), &new, 300, now_s(&t)).unwrap();
     assert!(verify_header_at(&got.body, got.signature(), &old, 300, now_s(&t)).is_err());
 }
+
+/// A slow endpoint gets at most its share of delivery slots: the others keep flowing.
+#[tokio::test]
+async fn a_slow_endpoint_cannot_take_every_delivery_slot() {
+    let t = TestNode::with(Options {
+        concurrency: 4,
+        per_endpoint_concurrency: 2,
+        timeout: Duration::from_secs(10),
+        ..Default::default()
+    })
+    .await;
+    let slow = Receiver::scripted(vec![Reply::Delay(Duration::from_secs(3)); 8]).await;
+    let mut healthy = Receiver::start().await;
+    t.endpoint(&slow.url).await;
+    t.endpoint(&healthy.url).await;
+    for i in 0..8 {
+        t.post("/v1/customers", &format!("name=c{i}")).await;
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..8 {
+        healthy.next().await;
+    }
+    // Without the per-endpoint limit the slow endpoint's 3 s holds would stall these.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "healthy deliveries waited {:?}",
+        started.elapsed()
+    );
+}

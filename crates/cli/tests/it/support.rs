@@ -39,6 +39,8 @@ pub struct Options {
     pub disable_after: Duration,
     pub manual_clock: bool,
     pub max_body_bytes: usize,
+    pub concurrency: usize,
+    pub per_endpoint_concurrency: usize,
 }
 
 impl Default for Options {
@@ -49,6 +51,8 @@ impl Default for Options {
             disable_after: Duration::from_secs(3 * 24 * 3600),
             manual_clock: false,
             max_body_bytes: 1 << 20,
+            concurrency: 512,
+            per_endpoint_concurrency: 64,
         }
     }
 }
@@ -77,10 +81,13 @@ impl TestNode {
                 retry: opts.retry,
                 timeout: opts.timeout,
                 disable_after: opts.disable_after,
+                concurrency: opts.concurrency,
+                per_endpoint_concurrency: opts.per_endpoint_concurrency,
                 // Manual-clock tests wake the dispatcher explicitly; a slow poll keeps them honest.
                 poll_interval: Duration::from_millis(if opts.manual_clock { 60_000 } else { 200 }),
                 ..Default::default()
             },
+            deliver: true,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let node = Node::start(config, listener, clock.clone()).await.unwrap();

@@ -235,19 +235,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn claim_due(
-        &self,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<ClaimedDelivery>> {
-        self.send(|reply| Command::Claim {
-            now_ms,
-            lease_ms,
-            limit,
-            reply,
-        })
-        .await
+    async fn claim_due(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
+        self.send(|reply| Command::Claim { request, reply }).await
     }
 
     async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()> {

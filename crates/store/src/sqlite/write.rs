@@ -18,9 +18,7 @@ pub(super) enum Command {
     CreatePlatform(Platform, Reply<()>),
     Commit(Box<Change>, Reply<CommitOutcome>),
     Claim {
-        now_ms: i64,
-        lease_ms: i64,
-        limit: usize,
+        request: ClaimRequest,
         reply: Reply<Vec<ClaimedDelivery>>,
     },
     Record(Vec<DeliveryOutcome>, Reply<()>),
@@ -174,12 +172,9 @@ fn execute(
             }
             Done::Commit(reply, result)
         }
-        Command::Claim {
-            now_ms,
-            lease_ms,
-            limit,
-            reply,
-        } => Done::Claim(reply, savepoint(tx, |c| claim(c, now_ms, lease_ms, limit))),
+        Command::Claim { request, reply } => {
+            Done::Claim(reply, savepoint(tx, |c| claim(c, &request)))
+        }
         Command::Record(outcomes, reply) => {
             let result = savepoint(tx, |c| record(c, &outcomes, new_work));
             // Recording may disable endpoints.
@@ -470,7 +465,13 @@ fn insert_event(
     Ok(())
 }
 
-fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<ClaimedDelivery>> {
+/// How many due rows one claim looks at, per delivery it may return: room to
+/// skip past deliveries of endpoints that reached their per-claim share.
+const SCAN_FACTOR: usize = 4;
+
+fn claim(c: &Connection, req: &ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
+    let (now_ms, lease_ms, limit) = (req.now_ms, req.lease_ms, req.limit);
+    let exclude = to_json(&req.exclude);
     let mut select = c
         .prepare_cached(
             "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
@@ -479,32 +480,36 @@ fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec
              JOIN events e ON e.seq = d.event_seq
              JOIN endpoints w ON w.seq = d.endpoint_seq
              WHERE d.state = 0 AND d.next_at_ms <= ?1
+               AND w.id NOT IN (SELECT value FROM json_each(?3))
              ORDER BY d.next_at_ms LIMIT ?2",
         )
         .map_err(backend)?;
     let rows = select
-        .query_map(params![now_ms, limit as i64], |r| {
-            let payload: Vec<u8> = r.get(4)?;
-            let secrets: String = r.get(7)?;
-            let endpoint = match (r.get::<_, bool>(8)?, r.get::<_, bool>(9)?) {
-                (_, true) => Target::Deleted(r.get(10)?),
-                (false, false) => Target::Disabled,
-                (true, false) => Target::Live,
-            };
-            Ok((
-                ClaimedDelivery {
-                    delivery_id: r.get(0)?,
-                    attempt: r.get::<_, u32>(1)? + 1,
-                    one_shot: r.get(2)?,
-                    event_id: r.get(3)?,
-                    payload: payload.into(),
-                    endpoint_id: r.get(5)?,
-                    url: r.get(6)?,
-                    secrets: active_secrets(&secrets, now_ms / 1000),
-                },
-                endpoint,
-            ))
-        })
+        .query_map(
+            params![now_ms, (limit * SCAN_FACTOR) as i64, exclude],
+            |r| {
+                let payload: Vec<u8> = r.get(4)?;
+                let secrets: String = r.get(7)?;
+                let endpoint = match (r.get::<_, bool>(8)?, r.get::<_, bool>(9)?) {
+                    (_, true) => Target::Deleted(r.get(10)?),
+                    (false, false) => Target::Disabled,
+                    (true, false) => Target::Live,
+                };
+                Ok((
+                    ClaimedDelivery {
+                        delivery_id: r.get(0)?,
+                        attempt: r.get::<_, u32>(1)? + 1,
+                        one_shot: r.get(2)?,
+                        event_id: r.get(3)?,
+                        payload: payload.into(),
+                        endpoint_id: r.get(5)?,
+                        url: r.get(6)?,
+                        secrets: active_secrets(&secrets, now_ms / 1000),
+                    },
+                    endpoint,
+                ))
+            },
+        )
         .map_err(backend)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)?;
@@ -514,10 +519,16 @@ fn claim(c: &Connection, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec
     let mut cancel = c
         .prepare_cached("UPDATE deliveries SET state = 3 WHERE id = ?1")
         .map_err(backend)?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(limit);
+    let mut per_endpoint: HashMap<String, usize> = HashMap::new();
     for (d, endpoint) in rows {
         match endpoint {
             Target::Live => {
+                let taken = per_endpoint.entry(d.endpoint_id.clone()).or_default();
+                if out.len() >= limit || *taken >= req.per_endpoint.max(1) {
+                    continue;
+                }
+                *taken += 1;
                 lease
                     .execute(params![d.delivery_id, now_ms + lease_ms])
                     .map_err(backend)?;
