@@ -85,7 +85,6 @@ impl TestNode {
                 per_endpoint_concurrency: opts.per_endpoint_concurrency,
                 // Manual-clock tests wake the dispatcher explicitly; a slow poll keeps them honest.
                 poll_interval: Duration::from_millis(if opts.manual_clock { 60_000 } else { 200 }),
-                ..Default::default()
             },
             deliver: true,
         };
