@@ -11,6 +11,7 @@ use switchboard_server::listen::ListenHub;
 use switchboard_server::{AppState, ServerConfig};
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{Platform, PlatformInit, Store};
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +71,10 @@ impl Node {
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
             let app = switchboard_server::router(state);
+            // Without TCP_NODELAY, small responses meet delayed ACKs: ~40 ms per request.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await

@@ -61,9 +61,10 @@ impl Default for DispatcherConfig {
 }
 
 impl DispatcherConfig {
-    /// A claim outlives the attempt it covers, plus time to record the outcome.
+    /// A claim outlives the attempt it covers, its wait in its endpoint's
+    /// queue (at most two attempts' worth), and the recording of the outcome.
     fn lease_ms(&self) -> i64 {
-        self.timeout.as_millis() as i64 + 5_000
+        (1 + QUEUE_PER_ENDPOINT_SLOT as i64) * self.timeout.as_millis() as i64 + 5_000
     }
 }
 
@@ -106,24 +107,23 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let work = store.work_signal();
     let config = Arc::new(config);
-    let in_flight = Arc::new(InFlight::new(config.per_endpoint_concurrency));
+    let held = Arc::new(Held::new(config.per_endpoint_concurrency, config.concurrency.max(1) * HELD_PER_SLOT));
     while !shutdown.is_cancelled() {
-        let free = permits.available_permits();
-        if free == 0 {
-            // Wait for one attempt to finish before claiming more.
+        let room = held.room();
+        if room == 0 {
             tokio::select! {
-                p = permits.clone().acquire_owned() => drop(p),
+                _ = held.freed.notified() => {}
                 _ = shutdown.cancelled() => break,
             }
             continue;
         }
-        let want = free.min(CLAIM_BATCH);
+        let want = room.min(CLAIM_BATCH);
         let request = ClaimRequest {
             now_ms: clock.now_ms(),
             lease_ms: config.lease_ms(),
             limit: want,
             per_endpoint: config.per_endpoint_concurrency,
-            exclude: in_flight.saturated(),
+            exclude: held.saturated(),
         };
         let claimed = match store.claim_due(request).await {
             Ok(c) => c,
@@ -134,27 +134,19 @@ pub async fn run(
         };
         let full_batch = claimed.len() == want;
         for delivery in claimed {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
-            let (client, clock, config, tx) = (
-                client.clone(),
-                clock.clone(),
-                config.clone(),
-                outcomes_tx.clone(),
-            );
-            let (relay, in_flight) = (relay.clone(), in_flight.clone());
-            in_flight.start(&delivery.endpoint_id);
+            let endpoint_slots = held.start(&delivery.endpoint_id);
+            let (client, clock, config, tx) = (client.clone(), clock.clone(), config.clone(), outcomes_tx.clone());
+            let (relay, held, permits) = (relay.clone(), held.clone(), permits.clone());
             tasks.spawn(async move {
+                // The endpoint's slot first: a delivery waiting for a busy
+                // endpoint must not hold one of the global slots meanwhile.
+                let endpoint_slot = endpoint_slots.acquire_owned().await.expect("never closed");
+                let slot = permits.acquire_owned().await.expect("never closed");
                 let endpoint = delivery.endpoint_id.clone();
-                let outcome =
-                    attempt::deliver(&client, relay.as_deref(), clock.as_ref(), &config, delivery)
-                        .await;
+                let outcome = attempt::deliver(&client, relay.as_deref(), clock.as_ref(), &config, delivery).await;
                 let _ = tx.send(outcome);
-                in_flight.finish(&endpoint);
-                drop(permit);
+                drop((slot, endpoint_slot));
+                held.finish(&endpoint);
             });
         }
         if full_batch {
@@ -162,7 +154,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = work.notified() => {}
-            _ = in_flight.freed.notified() => {}
+            _ = held.freed.notified() => {}
             _ = tokio::time::sleep(config.poll_interval) => {}
             _ = shutdown.cancelled() => break,
         }
@@ -173,52 +165,69 @@ pub async fn run(
     let _ = recorder.await;
 }
 
-/// Deliveries in flight per endpoint.
-struct InFlight {
+/// Claimed deliveries kept in memory per delivery slot: enough to keep
+/// every slot busy between claims, few enough to bound memory.
+const HELD_PER_SLOT: usize = 4;
+/// Claimed deliveries one endpoint may have waiting or in flight, per slot it may use.
+const QUEUE_PER_ENDPOINT_SLOT: usize = 2;
+
+/// Deliveries claimed and not yet finished, per endpoint, each endpoint with
+/// its own concurrency limit.
+struct Held {
+    per_endpoint: usize,
     limit: usize,
-    counts: std::sync::Mutex<HashMap<String, usize>>,
-    /// Signalled when a saturated endpoint gets a free slot again.
+    state: std::sync::Mutex<HeldState>,
+    /// Signalled when there is room to claim again (overall or for a saturated endpoint).
     freed: Notify,
 }
 
-impl InFlight {
-    fn new(limit: usize) -> Self {
-        InFlight {
-            limit: limit.max(1),
-            counts: Default::default(),
-            freed: Notify::new(),
-        }
+#[derive(Default)]
+struct HeldState {
+    total: usize,
+    endpoints: HashMap<String, (usize, Arc<Semaphore>)>,
+}
+
+impl Held {
+    fn new(per_endpoint: usize, limit: usize) -> Self {
+        Held { per_endpoint: per_endpoint.max(1), limit, state: Default::default(), freed: Notify::new() }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, HeldState> {
+        self.state.lock().expect("held deliveries lock")
+    }
+
+    fn room(&self) -> usize {
+        self.limit.saturating_sub(self.lock().total)
+    }
+
+    /// Endpoints with a full queue: the next claim skips them.
     fn saturated(&self) -> Vec<String> {
-        let counts = self.counts.lock().expect("in-flight lock");
-        counts
-            .iter()
-            .filter(|(_, n)| **n >= self.limit)
-            .map(|(e, _)| e.clone())
-            .collect()
+        let full = self.per_endpoint * QUEUE_PER_ENDPOINT_SLOT;
+        self.lock().endpoints.iter().filter(|(_, (n, _))| *n >= full).map(|(e, _)| e.clone()).collect()
     }
 
-    fn start(&self, endpoint: &str) {
-        *self
-            .counts
-            .lock()
-            .expect("in-flight lock")
-            .entry(endpoint.to_owned())
-            .or_default() += 1;
+    /// Records a claimed delivery; returns its endpoint's slots.
+    fn start(&self, endpoint: &str) -> Arc<Semaphore> {
+        let mut st = self.lock();
+        st.total += 1;
+        let per_endpoint = self.per_endpoint;
+        let entry = st.endpoints.entry(endpoint.to_owned()).or_insert_with(|| (0, Arc::new(Semaphore::new(per_endpoint))));
+        entry.0 += 1;
+        entry.1.clone()
     }
 
     fn finish(&self, endpoint: &str) {
-        let mut counts = self.counts.lock().expect("in-flight lock");
-        let Some(n) = counts.get_mut(endpoint) else {
-            return;
-        };
-        let was_saturated = *n >= self.limit;
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(endpoint);
+        let full = self.per_endpoint * QUEUE_PER_ENDPOINT_SLOT;
+        let mut st = self.lock();
+        st.total -= 1;
+        let refill = st.total == self.limit / 2;
+        let Some(entry) = st.endpoints.get_mut(endpoint) else { return };
+        let was_full = entry.0 >= full;
+        entry.0 -= 1;
+        if entry.0 == 0 {
+            st.endpoints.remove(endpoint);
         }
-        if was_saturated {
+        if was_full || refill {
             self.freed.notify_one();
         }
     }
