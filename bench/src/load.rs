@@ -16,7 +16,12 @@ pub struct Run {
 }
 
 /// Sends requests `0..n` built by `make` from `concurrency` workers and waits for all.
-pub async fn closed_loop(n: usize, concurrency: usize, keep_bodies: bool, make: MakeRequest) -> Run {
+pub async fn closed_loop(
+    n: usize,
+    concurrency: usize,
+    keep_bodies: bool,
+    make: MakeRequest,
+) -> Run {
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -33,7 +38,12 @@ pub async fn closed_loop(n: usize, concurrency: usize, keep_bodies: bool, make: 
                 match make(i).send().await {
                     Ok(resp) if resp.status().is_success() => {
                         let at = Instant::now();
-                        let body = if keep_bodies { resp.bytes().await.ok() } else { drop(resp.bytes().await); None };
+                        let body = if keep_bodies {
+                            resp.bytes().await.ok()
+                        } else {
+                            drop(resp.bytes().await);
+                            None
+                        };
                         out.push((i, body, at));
                     }
                     _ => {
@@ -51,11 +61,20 @@ pub async fn closed_loop(n: usize, concurrency: usize, keep_bodies: bool, make: 
             answered_at[i] = Some(at);
         }
     }
-    Run { elapsed: start.elapsed(), failures: failures.load(Ordering::Relaxed), bodies, answered_at }
+    Run {
+        elapsed: start.elapsed(),
+        failures: failures.load(Ordering::Relaxed),
+        bodies,
+        answered_at,
+    }
 }
 
 /// Sends one request every `1/rate` seconds (open loop) and records when each was answered.
-pub async fn open_loop(n: usize, rate: u64, make: MakeRequest) -> Vec<(Instant, Instant, Option<bytes::Bytes>)> {
+pub async fn open_loop(
+    n: usize,
+    rate: u64,
+    make: MakeRequest,
+) -> Vec<(Instant, Instant, Option<bytes::Bytes>)> {
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(n);

@@ -23,6 +23,10 @@ use switchboard_dispatcher::DispatcherConfig;
 use switchboard_server::ServerConfig;
 use switchboard_store::SystemClock;
 
+// As in the shipped binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub const KEY: &str = "sk_test_benchmark0000000000";
 
 #[derive(Parser, Clone)]
@@ -61,7 +65,11 @@ pub fn node_config(dir: &std::path::Path, deliver: bool) -> NodeConfig {
         test_key: Some(KEY.into()),
         live_key: None,
         server: ServerConfig::default(),
-        dispatcher: DispatcherConfig { retry: RetrySchedule::fast(), timeout: Duration::from_secs(2), ..Default::default() },
+        dispatcher: DispatcherConfig {
+            retry: RetrySchedule::fast(),
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
         deliver,
     }
 }
@@ -75,10 +83,19 @@ impl Bench {
     }
 
     pub async fn on(dir: &std::path::Path, deliver: bool) -> Bench {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let node = Node::start(node_config(dir, deliver), listener, Arc::new(SystemClock)).await.expect("node starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let node = Node::start(node_config(dir, deliver), listener, Arc::new(SystemClock))
+            .await
+            .expect("node starts");
         let base = format!("http://{}", node.addr);
-        Bench { node, base, client: client(), _dir: None }
+        Bench {
+            node,
+            base,
+            client: client(),
+            _dir: None,
+        }
     }
 
     pub async fn post(&self, path: &str, body: String) -> serde_json::Value {
@@ -96,7 +113,12 @@ impl Bench {
 
     /// Creates an endpoint for `*` at `url` and returns its secret.
     pub async fn endpoint(&self, url: &str) -> String {
-        let we = self.post("/v1/webhook_endpoints", format!("url={url}&enabled_events[]=*")).await;
+        let we = self
+            .post(
+                "/v1/webhook_endpoints",
+                format!("url={url}&enabled_events[]=*"),
+            )
+            .await;
         we["secret"].as_str().expect("secret").to_owned()
     }
 }
@@ -130,13 +152,27 @@ pub fn report(name: &str, figure: &str, baseline: &str, ratio: f64, target: &str
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let all = ["throughput", "latency", "fanout", "isolation", "verify", "backlog"];
-    let chosen: Vec<String> =
-        if args.scenarios.is_empty() { all.iter().map(|s| s.to_string()).collect() } else { args.scenarios.clone() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let all = [
+        "throughput",
+        "latency",
+        "fanout",
+        "isolation",
+        "verify",
+        "backlog",
+    ];
+    let chosen: Vec<String> = if args.scenarios.is_empty() {
+        all.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.scenarios.clone()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     println!(
         "switchboard-bench on {} cores ({}), SQLite in a temp dir",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         cpu_model()
     );
     for s in chosen {
@@ -146,6 +182,7 @@ fn main() -> anyhow::Result<()> {
             "fanout" => runtime.block_on(scenarios::fanout(&args)),
             "isolation" => runtime.block_on(scenarios::isolation(&args)),
             "verify" => scenarios::verify(),
+            "api" => runtime.block_on(scenarios::api_only(&args)),
             "backlog" => runtime.block_on(scenarios::backlog(&args)),
             other => anyhow::bail!("unknown scenario {other}; choose from {all:?}"),
         }
@@ -157,6 +194,9 @@ fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }

@@ -14,7 +14,10 @@ use crate::{Args, Bench, KEY, report, rss_mib};
 const BASELINE_SECRET: &str = "whsec_baseline_secret_for_the_raw_client";
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn create_customers(bench: &Bench, tag: &'static str) -> MakeRequest {
@@ -24,7 +27,9 @@ fn create_customers(bench: &Bench, tag: &'static str) -> MakeRequest {
             .post(&url)
             .bearer_auth(KEY)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("name={tag}-{i}&email={tag}{i}%40example.com&metadata[order]={i}"))
+            .body(format!(
+                "name={tag}-{i}&email={tag}{i}%40example.com&metadata[order]={i}"
+            ))
     })
 }
 
@@ -35,14 +40,23 @@ fn raw_posts(client: &reqwest::Client, sink: std::net::SocketAddr, payload: Byte
         client
             .post(&url)
             .header("content-type", "application/json; charset=utf-8")
-            .header("stripe-signature", signature::header([BASELINE_SECRET], now(), &payload))
+            .header(
+                "stripe-signature",
+                signature::header([BASELINE_SECRET], now(), &payload),
+            )
             .body(payload.clone())
     })
 }
 
 /// A real customer.created event as Switchboard renders it, to size the baseline's bodies.
 async fn sample_payload(bench: &Bench) -> Bytes {
-    let resp = bench.client.get(format!("{}/v1/events?limit=1", bench.base)).bearer_auth(KEY).send().await.unwrap();
+    let resp = bench
+        .client
+        .get(format!("{}/v1/events?limit=1", bench.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     let list: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     Bytes::from(serde_json::to_vec_pretty(&list["data"][0]).unwrap())
 }
@@ -50,7 +64,9 @@ async fn sample_payload(bench: &Bench) -> Bytes {
 async fn warm_up(bench: &Bench, sink: &Sink) -> Bytes {
     sink.reset();
     bench.post("/v1/customers", "name=warmup".into()).await;
-    sink.wait_for(1, Duration::from_secs(10)).await.expect("warm-up delivery");
+    sink.wait_for(1, Duration::from_secs(10))
+        .await
+        .expect("warm-up delivery");
     sample_payload(bench).await
 }
 
@@ -64,7 +80,13 @@ pub async fn throughput(args: &Args) {
     let n = args.events;
 
     sink.reset();
-    let base = load::closed_loop(n, args.connections, false, raw_posts(&bench.client, addr, payload.clone())).await;
+    let base = load::closed_loop(
+        n,
+        args.connections,
+        false,
+        raw_posts(&bench.client, addr, payload.clone()),
+    )
+    .await;
     let base_rate = n as f64 / base.elapsed.as_secs_f64();
 
     sink.reset();
@@ -73,8 +95,17 @@ pub async fn throughput(args: &Args) {
     let created_rate = n as f64 / run.elapsed.as_secs_f64();
     let done = sink.wait_for(n, Duration::from_secs(600)).await;
     let delivered_rate = done.map_or(0.0, |d| n as f64 / (d - start).as_secs_f64());
-    assert_eq!(sink.invalid.load(Ordering::SeqCst), 0, "a delivery failed signature verification");
-    println!("  {n} events, {} connections, payload {} bytes, {} API failures", args.connections, payload.len(), run.failures);
+    assert_eq!(
+        sink.invalid.load(Ordering::SeqCst),
+        0,
+        "a delivery failed signature verification"
+    );
+    println!(
+        "  {n} events, {} connections, payload {} bytes, {} API failures",
+        args.connections,
+        payload.len(),
+        run.failures
+    );
     report(
         "throughput",
         &format!("{created_rate:.0} created/s, {delivered_rate:.0} delivered/s"),
@@ -119,11 +150,17 @@ pub async fn latency(args: &Args) {
     lat.sort_by(f64::total_cmp);
 
     let raw = load::open_loop(n, 1000, raw_posts(&bench.client, addr, payload)).await;
-    let mut base: Vec<f64> = raw.iter().map(|(sent, at, _)| (*at - *sent).as_secs_f64() * 1000.0).collect();
+    let mut base: Vec<f64> = raw
+        .iter()
+        .map(|(sent, at, _)| (*at - *sent).as_secs_f64() * 1000.0)
+        .collect();
     base.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
     let (b50, b99) = (percentile(&base, 0.5), percentile(&base, 0.99));
-    println!("  {n} events at 1000/s; {} measured, {early} arrived before the API answer was read", lat.len());
+    println!(
+        "  {n} events at 1000/s; {} measured, {early} arrived before the API answer was read",
+        lat.len()
+    );
     report(
         "latency p50",
         &format!("{p50:.2} ms response→arrival"),
@@ -158,7 +195,10 @@ pub async fn fanout(args: &Args) {
         sink.reset();
         let start = Instant::now();
         bench.post("/v1/customers", "name=fanout".into()).await;
-        let done = sink.wait_for(k, Duration::from_secs(60)).await.expect("fan-out completes");
+        let done = sink
+            .wait_for(k, Duration::from_secs(60))
+            .await
+            .expect("fan-out completes");
         times.push((done - start).as_secs_f64() * 1000.0);
     }
     times.sort_by(f64::total_cmp);
@@ -180,7 +220,9 @@ pub async fn fanout(args: &Args) {
 async fn warm_up_many(bench: &Bench, sink: &Sink, k: usize) -> Bytes {
     sink.reset();
     bench.post("/v1/customers", "name=warmup".into()).await;
-    sink.wait_for(k, Duration::from_secs(60)).await.expect("warm-up fan-out");
+    sink.wait_for(k, Duration::from_secs(60))
+        .await
+        .expect("warm-up fan-out");
     sample_payload(bench).await
 }
 
@@ -211,7 +253,10 @@ pub async fn isolation(args: &Args) {
     }
     report(
         "isolation",
-        &format!("{:.0} healthy deliveries/s beside a timing-out endpoint", rates[1]),
+        &format!(
+            "{:.0} healthy deliveries/s beside a timing-out endpoint",
+            rates[1]
+        ),
         &format!("{:.0}/s without it", rates[0]),
         rates[1] / rates[0],
         ">= 0.90 of baseline",
@@ -243,7 +288,9 @@ pub fn verify() {
         n as f64 / start.elapsed().as_secs_f64()
     };
     let ours = run(&|| {
-        std::hint::black_box(switchboard_receiver::construct_event_at(&body, &header, secret, 300, t).unwrap());
+        std::hint::black_box(
+            switchboard_receiver::construct_event_at(&body, &header, secret, 300, t).unwrap(),
+        );
     });
     let hmac_only = run(&|| {
         std::hint::black_box(signature::compute(secret, t, &body));
@@ -258,13 +305,19 @@ pub fn verify() {
         ours >= 1_000_000.0,
     );
     match python {
-        Some(py) => println!("  stripe-python 16.1.0 construct_event on the same vector: {py:.0}/s (ours is {:.0}x)", ours / py),
-        None => println!("  stripe-python not available (run scripts/test.sh to create compat/.venv)"),
+        Some(py) => println!(
+            "  stripe-python 16.1.0 construct_event on the same vector: {py:.0}/s (ours is {:.0}x)",
+            ours / py
+        ),
+        None => {
+            println!("  stripe-python not available (run scripts/test.sh to create compat/.venv)")
+        }
     }
 }
 
 fn python_verifications_per_second(body: &[u8], header: &str, secret: &str) -> Option<f64> {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/.venv/bin/python");
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/.venv/bin/python");
     let script = r#"
 import sys, time, stripe
 body, header, secret = sys.stdin.buffer.read(), sys.argv[1], sys.argv[2]
@@ -316,14 +369,26 @@ pub async fn backlog(args: &Args) {
         sink.secret(&format!("b{i}"), &secret);
     }
     let start = Instant::now();
-    load::closed_loop(events, args.connections, false, create_customers(&api, "bl")).await;
+    load::closed_loop(
+        events,
+        args.connections,
+        false,
+        create_customers(&api, "bl"),
+    )
+    .await;
     let queued_in = start.elapsed();
     let payload = sample_payload(&api).await;
     api.node.shutdown().await;
     let rss_queued = *peak.lock().unwrap();
 
     // The raw baseline, then a delivering node releases the backlog.
-    let base = load::closed_loop(50_000, args.connections, false, raw_posts(&api.client, addr, payload)).await;
+    let base = load::closed_loop(
+        50_000,
+        args.connections,
+        false,
+        raw_posts(&api.client, addr, payload),
+    )
+    .await;
     let base_rate = 50_000.0 / base.elapsed.as_secs_f64();
     sink.reset();
     let worker = loop {
@@ -356,8 +421,47 @@ pub async fn backlog(args: &Args) {
 impl Bench {
     async fn on_checked(dir: &std::path::Path) -> Option<Bench> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
-        let node = switchboard::Node::start(crate::node_config(dir, true), listener, Arc::new(switchboard_store::SystemClock)).await.ok()?;
+        let node = switchboard::Node::start(
+            crate::node_config(dir, true),
+            listener,
+            Arc::new(switchboard_store::SystemClock),
+        )
+        .await
+        .ok()?;
         let base = format!("http://{}", node.addr);
-        Some(Bench { node, base, client: crate::client(), _dir: None })
+        Some(Bench {
+            node,
+            base,
+            client: crate::client(),
+            _dir: None,
+        })
     }
+}
+
+/// The API alone (no endpoints, so nothing to deliver), beside `GET /healthz`.
+pub async fn api_only(args: &Args) {
+    let bench = Bench::start().await;
+    let n = args.events;
+    let (client, url) = (bench.client.clone(), format!("{}/healthz", bench.base));
+    let health = load::closed_loop(
+        n,
+        args.connections,
+        false,
+        Arc::new(move |_| client.get(&url)),
+    )
+    .await;
+    let run = load::closed_loop(n, args.connections, false, create_customers(&bench, "api")).await;
+    let (rate, base) = (
+        n as f64 / run.elapsed.as_secs_f64(),
+        n as f64 / health.elapsed.as_secs_f64(),
+    );
+    report(
+        "api",
+        &format!("{rate:.0} customers created/s"),
+        &format!("{base:.0} GET /healthz/s"),
+        rate / base,
+        "-",
+        true,
+    );
+    bench.node.shutdown().await;
 }

@@ -34,7 +34,9 @@ impl Sink {
             .route("/slow/{name}", axum::routing::post(slow))
             .route("/raw", axum::routing::post(raw))
             .with_state(sink.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sink");
         let addr = listener.local_addr().expect("sink address");
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -44,7 +46,10 @@ impl Sink {
     }
 
     pub fn secret(&self, name: &str, secret: &str) {
-        self.secrets.write().unwrap().insert(name.to_owned(), secret.to_owned());
+        self.secrets
+            .write()
+            .unwrap()
+            .insert(name.to_owned(), secret.to_owned());
     }
 
     pub fn reset(&self) {
@@ -70,9 +75,17 @@ impl Sink {
 
     fn accept(&self, name: &str, headers: &HeaderMap, body: &[u8]) -> StatusCode {
         let secret = self.secrets.read().unwrap().get(name).cloned();
-        let header = headers.get("stripe-signature").and_then(|h| h.to_str().ok()).unwrap_or_default();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let event = secret.and_then(|s| switchboard_receiver::construct_event_at(body, header, &s, 300, now).ok());
+        let header = headers
+            .get("stripe-signature")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let event = secret.and_then(|s| {
+            switchboard_receiver::construct_event_at(body, header, &s, 300, now).ok()
+        });
         let Some(event) = event else {
             self.invalid.fetch_add(1, Ordering::SeqCst);
             return StatusCode::BAD_REQUEST;
@@ -80,7 +93,10 @@ impl Sink {
         if self.track_arrivals.load(Ordering::Relaxed)
             && let Some(id) = event.data.object["id"].as_str()
         {
-            self.arrivals.lock().unwrap().insert(id.to_owned(), Instant::now());
+            self.arrivals
+                .lock()
+                .unwrap()
+                .insert(id.to_owned(), Instant::now());
         }
         self.delivered.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_waiters();
@@ -88,7 +104,12 @@ impl Sink {
     }
 }
 
-async fn receive(State(sink): State<Arc<Sink>>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(sink): State<Arc<Sink>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     sink.accept(&name, &headers, &body)
 }
 

@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use switchboard_core::{Clock, ids};
 use switchboard_dispatcher::DispatcherConfig;
 use switchboard_server::listen::ListenHub;
 use switchboard_server::{AppState, ServerConfig};
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{Platform, PlatformInit, Store};
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -77,6 +77,11 @@ struct ServeArgs {
     max_body_bytes: usize,
 }
 
+// glibc's malloc serialises threads on its arena locks under this load
+// (allocation-heavy HTTP and JSON on every core); mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     duration::parse_millis(s).map(Duration::from_millis)
 }

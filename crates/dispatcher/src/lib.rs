@@ -107,7 +107,10 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let work = store.work_signal();
     let config = Arc::new(config);
-    let held = Arc::new(Held::new(config.per_endpoint_concurrency, config.concurrency.max(1) * HELD_PER_SLOT));
+    let held = Arc::new(Held::new(
+        config.per_endpoint_concurrency,
+        config.concurrency.max(1) * HELD_PER_SLOT,
+    ));
     while !shutdown.is_cancelled() {
         let room = held.room();
         if room == 0 {
@@ -135,7 +138,12 @@ pub async fn run(
         let full_batch = claimed.len() == want;
         for delivery in claimed {
             let endpoint_slots = held.start(&delivery.endpoint_id);
-            let (client, clock, config, tx) = (client.clone(), clock.clone(), config.clone(), outcomes_tx.clone());
+            let (client, clock, config, tx) = (
+                client.clone(),
+                clock.clone(),
+                config.clone(),
+                outcomes_tx.clone(),
+            );
             let (relay, held, permits) = (relay.clone(), held.clone(), permits.clone());
             tasks.spawn(async move {
                 // The endpoint's slot first: a delivery waiting for a busy
@@ -143,7 +151,9 @@ pub async fn run(
                 let endpoint_slot = endpoint_slots.acquire_owned().await.expect("never closed");
                 let slot = permits.acquire_owned().await.expect("never closed");
                 let endpoint = delivery.endpoint_id.clone();
-                let outcome = attempt::deliver(&client, relay.as_deref(), clock.as_ref(), &config, delivery).await;
+                let outcome =
+                    attempt::deliver(&client, relay.as_deref(), clock.as_ref(), &config, delivery)
+                        .await;
                 let _ = tx.send(outcome);
                 drop((slot, endpoint_slot));
                 held.finish(&endpoint);
@@ -189,7 +199,12 @@ struct HeldState {
 
 impl Held {
     fn new(per_endpoint: usize, limit: usize) -> Self {
-        Held { per_endpoint: per_endpoint.max(1), limit, state: Default::default(), freed: Notify::new() }
+        Held {
+            per_endpoint: per_endpoint.max(1),
+            limit,
+            state: Default::default(),
+            freed: Notify::new(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HeldState> {
@@ -203,7 +218,12 @@ impl Held {
     /// Endpoints with a full queue: the next claim skips them.
     fn saturated(&self) -> Vec<String> {
         let full = self.per_endpoint * QUEUE_PER_ENDPOINT_SLOT;
-        self.lock().endpoints.iter().filter(|(_, (n, _))| *n >= full).map(|(e, _)| e.clone()).collect()
+        self.lock()
+            .endpoints
+            .iter()
+            .filter(|(_, (n, _))| *n >= full)
+            .map(|(e, _)| e.clone())
+            .collect()
     }
 
     /// Records a claimed delivery; returns its endpoint's slots.
@@ -211,7 +231,10 @@ impl Held {
         let mut st = self.lock();
         st.total += 1;
         let per_endpoint = self.per_endpoint;
-        let entry = st.endpoints.entry(endpoint.to_owned()).or_insert_with(|| (0, Arc::new(Semaphore::new(per_endpoint))));
+        let entry = st
+            .endpoints
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| (0, Arc::new(Semaphore::new(per_endpoint))));
         entry.0 += 1;
         entry.1.clone()
     }
@@ -221,7 +244,9 @@ impl Held {
         let mut st = self.lock();
         st.total -= 1;
         let refill = st.total == self.limit / 2;
-        let Some(entry) = st.endpoints.get_mut(endpoint) else { return };
+        let Some(entry) = st.endpoints.get_mut(endpoint) else {
+            return;
+        };
         let was_full = entry.0 >= full;
         entry.0 -= 1;
         if entry.0 == 0 {

@@ -27,6 +27,8 @@ const MAX_GROUP: usize = 1024;
 
 pub struct SqliteStore {
     commands: mpsc::Sender<Command>,
+    /// Tells the checkpoint thread to end with the store.
+    stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<ReadPool>,
     work: Arc<Notify>,
 }
@@ -61,8 +63,15 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (db, flag) = (path.to_owned(), stop.clone());
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer(db, flag))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(SqliteStore {
             commands: tx,
+            stop_checkpoints: stop,
             readers: Arc::new(ReadPool {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
@@ -94,10 +103,33 @@ impl SqliteStore {
 fn configure(conn: &Connection) -> Result<()> {
     // WAL + synchronous=NORMAL survives a killed process (not a power cut
     // mid-commit), which is what "nothing is lost when the process is killed" needs.
+    // Checkpoints run on their own thread (see `checkpointer`): inline, their
+    // fsync would stall every writer behind them.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(backend)
+}
+
+/// How often the background thread copies the WAL back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Copies committed WAL frames into the database file without blocking the
+/// writer (PASSIVE), until the store is dropped.
+fn checkpointer(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>) {
+    let Ok(conn) = Connection::open(&path) else {
+        return;
+    };
+    if conn.execute_batch("PRAGMA busy_timeout = 5000;").is_err() {
+        return;
+    }
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -128,6 +160,13 @@ impl ReadPool {
         let out = f(&conn);
         self.idle.lock().expect("pool lock").push(conn);
         out
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_checkpoints
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

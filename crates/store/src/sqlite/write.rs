@@ -24,28 +24,45 @@ pub(super) enum Command {
     Record(Vec<DeliveryOutcome>, Reply<()>),
 }
 
-/// A reply waiting for the group's COMMIT before it may be sent.
-enum Done {
-    Platform(Reply<Platform>, Result<Platform>),
-    Unit(Reply<()>, Result<()>),
-    Commit(Reply<CommitOutcome>, Result<CommitOutcome>),
-    Claim(Reply<Vec<ClaimedDelivery>>, Result<Vec<ClaimedDelivery>>),
+/// What one command produced, sent only once its group has committed.
+enum Output {
+    Platform(Platform),
+    Unit,
+    Commit(CommitOutcome),
+    Claim(Vec<ClaimedDelivery>),
 }
 
-impl Done {
-    fn send(self, commit_error: Option<&str>) {
-        fn pick<T>(r: Result<T>, e: Option<&str>) -> Result<T> {
-            match e {
-                Some(e) => Err(StoreError::Backend(format!("commit failed: {e}"))),
-                None => r,
-            }
+impl Command {
+    fn answer(self, result: Result<Output>) {
+        fn pick<T>(r: Result<Output>, f: impl FnOnce(Output) -> Option<T>) -> Result<T> {
+            r.and_then(|o| {
+                f(o).ok_or_else(|| StoreError::Backend("mismatched writer output".into()))
+            })
         }
         // A dropped receiver means the caller went away; nothing to do.
         let _ = match self {
-            Done::Platform(tx, r) => tx.send(pick(r, commit_error)).map_err(drop),
-            Done::Unit(tx, r) => tx.send(pick(r, commit_error)).map_err(drop),
-            Done::Commit(tx, r) => tx.send(pick(r, commit_error)).map_err(drop),
-            Done::Claim(tx, r) => tx.send(pick(r, commit_error)).map_err(drop),
+            Command::Bootstrap(_, tx) => tx.send(pick(result, |o| match o {
+                Output::Platform(p) => Some(p),
+                _ => None,
+            })),
+            Command::CreatePlatform(_, tx) | Command::Record(_, tx) => {
+                let _ = tx.send(pick(result, |o| matches!(o, Output::Unit).then_some(())));
+                Ok(())
+            }
+            Command::Commit(_, tx) => {
+                let _ = tx.send(pick(result, |o| match o {
+                    Output::Commit(c) => Some(c),
+                    _ => None,
+                }));
+                Ok(())
+            }
+            Command::Claim { reply, .. } => {
+                let _ = reply.send(pick(result, |o| match o {
+                    Output::Claim(c) => Some(c),
+                    _ => None,
+                }));
+                Ok(())
+            }
         };
     }
 }
@@ -67,6 +84,14 @@ pub(super) struct Writer {
     routes: HashMap<String, Arc<Vec<RouteEntry>>>,
     /// Held for the life of the writer: the database belongs to this process.
     _lock: std::fs::File,
+}
+
+/// Side effects of a group, applied only once it has committed.
+#[derive(Default)]
+struct Effects {
+    new_work: bool,
+    /// Platforms whose cached routes are stale; `None` inside means all.
+    stale_routes: Vec<Option<String>>,
 }
 
 impl Writer {
@@ -93,93 +118,97 @@ impl Writer {
         }
     }
 
+    /// Commits the whole group in one transaction. Commands rarely fail, so
+    /// there are no per-command savepoints (their sub-journals cost more than
+    /// the work); if one fails, the group is rolled back and each command
+    /// runs again in a transaction of its own.
     fn run_group(&mut self, batch: &mut Vec<Command>) {
-        let mut done = Vec::with_capacity(batch.len());
-        let mut new_work = false;
-        let tx = match self
+        let commands = std::mem::take(batch);
+        let outputs = match self.transaction(&commands, true) {
+            Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+            Err(_) => commands
+                .iter()
+                .map(|cmd| {
+                    self.transaction(std::slice::from_ref(cmd), false)
+                        .map(|mut o| o.remove(0))
+                })
+                .collect::<Vec<_>>(),
+        };
+        for (cmd, out) in commands.into_iter().zip(outputs) {
+            cmd.answer(out);
+        }
+    }
+
+    /// Runs `commands` in one transaction; the first failure rolls it back.
+    fn transaction(&mut self, commands: &[Command], group: bool) -> Result<Vec<Output>> {
+        let mut effects = Effects::default();
+        let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        {
-            Ok(tx) => tx,
-            Err(e) => {
-                let msg = e.to_string();
-                for cmd in batch.drain(..) {
-                    fail(cmd, &msg);
+            .map_err(backend)?;
+        let mut outputs = Vec::with_capacity(commands.len());
+        for cmd in commands {
+            match execute(&tx, &mut self.routes, cmd, &mut effects) {
+                Ok(o) => outputs.push(o),
+                Err(e) => {
+                    drop(tx); // rolls back
+                    // Routes read inside the failed transaction may include its writes.
+                    self.routes.clear();
+                    if group {
+                        tracing::debug!(error = %e, "group rolled back; replaying its commands one by one");
+                    }
+                    return Err(e);
                 }
-                return;
             }
-        };
-        for cmd in batch.drain(..) {
-            done.push(execute(&tx, &mut self.routes, cmd, &mut new_work));
         }
-        let commit_error = tx.commit().err().map(|e| e.to_string());
-        if commit_error.is_some() {
+        if let Err(e) = tx.commit() {
             self.routes.clear();
-        } else if new_work {
+            return Err(backend(e));
+        }
+        for stale in effects.stale_routes {
+            match stale {
+                Some(p) => {
+                    self.routes.remove(&p);
+                }
+                None => self.routes.clear(),
+            }
+        }
+        if effects.new_work {
             self.work.notify_one();
         }
-        for d in done {
-            d.send(commit_error.as_deref());
-        }
+        Ok(outputs)
     }
 }
 
-fn fail(cmd: Command, msg: &str) {
-    let err = || StoreError::Backend(msg.to_owned());
-    let _ = match cmd {
-        Command::Bootstrap(_, r) => r.send(Err(err())).map_err(drop),
-        Command::CreatePlatform(_, r) => r.send(Err(err())).map_err(drop),
-        Command::Commit(_, r) => r.send(Err(err())).map_err(drop),
-        Command::Claim { reply, .. } => reply.send(Err(err())).map_err(drop),
-        Command::Record(_, r) => r.send(Err(err())).map_err(drop),
-    };
-}
-
-/// Runs one command inside a savepoint of the group's transaction.
 fn execute(
     tx: &Transaction<'_>,
     routes: &mut HashMap<String, Arc<Vec<RouteEntry>>>,
-    cmd: Command,
-    new_work: &mut bool,
-) -> Done {
-    fn savepoint<T>(tx: &Transaction<'_>, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        tx.execute_batch("SAVEPOINT cmd").map_err(backend)?;
-        let out = f(tx);
-        let end = if out.is_ok() {
-            "RELEASE cmd"
-        } else {
-            "ROLLBACK TO cmd; RELEASE cmd"
-        };
-        tx.execute_batch(end).map_err(backend)?;
-        out
-    }
+    cmd: &Command,
+    effects: &mut Effects,
+) -> Result<Output> {
     match cmd {
-        Command::Bootstrap(init, reply) => {
-            Done::Platform(reply, savepoint(tx, |c| bootstrap(c, init)))
-        }
-        Command::CreatePlatform(p, reply) => {
-            Done::Unit(reply, savepoint(tx, |c| insert_platform(c, &p, false)))
-        }
-        Command::Commit(change, reply) => {
-            let platform = change.platform.clone();
-            let touches_endpoints = change
+        Command::Bootstrap(init, _) => bootstrap(tx, init.clone()).map(Output::Platform),
+        Command::CreatePlatform(p, _) => insert_platform(tx, p, false).map(|()| Output::Unit),
+        Command::Commit(change, _) => {
+            if change
                 .writes
                 .iter()
-                .any(|w| matches!(w, Write::Endpoint(..)));
-            let result = savepoint(tx, |c| commit(c, routes, *change, new_work));
-            if touches_endpoints || result.is_err() {
-                routes.remove(&platform);
+                .any(|w| matches!(w, Write::Endpoint(..)))
+            {
+                // The cache must not serve this group's later commands stale routes.
+                routes.remove(&change.platform);
+                effects.stale_routes.push(Some(change.platform.clone()));
             }
-            Done::Commit(reply, result)
+            commit(tx, routes, change, &mut effects.new_work).map(Output::Commit)
         }
-        Command::Claim { request, reply } => {
-            Done::Claim(reply, savepoint(tx, |c| claim(c, &request)))
-        }
-        Command::Record(outcomes, reply) => {
-            let result = savepoint(tx, |c| record(c, &outcomes, new_work));
-            // Recording may disable endpoints.
-            routes.clear();
-            Done::Unit(reply, result)
+        Command::Claim { request, .. } => claim(tx, request).map(Output::Claim),
+        Command::Record(outcomes, _) => {
+            let disabled = record(tx, outcomes, &mut effects.new_work)?;
+            if disabled {
+                routes.clear();
+                effects.stale_routes.push(None);
+            }
+            Ok(Output::Unit)
         }
     }
 }
@@ -230,7 +259,7 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 fn commit(
     c: &Connection,
     routes: &mut HashMap<String, Arc<Vec<RouteEntry>>>,
-    change: Change,
+    change: &Change,
     new_work: &mut bool,
 ) -> Result<CommitOutcome> {
     if let Some(idem) = &change.idempotency {
@@ -288,7 +317,7 @@ fn commit(
             }
         };
         for ev in &change.events {
-            insert_event(c, &change, &table, ev, new_work)?;
+            insert_event(c, change, &table, ev, new_work)?;
         }
     }
     Ok(CommitOutcome::Committed)
@@ -570,7 +599,9 @@ fn active_secrets(json: &str, now: i64) -> Vec<String> {
         .collect()
 }
 
-fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> Result<()> {
+/// Returns whether an endpoint was disabled.
+fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> Result<bool> {
+    let mut disabled = false;
     let mut insert = c
         .prepare_cached(
             "INSERT INTO attempts (platform, delivery_id, event_id, endpoint_id, attempt, started_at_ms, duration_ms,
@@ -651,14 +682,14 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
                     &[&o.delivery_id],
                 )?;
                 if !one_shot {
-                    exec(
+                    disabled |= exec(
                         "UPDATE endpoints SET enabled = 0, version = version + 1
                          WHERE seq = ?1 AND enabled = 1 AND failing_since IS NOT NULL AND failing_since <= ?2",
                         &[&endpoint_seq, &(o.now_ms - o.disable_after_ms)],
-                    )?;
+                    )? > 0;
                 }
             }
         }
     }
-    Ok(())
+    Ok(disabled)
 }
