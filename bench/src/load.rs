@@ -9,19 +9,10 @@ pub type MakeRequest = Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Syn
 pub struct Run {
     pub elapsed: Duration,
     pub failures: usize,
-    /// Response bodies, when asked for (by request index).
-    pub bodies: Vec<Option<bytes::Bytes>>,
-    /// When each response arrived.
-    pub answered_at: Vec<Option<Instant>>,
 }
 
 /// Sends requests `0..n` built by `make` from `concurrency` workers and waits for all.
-pub async fn closed_loop(
-    n: usize,
-    concurrency: usize,
-    keep_bodies: bool,
-    make: MakeRequest,
-) -> Run {
+pub async fn closed_loop(n: usize, concurrency: usize, make: MakeRequest) -> Run {
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -29,43 +20,27 @@ pub async fn closed_loop(
     for _ in 0..concurrency.max(1) {
         let (next, failures, make) = (next.clone(), failures.clone(), make.clone());
         workers.push(tokio::spawn(async move {
-            let mut out = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
-                    return out;
+                    return;
                 }
-                match make(i).send().await {
-                    Ok(resp) if resp.status().is_success() => {
-                        let at = Instant::now();
-                        let body = if keep_bodies {
-                            resp.bytes().await.ok()
-                        } else {
-                            drop(resp.bytes().await);
-                            None
-                        };
-                        out.push((i, body, at));
-                    }
-                    _ => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                    }
+                let ok = match make(i).send().await {
+                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if !ok {
+                    failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));
     }
-    let mut bodies = vec![None; n];
-    let mut answered_at = vec![None; n];
     for w in workers {
-        for (i, body, at) in w.await.expect("load worker") {
-            bodies[i] = body;
-            answered_at[i] = Some(at);
-        }
+        w.await.expect("load worker");
     }
     Run {
         elapsed: start.elapsed(),
         failures: failures.load(Ordering::Relaxed),
-        bodies,
-        answered_at,
     }
 }
 

@@ -83,7 +83,6 @@ pub async fn throughput(args: &Args) {
     let base = load::closed_loop(
         n,
         args.connections,
-        false,
         raw_posts(&bench.client, addr, payload.clone()),
     )
     .await;
@@ -91,7 +90,7 @@ pub async fn throughput(args: &Args) {
 
     sink.reset();
     let start = Instant::now();
-    let run = load::closed_loop(n, args.connections, false, create_customers(&bench, "tp")).await;
+    let run = load::closed_loop(n, args.connections, create_customers(&bench, "tp")).await;
     let created_rate = n as f64 / run.elapsed.as_secs_f64();
     let done = sink.wait_for(n, Duration::from_secs(600)).await;
     let delivered_rate = done.map_or(0.0, |d| n as f64 / (d - start).as_secs_f64());
@@ -203,7 +202,7 @@ pub async fn fanout(args: &Args) {
     }
     times.sort_by(f64::total_cmp);
     sink.reset();
-    let base = load::closed_loop(k, k, false, raw_posts(&bench.client, addr, payload)).await;
+    let base = load::closed_loop(k, k, raw_posts(&bench.client, addr, payload)).await;
     let base_ms = base.elapsed.as_secs_f64() * 1000.0;
     let median = times[1];
     report(
@@ -244,7 +243,7 @@ pub async fn isolation(args: &Args) {
         }
         sink.reset();
         let start = Instant::now();
-        load::closed_loop(n, args.connections, false, create_customers(&bench, "iso")).await;
+        load::closed_loop(n, args.connections, create_customers(&bench, "iso")).await;
         let done = sink.wait_for(n * healthy, Duration::from_secs(600)).await;
         let rate = done.map_or(0.0, |d| (n * healthy) as f64 / (d - start).as_secs_f64());
         rates.push(rate);
@@ -369,13 +368,7 @@ pub async fn backlog(args: &Args) {
         sink.secret(&format!("b{i}"), &secret);
     }
     let start = Instant::now();
-    load::closed_loop(
-        events,
-        args.connections,
-        false,
-        create_customers(&api, "bl"),
-    )
-    .await;
+    load::closed_loop(events, args.connections, create_customers(&api, "bl")).await;
     let queued_in = start.elapsed();
     let payload = sample_payload(&api).await;
     api.node.shutdown().await;
@@ -385,7 +378,6 @@ pub async fn backlog(args: &Args) {
     let base = load::closed_loop(
         50_000,
         args.connections,
-        false,
         raw_posts(&api.client, addr, payload),
     )
     .await;
@@ -443,14 +435,8 @@ pub async fn api_only(args: &Args) {
     let bench = Bench::start().await;
     let n = args.events;
     let (client, url) = (bench.client.clone(), format!("{}/healthz", bench.base));
-    let health = load::closed_loop(
-        n,
-        args.connections,
-        false,
-        Arc::new(move |_| client.get(&url)),
-    )
-    .await;
-    let run = load::closed_loop(n, args.connections, false, create_customers(&bench, "api")).await;
+    let health = load::closed_loop(n, args.connections, Arc::new(move |_| client.get(&url))).await;
+    let run = load::closed_loop(n, args.connections, create_customers(&bench, "api")).await;
     let (rate, base) = (
         n as f64 / run.elapsed.as_secs_f64(),
         n as f64 / health.elapsed.as_secs_f64(),
