@@ -80,7 +80,9 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .pool_max_idle_per_host(64)
+        // Every in-flight delivery may go to the same host (a local receiver
+        // behind many endpoints): keep all their connections, or they churn.
+        .pool_max_idle_per_host(1024)
         .pool_idle_timeout(Duration::from_secs(60))
         .no_proxy()
         .user_agent(attempt::USER_AGENT)
