@@ -1,4 +1,7 @@
 //! The `switchboard` binary: argument parsing, logging, exit codes.
+//! `serve` runs a node; the other commands are clients of a running one.
+
+mod commands;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,7 +21,10 @@ use switchboard_store::SystemClock;
 #[command(
     name = "switchboard",
     version,
-    about = "A self-hostable, Stripe-compatible Connect webhooks engine"
+    about = "A self-hostable, Stripe-compatible Connect webhooks engine",
+    after_help = "Client commands find the server with --api-base (SWITCHBOARD_API_BASE, default \
+                  http://127.0.0.1:12111) and authenticate with --api-key (SWITCHBOARD_API_KEY): \
+                  a secret key `switchboard serve` prints."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +35,19 @@ struct Cli {
 enum Command {
     /// Run the API server and the delivery engine on an embedded SQLite database.
     Serve(ServeArgs),
+    /// Receive events over a WebSocket and forward them to a local URL, like `stripe listen`.
+    Listen(commands::listen::Args),
+    /// Make an event happen by running its built-in fixture, like `stripe trigger`.
+    #[command(after_help = commands::trigger::supported_events_help())]
+    Trigger(commands::trigger::TriggerArgs),
+    /// Run the API calls of a fixture file (the Stripe CLI's fixture format).
+    Fixtures(commands::trigger::FixturesArgs),
+    /// List, show and resend events.
+    Events(commands::events::Args),
+    /// Manage webhook endpoints.
+    Endpoints(commands::endpoints::Args),
+    /// Inspect delivery attempts.
+    Attempts(commands::attempts::Args),
 }
 
 #[derive(clap::Args)]
@@ -72,6 +91,10 @@ struct ServeArgs {
         default_value_t = 64
     )]
     per_endpoint_concurrency: usize,
+    /// Requests per second allowed per API key, answered with Stripe's 429 beyond
+    /// (Stripe's own limits are 25/s in test mode, 100/s live). Unlimited if unset.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT")]
+    rate_limit: Option<u32>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     max_body_bytes: usize,
@@ -88,10 +111,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A server logs what it does; a client command speaks through its output.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -100,6 +128,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Listen(args) => runtime.block_on(commands::listen::run(args)),
+        Command::Trigger(args) => runtime.block_on(commands::trigger::trigger(args)),
+        Command::Fixtures(args) => runtime.block_on(commands::trigger::fixtures(args)),
+        Command::Events(args) => runtime.block_on(commands::events::run(args)),
+        Command::Endpoints(args) => runtime.block_on(commands::endpoints::run(args)),
+        Command::Attempts(args) => runtime.block_on(commands::attempts::run(args)),
     }
 }
 
@@ -113,6 +147,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         live_key: args.live_key,
         server: ServerConfig {
             max_body_bytes: args.max_body_bytes,
+            rate_limit: args.rate_limit,
             ..Default::default()
         },
         dispatcher: DispatcherConfig {

@@ -66,6 +66,9 @@ impl FromRequest<AppState> for Ctx {
         let (platform, livemode) = state.authenticate(&key).await?.ok_or_else(|| {
             ApiError::Unauthenticated(format!("Invalid API Key provided: {}", redact(&key)))
         })?;
+        if !state.admit(&key) {
+            return Err(ApiError::RateLimited.into());
+        }
         let account = header(&parts.headers, "stripe-account")?.filter(|a| !a.is_empty());
         let scope = Scope {
             platform: platform.id.clone(),

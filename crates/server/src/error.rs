@@ -35,6 +35,10 @@ pub enum ApiError {
         "Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/."
     )]
     UnknownRoute { method: String, path: String },
+    #[error(
+        "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests."
+    )]
+    RateLimited,
     /// A concurrent request changed the object first; SDKs retry a 409.
     #[error(
         "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. Please retry."
@@ -102,6 +106,12 @@ impl ApiError {
                 None,
             ),
             UnknownRoute { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", None, None),
+            RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_request_error",
+                Some("rate_limit"),
+                None,
+            ),
             Conflict => (
                 StatusCode::CONFLICT,
                 "invalid_request_error",

@@ -14,6 +14,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The API version objects and events are rendered in.
     pub api_version: String,
+    /// Requests per second allowed per API key (Stripe's 429 beyond); `None`: unlimited.
+    pub rate_limit: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -21,6 +23,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: 1 << 20,
             api_version: switchboard_core::DEFAULT_API_VERSION.into(),
+            rate_limit: None,
         }
     }
 }
@@ -33,6 +36,8 @@ pub struct AppState {
     /// `stripe listen` sessions connected to this node.
     pub listen: Arc<crate::listen::ListenHub>,
     keys: Arc<RwLock<HashMap<String, (Platform, bool)>>>,
+    /// Token buckets per API key: (tokens, last refill in unix ms).
+    buckets: Arc<std::sync::Mutex<HashMap<String, (f64, i64)>>>,
 }
 
 impl AppState {
@@ -48,6 +53,27 @@ impl AppState {
             config: Arc::new(config),
             listen,
             keys: Default::default(),
+            buckets: Default::default(),
+        }
+    }
+
+    /// Takes one request from the key's token bucket (burst = one second's
+    /// worth); `false` when the key is over its rate.
+    pub fn admit(&self, key: &str) -> bool {
+        let Some(rate) = self.config.rate_limit else {
+            return true;
+        };
+        let rate = f64::from(rate.max(1));
+        let now = self.clock.now_ms();
+        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((rate, now));
+        *tokens = (*tokens + (now - *last).max(0) as f64 * rate / 1000.0).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 

@@ -653,3 +653,35 @@ async fn platforms_never_see_each_other() {
         .await;
     assert_eq!(status, 400);
 }
+
+/// With `--rate-limit`, a key over its rate gets Stripe's 429, and recovers.
+#[tokio::test]
+async fn requests_over_the_rate_limit_get_429() {
+    let t = TestNode::with(Options {
+        rate_limit: Some(2),
+        manual_clock: true,
+        ..Default::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, _, body) = t
+            .request("GET", "/v1/customers", Some(TEST_KEY), "", &[])
+            .await;
+        statuses.push(status);
+        if status == 429 {
+            assert_eq!(body["error"]["code"], "rate_limit");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    // Other keys have buckets of their own.
+    let (status, _, _) = t
+        .request("GET", "/v1/customers", Some(LIVE_KEY), "", &[])
+        .await;
+    assert_eq!(status, 200);
+    t.advance(500);
+    let (status, _, _) = t
+        .request("GET", "/v1/customers", Some(TEST_KEY), "", &[])
+        .await;
+    assert_eq!(status, 200, "half a second refills one request at 2/s");
+}

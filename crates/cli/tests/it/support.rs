@@ -41,6 +41,7 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub concurrency: usize,
     pub per_endpoint_concurrency: usize,
+    pub rate_limit: Option<u32>,
 }
 
 impl Default for Options {
@@ -53,6 +54,7 @@ impl Default for Options {
             max_body_bytes: 1 << 20,
             concurrency: 512,
             per_endpoint_concurrency: 64,
+            rate_limit: None,
         }
     }
 }
@@ -75,6 +77,7 @@ impl TestNode {
             live_key: Some(LIVE_KEY.into()),
             server: ServerConfig {
                 max_body_bytes: opts.max_body_bytes,
+                rate_limit: opts.rate_limit,
                 ..Default::default()
             },
             dispatcher: DispatcherConfig {
