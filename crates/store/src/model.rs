@@ -128,6 +128,9 @@ pub struct PageRequest {
     pub limit: usize,
     pub starting_after: Option<String>,
     pub ending_before: Option<String>,
+    /// Equality filters on object fields: (JSON path such as `$.status`, value).
+    /// Only object lists use them.
+    pub filters: Vec<(String, serde_json::Value)>,
 }
 
 #[derive(Debug, Clone)]

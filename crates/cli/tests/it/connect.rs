@@ -593,3 +593,89 @@ async fn payments_balance_and_the_payout_failure_chain() {
     }
     assert!(got.iter().all(|(_, a, _)| *a == acct_s));
 }
+
+/// The list filters Stripe documents narrow lists (and unknown ones are refused).
+#[tokio::test]
+async fn list_filters() {
+    let t = TestNode::start().await;
+    t.post("/v1/customers", "email=a%40x.test").await;
+    t.post("/v1/customers", "email=b%40x.test").await;
+    let found = t.get("/v1/customers?email=b%40x.test").await;
+    assert_eq!(found["data"].as_array().unwrap().len(), 1);
+    assert_eq!(found["data"][0]["email"], "b@x.test");
+
+    let acct = account(&t, TEST_KEY, "type=custom").await;
+    t.post(
+        &format!("/v1/accounts/{acct}/persons"),
+        "first_name=Rep&relationship[representative]=true",
+    )
+    .await;
+    t.post(
+        &format!("/v1/accounts/{acct}/persons"),
+        "first_name=Owner&relationship[owner]=true",
+    )
+    .await;
+    let reps = t
+        .get(&format!(
+            "/v1/accounts/{acct}/persons?relationship[representative]=true"
+        ))
+        .await;
+    let names: Vec<&str> = reps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["first_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Rep"]);
+    let (status, _, err) = t
+        .request(
+            "GET",
+            &format!("/v1/accounts/{acct}/persons?relationship[boss]=true"),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("relationship[boss]"))
+    );
+
+    t.post(
+        &format!("/v1/accounts/{acct}/external_accounts"),
+        "external_account=btok_us_verified_noAccount",
+    )
+    .await;
+    as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payment_intents",
+        "amount=5000&currency=usd&payment_method=pm_card_bypassPending&confirm=true",
+    )
+    .await;
+    as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payouts",
+        "amount=100&currency=usd",
+    )
+    .await;
+    let (_, failed) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/payouts?status=failed", "").await;
+    assert_eq!(failed["data"].as_array().unwrap().len(), 1);
+    let (_, paid) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/payouts?status=paid", "").await;
+    assert!(paid["data"].as_array().unwrap().is_empty());
+    let (_, banks) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "GET",
+        &format!("/v1/accounts/{acct}/external_accounts?object=card"),
+        "",
+    )
+    .await;
+    assert!(banks["data"].as_array().unwrap().is_empty());
+}

@@ -396,7 +396,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         ));
     }
     let scope = platform_scope(&ctx);
-    objects::list(&mut ctx, &scope, KIND, "/v1/accounts").await
+    objects::list(&mut ctx, &scope, KIND, "/v1/accounts", &[]).await
 }
 
 /// The platform's Connect application, as `account.application.*` events show it.

@@ -8,7 +8,6 @@ use switchboard_core::ids;
 use switchboard_core::object::{previous_attributes, stripe_order};
 use switchboard_store::{ObjectWrite, StoredObject, Write};
 
-use super::{cursor_param, list_json, page_request};
 use crate::context::{Ctx, ok_json, retry_conflicts};
 use crate::error::ApiError;
 
@@ -184,13 +183,13 @@ pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
 }
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
-    let page = page_request(&mut ctx)?;
-    ctx.finish_params()?;
-    let found = ctx
-        .state
-        .store
-        .objects(&ctx.scope, KIND, &page)
-        .await
-        .map_err(|e| cursor_param(&page, e.into()))?;
-    Ok(ok_json(&list_json("/v1/customers", found, |o| o.data)))
+    let scope = ctx.scope.clone();
+    super::objects::list(
+        &mut ctx,
+        &scope,
+        KIND,
+        "/v1/customers",
+        &[super::objects::by("email", "$.email")],
+    )
+    .await
 }

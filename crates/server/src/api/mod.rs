@@ -47,6 +47,7 @@ pub fn page_request(ctx: &mut Ctx) -> Result<PageRequest, ApiError> {
         limit: limit as usize,
         starting_after,
         ending_before,
+        filters: Vec::new(),
     })
 }
 

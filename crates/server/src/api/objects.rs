@@ -62,13 +62,60 @@ pub fn replace(scope: &Scope, mut obj: StoredObject) -> Write {
     })
 }
 
+/// A list filter: a request parameter, the field it matches, and whether it is a boolean.
+pub struct Filter {
+    pub param: &'static str,
+    pub path: &'static str,
+    pub boolean: bool,
+}
+
+/// String equality filters named like the field they match (`status` → `$.status`).
+pub const fn by(param: &'static str, path: &'static str) -> Filter {
+    Filter {
+        param,
+        path,
+        boolean: false,
+    }
+}
+
+/// Lists objects of `kind`, narrowed by the `filters` the request uses.
 pub async fn list(
     ctx: &mut Ctx,
     scope: &Scope,
     kind: &str,
     url: &str,
+    filters: &[Filter],
 ) -> Result<Response, ApiError> {
-    let page = page_request(ctx)?;
+    let mut page = page_request(ctx)?;
+    // Nested filters (`relationship[owner]`) share their parent's parameters.
+    let mut nested: Vec<(&str, Params)> = Vec::new();
+    for f in filters {
+        let (params, key) = match f.param.split_once('[') {
+            None => (&mut ctx.params, f.param),
+            Some((parent, rest)) => {
+                if !nested.iter().any(|(p, _)| *p == parent) {
+                    let taken = ctx.params.nested(parent)?.flatten().unwrap_or_default();
+                    nested.push((parent, taken));
+                }
+                let slot = nested
+                    .iter_mut()
+                    .find(|(p, _)| *p == parent)
+                    .expect("just inserted");
+                (&mut slot.1, rest.trim_end_matches(']'))
+            }
+        };
+        let value = if f.boolean {
+            params.bool(key)?.map(Value::Bool)
+        } else {
+            params.string(key)?.map(Value::String)
+        };
+        if let Some(v) = value {
+            page.filters.push((f.path.to_owned(), v));
+        }
+    }
+    for (_, rest) in nested {
+        rest.finish()?;
+    }
     ctx.finish_params()?;
     let found = ctx
         .state

@@ -335,7 +335,14 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     let scope = ctx.scope.clone();
-    objects::list(&mut ctx, &scope, PI, "/v1/payment_intents").await
+    objects::list(
+        &mut ctx,
+        &scope,
+        PI,
+        "/v1/payment_intents",
+        &[objects::by("customer", "$.customer")],
+    )
+    .await
 }
 
 pub async fn retrieve_charge(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -349,5 +356,15 @@ pub async fn retrieve_charge(Path(id): Path<String>, mut ctx: Ctx) -> Result<Res
 
 pub async fn list_charges(mut ctx: Ctx) -> Result<Response, ApiError> {
     let scope = ctx.scope.clone();
-    objects::list(&mut ctx, &scope, CHARGE, "/v1/charges").await
+    objects::list(
+        &mut ctx,
+        &scope,
+        CHARGE,
+        "/v1/charges",
+        &[
+            objects::by("customer", "$.customer"),
+            objects::by("payment_intent", "$.payment_intent"),
+        ],
+    )
+    .await
 }

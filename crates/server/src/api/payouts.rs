@@ -210,5 +210,15 @@ pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, 
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     let scope = ctx.scope.clone();
-    objects::list(&mut ctx, &scope, KIND, "/v1/payouts").await
+    objects::list(
+        &mut ctx,
+        &scope,
+        KIND,
+        "/v1/payouts",
+        &[
+            objects::by("status", "$.status"),
+            objects::by("destination", "$.destination"),
+        ],
+    )
+    .await
 }

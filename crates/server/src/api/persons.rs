@@ -16,6 +16,30 @@ use crate::error::ApiError;
 const KIND: &str = "person";
 const RELATIONSHIP_FLAGS: [&str; 4] = ["director", "executive", "owner", "representative"];
 
+/// `relationship[owner]=true` and friends, on `GET …/persons`.
+const RELATIONSHIP_FILTERS: [objects::Filter; 4] = [
+    objects::Filter {
+        param: "relationship[director]",
+        path: "$.relationship.director",
+        boolean: true,
+    },
+    objects::Filter {
+        param: "relationship[executive]",
+        path: "$.relationship.executive",
+        boolean: true,
+    },
+    objects::Filter {
+        param: "relationship[owner]",
+        path: "$.relationship.owner",
+        boolean: true,
+    },
+    objects::Filter {
+        param: "relationship[representative]",
+        path: "$.relationship.representative",
+        boolean: true,
+    },
+];
+
 fn apply(p: &mut Params, person: &mut Value) -> Result<(), ApiError> {
     objects::set_strings(
         p,
@@ -224,6 +248,7 @@ pub async fn list(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response,
         &scope,
         KIND,
         &format!("/v1/accounts/{account}/persons"),
+        &RELATIONSHIP_FILTERS,
     )
     .await
 }

@@ -127,15 +127,23 @@ pub(super) fn objects(
 ) -> Result<Page<StoredObject>> {
     let mut a = scope_args(scope);
     a.push(Sql::Text(kind.into()));
-    paginate(
-        c,
-        "objects",
-        OBJECT_COLUMNS,
+    let mut cond = String::from(
         "platform = ?1 AND livemode = ?2 AND account IS ?3 AND kind = ?4 AND deleted = 0",
-        a,
-        page,
-        object_row,
-    )
+    );
+    for (path, value) in &page.filters {
+        a.push(Sql::Text(path.clone()));
+        a.push(match value {
+            serde_json::Value::Bool(b) => Sql::Integer(*b as i64),
+            serde_json::Value::Number(n) => Sql::Integer(n.as_i64().unwrap_or_default()),
+            other => Sql::Text(other.as_str().unwrap_or_default().to_owned()),
+        });
+        cond.push_str(&format!(
+            " AND json_extract(data, ?{}) = ?{}",
+            a.len() - 1,
+            a.len()
+        ));
+    }
+    paginate(c, "objects", OBJECT_COLUMNS, &cond, a, page, object_row)
 }
 
 const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
