@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
             get(payments::retrieve).post(payments::update),
         )
         .route("/v1/payment_intents/{id}/confirm", post(payments::confirm))
+        .route("/v1/payment_intents/{id}/cancel", post(payments::cancel))
         .route("/v1/charges", get(payments::list_charges))
         .route("/v1/charges/{id}", get(payments::retrieve_charge))
         .route("/v1/payouts", get(payouts::list).post(payouts::create))

@@ -679,3 +679,40 @@ async fn list_filters() {
     .await;
     assert!(banks["data"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn payment_intents_can_be_canceled_until_they_succeed() {
+    let t = TestNode::start().await;
+    let pi = t
+        .post("/v1/payment_intents", "amount=700&currency=usd")
+        .await;
+    let id = pi["id"].as_str().unwrap();
+    let canceled = t
+        .post(
+            &format!("/v1/payment_intents/{id}/cancel"),
+            "cancellation_reason=abandoned",
+        )
+        .await;
+    assert_eq!(
+        (
+            canceled["status"].as_str(),
+            canceled["cancellation_reason"].as_str()
+        ),
+        (Some("canceled"), Some("abandoned"))
+    );
+    let events = t.get("/v1/events?type=payment_intent.canceled").await;
+    assert_eq!(events["data"][0]["data"]["object"]["id"], id);
+    let (status, _, err) = t
+        .request(
+            "POST",
+            &format!("/v1/payment_intents/{id}/cancel"),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("payment_intent_unexpected_state"))
+    );
+}

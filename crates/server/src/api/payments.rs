@@ -290,6 +290,53 @@ pub async fn confirm(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, A
     })
 }
 
+const CANCELLATION_REASONS: [&str; 4] = [
+    "duplicate",
+    "fraudulent",
+    "requested_by_customer",
+    "abandoned",
+];
+
+/// `POST /v1/payment_intents/{id}/cancel` → `payment_intent.canceled`.
+pub async fn cancel(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let reason = ctx.params.string("cancellation_reason")?;
+    if let Some(r) = &reason
+        && !CANCELLATION_REASONS.contains(&r.as_str())
+    {
+        return Err(ApiError::invalid(
+            "cancellation_reason",
+            format!("Invalid cancellation_reason: {r}"),
+        ));
+    }
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut stored = objects::load(&ctx, &ctx.scope, PI, &id, "payment_intent").await?;
+        let status = stored.data["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if status == "succeeded" || status == "canceled" {
+            return Err(ApiError::InvalidRequest {
+                message: format!(
+                    "You cannot cancel this PaymentIntent because it has a status of {status}. Only a PaymentIntent with one of the following statuses may be canceled: requires_payment_method, requires_capture, requires_confirmation, requires_action, processing."
+                ),
+                param: None,
+                code: Some("payment_intent_unexpected_state"),
+            });
+        }
+        stored.data["status"] = "canceled".into();
+        stored.data["canceled_at"] = ctx.now().into();
+        stored.data["cancellation_reason"] = reason.clone().map_or(Value::Null, Value::String);
+        let mut change = ctx.change();
+        change
+            .events
+            .push(ctx.event("payment_intent.canceled", stored.data.clone(), None));
+        let body = stored.data.clone();
+        change.writes.push(objects::replace(&ctx.scope, stored));
+        ctx.commit(change, &body).await
+    })
+}
+
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.params.take("client_secret");
     ctx.finish_params()?;
