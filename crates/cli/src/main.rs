@@ -36,11 +36,18 @@ enum Command {
     /// Run the API server and the delivery engine on an embedded SQLite database.
     Serve(ServeArgs),
     /// Receive events over a WebSocket and forward them to a local URL, like `stripe listen`.
+    ///
+    /// Events are signed with the device's secret, stable across sessions and
+    /// server restarts; the session reconnects by itself when the connection drops.
+    /// One line per event and per response goes to stdout (colour only on a
+    /// terminal); `Ready!`, reconnects and forwarding errors go to stderr. Without
+    /// --forward-to, events are only printed (and answered 200).
     Listen(commands::listen::Args),
     /// Make an event happen by running its built-in fixture, like `stripe trigger`.
     #[command(after_help = commands::trigger::supported_events_help())]
     Trigger(commands::trigger::TriggerArgs),
     /// Run the API calls of a fixture file (the Stripe CLI's fixture format).
+    #[command(after_help = commands::trigger::FIXTURE_FORMAT_HELP)]
     Fixtures(commands::trigger::FixturesArgs),
     /// List, show and resend events.
     Events(commands::events::Args),
@@ -126,15 +133,21 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+    let client = match cli.command {
+        Command::Serve(args) => return runtime.block_on(serve(args)),
         Command::Listen(args) => runtime.block_on(commands::listen::run(args)),
         Command::Trigger(args) => runtime.block_on(commands::trigger::trigger(args)),
         Command::Fixtures(args) => runtime.block_on(commands::trigger::fixtures(args)),
         Command::Events(args) => runtime.block_on(commands::events::run(args)),
         Command::Endpoints(args) => runtime.block_on(commands::endpoints::run(args)),
         Command::Attempts(args) => runtime.block_on(commands::attempts::run(args)),
+    };
+    // A client's failure is a message for a person: its causes on one line, no backtrace.
+    if let Err(e) = client {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
     }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

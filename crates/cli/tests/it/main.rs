@@ -2,6 +2,7 @@
 //! real receivers. One binary so that linking happens once.
 
 mod api;
+mod cli;
 mod compat;
 mod connect;
 mod crash;
