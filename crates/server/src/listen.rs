@@ -37,7 +37,12 @@ struct Session {
     endpoint_id: String,
     platform: String,
     livemode: bool,
+    /// Unix ms; sessions are forgotten after [`SESSION_TTL_MS`].
+    created_ms: i64,
 }
+
+/// A `websocket_id` may be used to (re)connect for this long.
+const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Default)]
 struct Hub {
@@ -85,6 +90,10 @@ impl ListenHub {
             hub.connections.remove(endpoint_id);
         }
         last
+    }
+
+    fn is_connected(&self, endpoint_id: &str) -> bool {
+        self.lock().connections.contains_key(endpoint_id)
     }
 
     /// Ends every session (at shutdown): their sockets close, the CLIs reconnect elsewhere or later.
@@ -226,6 +235,7 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
         endpoint_id: endpoint.id.clone(),
         platform: ctx.platform.id.clone(),
         livemode: ctx.livemode(),
+        created_ms: ctx.state.clock.now_ms(),
     };
     let body = json!({
         "object": "stripecli_session",
@@ -249,11 +259,11 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
     } else {
         ok_json(&body)
     };
-    ctx.state
-        .listen
-        .lock()
-        .sessions
-        .insert(websocket_id, session);
+    let mut hub = ctx.state.listen.lock();
+    hub.sessions
+        .retain(|_, s| s.created_ms > session.created_ms - SESSION_TTL_MS);
+    hub.sessions.insert(websocket_id, session);
+    drop(hub);
     Ok(response)
 }
 
@@ -276,14 +286,28 @@ pub async fn websocket(
         )
             .into_response();
     };
-    upgrade.on_upgrade(move |socket| serve(state, session, socket))
+    // Registered and routed to before the upgrade completes: the CLI prints
+    // "Ready!" once connected, and events created from then on must reach it
+    // (deliveries queued before the socket is up wait in its outbox).
+    let (connection, outbox, _) = state.listen.connect(&session.endpoint_id);
+    sync_enabled(&state, &session).await;
+    let failed = (state.clone(), session.clone());
+    upgrade
+        .on_failed_upgrade(move |_| {
+            let (state, session) = failed;
+            state.listen.disconnect(&session.endpoint_id, connection);
+            tokio::spawn(async move { sync_enabled(&state, &session).await });
+        })
+        .on_upgrade(move |socket| serve(state, session, connection, outbox, socket))
 }
 
-async fn serve(state: AppState, session: Session, mut socket: WebSocket) {
-    let (connection, mut outbox, first) = state.listen.connect(&session.endpoint_id);
-    if first {
-        set_enabled(&state, &session, true).await;
-    }
+async fn serve(
+    state: AppState,
+    session: Session,
+    connection: u64,
+    mut outbox: mpsc::UnboundedReceiver<String>,
+    mut socket: WebSocket,
+) {
     loop {
         tokio::select! {
             out = outbox.recv() => match out {
@@ -301,9 +325,8 @@ async fn serve(state: AppState, session: Session, mut socket: WebSocket) {
             },
         }
     }
-    if state.listen.disconnect(&session.endpoint_id, connection) {
-        set_enabled(&state, &session, false).await;
-    }
+    state.listen.disconnect(&session.endpoint_id, connection);
+    sync_enabled(&state, &session).await;
 }
 
 fn handle_message(state: &AppState, text: &str) {
@@ -321,8 +344,10 @@ fn handle_message(state: &AppState, text: &str) {
 }
 
 /// Routes events to the device while it is connected, and stops when it is not.
-async fn set_enabled(state: &AppState, session: &Session, enabled: bool) {
+async fn sync_enabled(state: &AppState, session: &Session) {
     for _ in 0..8 {
+        // Read the hub on every try: a socket may have come or gone meanwhile.
+        let enabled = state.listen.is_connected(&session.endpoint_id);
         let rec = match state
             .store
             .endpoint(&session.platform, session.livemode, &session.endpoint_id)
