@@ -19,4 +19,4 @@ for dir in compat/node compat/cli; do
     fi
 done
 
-cargo test --workspace "$@"
+cargo test --workspace --all-features "$@"
