@@ -1275,7 +1275,25 @@ async function test_connect_event_resend() {
   }
 }
 
+async function test_rate_limit_error() {
+  // A second server runs with --rate-limit 1: a burst must raise StripeRateLimitError.
+  const base = (process.env.SWITCHBOARD_RATE_LIMITED_API_BASE || '').replace(/\/+$/, '');
+  if (!base) throw new CheckFailed('SWITCHBOARD_RATE_LIMITED_API_BASE is not set (a server with --rate-limit 1)');
+  const url = new URL(base);
+  const limited = new Stripe(TEST_KEY, {
+    host: url.hostname,
+    port: url.port,
+    protocol: url.protocol.replace(/:$/, ''),
+    maxNetworkRetries: 0,
+  });
+  const e = await expectError(errors.StripeRateLimitError, async () => {
+    for (let i = 0; i < 5; i++) await limited.customers.list({ limit: 1 });
+  }, 'five requests a second at --rate-limit 1');
+  checkEq(e.statusCode, 429, 'StripeRateLimitError.statusCode', errorSummary(e));
+}
+
 const TESTS = [
+  test_rate_limit_error,
   test_webhook_endpoint_crud,
   test_webhook_endpoint_auto_paging,
   test_customers_and_events,

@@ -832,9 +832,27 @@ def test_legacy_global_api():
 # RECEIVER main() starts) rather than loading a second copy.
 sys.modules.setdefault("test_stripe_python", sys.modules[__name__])
 sys.dont_write_bytecode = True  # no __pycache__ next to the sources
+def test_rate_limit_error():
+    """A server started with --rate-limit answers Stripe's 429, raised as RateLimitError."""
+    base = os.environ.get("SWITCHBOARD_RATE_LIMITED_API_BASE", "").rstrip("/")
+    check(base, "SWITCHBOARD_RATE_LIMITED_API_BASE is not set (a server with --rate-limit 1)")
+    client = stripe.StripeClient(TEST_KEY, base_addresses={"api": base}, max_network_retries=0,
+                                 http_client=RecordingClient(timeout=30))
+
+    def burst():
+        for _ in range(5):
+            client.v1.customers.list(params={"limit": 1})
+
+    e = expect_error(stripe.RateLimitError, burst, "five requests a second at --rate-limit 1")
+    check_eq(e.http_status, 429, "RateLimitError.http_status", error_summary(e))
+    # stripe-python builds RateLimitError without `code`; the body carries it.
+    check_eq(e.json_body["error"]["code"], "rate_limit", "429 body error.code", error_summary(e))
+
+
 import test_connect  # noqa: E402
 
 TESTS = [
+    test_rate_limit_error,
     test_webhook_endpoint_crud,
     test_webhook_endpoint_auto_paging,
     test_customers_crud_and_events,

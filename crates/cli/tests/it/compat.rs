@@ -25,13 +25,17 @@ fn stripe_python_suite_passes() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (mut server, base) = spawn(dir.path(), &["--retry-schedule", "fast"]);
+    let limited_dir = tempfile::tempdir().unwrap();
+    let (mut limited, limited_base) = spawn(limited_dir.path(), &["--rate-limit", "1"]);
     let out = Command::new(&python)
         .arg(workspace().join("compat/python/test_stripe_python.py"))
         .env("SWITCHBOARD_API_BASE", &base)
+        .env("SWITCHBOARD_RATE_LIMITED_API_BASE", &limited_base)
         .env("SWITCHBOARD_TEST_KEY", TEST_KEY)
         .output()
         .unwrap();
     server.kill();
+    limited.kill();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -50,14 +54,18 @@ fn stripe_node_suite_passes() {
     );
     let data = tempfile::tempdir().unwrap();
     let (mut server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
+    let limited_dir = tempfile::tempdir().unwrap();
+    let (mut limited, limited_base) = spawn(limited_dir.path(), &["--rate-limit", "1"]);
     let out = Command::new("node")
         .arg("test.mjs")
         .current_dir(&dir)
         .env("SWITCHBOARD_API_BASE", &base)
+        .env("SWITCHBOARD_RATE_LIMITED_API_BASE", &limited_base)
         .env("SWITCHBOARD_TEST_KEY", TEST_KEY)
         .output()
         .unwrap();
     server.kill();
+    limited.kill();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
