@@ -7,5 +7,6 @@ mod compat;
 mod connect;
 mod crash;
 mod delivery;
+mod platform;
 mod stripe_cli;
 mod support;
