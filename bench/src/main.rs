@@ -32,7 +32,7 @@ pub const KEY: &str = "sk_test_benchmark0000000000";
 #[derive(Parser, Clone)]
 #[command(about = "Measure Switchboard against baselines measured in the same run")]
 pub struct Args {
-    /// Scenarios to run: throughput, latency, fanout, backlog, isolation, verify (default: all).
+    /// Scenarios to run: throughput, latency, fanout, isolation, verify, peer, backlog (default: all); also `api`.
     pub scenarios: Vec<String>,
     /// Events created in the throughput and isolation scenarios.
     #[arg(long, default_value_t = 50_000)]
@@ -46,6 +46,13 @@ pub struct Args {
     /// Seconds of fixed-rate load in the latency scenario.
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
+    /// Events in the localstripe comparison (localstripe is slow).
+    #[arg(long, default_value_t = 2_000)]
+    pub peer_events: usize,
+    /// Python with `localstripe` installed, for the peer comparison
+    /// (default: compat/.venv/bin/python).
+    #[arg(long, env = "LOCALSTRIPE_PYTHON")]
+    pub localstripe_python: Option<std::path::PathBuf>,
     /// Endpoints in the fan-out scenario.
     #[arg(long, default_value_t = 500)]
     pub fanout: usize,
@@ -158,6 +165,7 @@ fn main() -> anyhow::Result<()> {
         "fanout",
         "isolation",
         "verify",
+        "peer",
         "backlog",
     ];
     let chosen: Vec<String> = if args.scenarios.is_empty() {
@@ -183,6 +191,7 @@ fn main() -> anyhow::Result<()> {
             "isolation" => runtime.block_on(scenarios::isolation(&args)),
             "verify" => scenarios::verify(),
             "api" => runtime.block_on(scenarios::api_only(&args)),
+            "peer" => runtime.block_on(scenarios::peer(&args)),
             "backlog" => runtime.block_on(scenarios::backlog(&args)),
             other => anyhow::bail!("unknown scenario {other}; choose from {all:?}"),
         }

@@ -455,3 +455,122 @@ pub async fn api_only(args: &Args) {
     );
     bench.node.shutdown().await;
 }
+
+/// The same create-and-deliver run against localstripe (a fake Stripe server
+/// that sends webhooks) and against Switchboard, with the same client.
+pub async fn peer(args: &Args) {
+    let python = args.localstripe_python.clone().unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/.venv/bin/python")
+    });
+    let has_it = std::process::Command::new(&python)
+        .args(["-c", "import localstripe"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_it {
+        println!(
+            "peer         skipped: `{} -m pip install localstripe` to compare with localstripe",
+            python.display()
+        );
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(&python)
+        .args(["-m", "localstripe", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("localstripe starts");
+    let ls = format!("http://127.0.0.1:{port}");
+    let client = crate::client();
+    for _ in 0..100 {
+        if client
+            .get(format!("{ls}/v1/customers"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (sink, addr) = Sink::start().await;
+    let secret = "whsec_localstripe_peer_secret";
+    sink.secret("peer", secret);
+    client
+        .post(format!("{ls}/_config/webhooks/peer"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "url=http://{addr}/hook/peer&secret={secret}&events[]=customer.created"
+        ))
+        .send()
+        .await
+        .expect("localstripe webhook configured");
+    let n = args.peer_events;
+    let theirs = create_and_deliver(&client, &ls, &sink, n, "ls").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let bench = Bench::start().await;
+    let ours_secret = bench.endpoint(&format!("http://{addr}/hook/ours")).await;
+    sink.secret("ours", &ours_secret);
+    let ours = create_and_deliver(&client, &bench.base, &sink, n, "sb").await;
+    report(
+        "peer",
+        &format!("{:.0} events/s, lone event {:.1} ms", ours.0, ours.1),
+        &format!("localstripe {:.0}/s, {:.0} ms", theirs.0, theirs.1),
+        ours.0 / theirs.0,
+        "(comparison)",
+        true,
+    );
+    bench.node.shutdown().await;
+}
+
+/// (events/s for `n` customers created by 16 clients and delivered, median
+/// ms from request to delivery of a lone event, over 5).
+async fn create_and_deliver(
+    client: &reqwest::Client,
+    base: &str,
+    sink: &Arc<Sink>,
+    n: usize,
+    tag: &'static str,
+) -> (f64, f64) {
+    let url = format!("{base}/v1/customers");
+    let create = |i: usize| {
+        client
+            .post(&url)
+            .bearer_auth(KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("name={tag}-{i}&email={tag}{i}%40example.com"))
+    };
+    let mut lone = Vec::new();
+    for i in 0..5 {
+        sink.reset();
+        let start = Instant::now();
+        create(i).send().await.expect("create");
+        let done = sink
+            .wait_for(1, Duration::from_secs(30))
+            .await
+            .expect("delivered");
+        lone.push((done - start).as_secs_f64() * 1000.0);
+    }
+    lone.sort_by(f64::total_cmp);
+    sink.reset();
+    let (c, u) = (client.clone(), url.clone());
+    let make: MakeRequest = Arc::new(move |i| {
+        c.post(&u)
+            .bearer_auth(KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("name={tag}-{i}&email={tag}{i}%40example.com"))
+    });
+    let start = Instant::now();
+    load::closed_loop(n, 16, make).await;
+    let done = sink.wait_for(n, Duration::from_secs(300)).await;
+    (
+        done.map_or(0.0, |d| n as f64 / (d - start).as_secs_f64()),
+        lone[2],
+    )
+}
