@@ -632,15 +632,22 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
                 next_at
             ])
             .map_err(backend)?;
+        // One statement moves the delivery on and says what it belonged to.
         // The attempt number guards against a stale claimer whose lease expired.
-        let row: Option<(i64, i64, bool)> = c
-            .prepare_cached(
-                "SELECT event_seq, endpoint_seq, one_shot FROM deliveries WHERE id = ?1 AND state = 0 AND attempts = ?2",
-            )
-            .and_then(|mut s| s.query_row(params![o.delivery_id, a.attempt], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
-            .map_err(backend)?;
-        let Some((event_seq, endpoint_seq, one_shot)) = row else {
-            continue;
+        const RETURNING: &str =
+            "AND state = 0 AND attempts = ?2 RETURNING event_seq, endpoint_seq, one_shot";
+        let moved = |sql: String, extra: Option<i64>| -> Result<Option<(i64, i64, bool)>> {
+            let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+            c.prepare_cached(&sql)
+                .and_then(|mut st| match extra {
+                    Some(x) => st
+                        .query_row(params![o.delivery_id, a.attempt, x], row)
+                        .optional(),
+                    None => st
+                        .query_row(params![o.delivery_id, a.attempt], row)
+                        .optional(),
+                })
+                .map_err(backend)
         };
         let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
             c.prepare_cached(sql)
@@ -648,10 +655,13 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
                 .map_err(backend)
         };
         if a.succeeded {
-            exec(
-                "UPDATE deliveries SET state = 1, leased = 0 WHERE id = ?1",
-                &[&o.delivery_id],
-            )?;
+            let Some((event_seq, endpoint_seq, one_shot)) = moved(
+                format!("UPDATE deliveries SET state = 1, leased = 0 WHERE id = ?1 {RETURNING}"),
+                None,
+            )?
+            else {
+                continue;
+            };
             if !one_shot {
                 exec(
                     "UPDATE events SET pending_webhooks = pending_webhooks - 1 WHERE seq = ?1 AND pending_webhooks > 0",
@@ -664,23 +674,28 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
             )?;
             continue;
         }
+        let row = match o.next {
+            Next::RetryAt(t) => moved(
+                format!(
+                    "UPDATE deliveries SET next_at_ms = ?3, leased = 0 WHERE id = ?1 {RETURNING}"
+                ),
+                Some(t),
+            )?,
+            Next::GiveUp | Next::Done => moved(
+                format!("UPDATE deliveries SET state = 2, leased = 0 WHERE id = ?1 {RETURNING}"),
+                None,
+            )?,
+        };
+        let Some((_, endpoint_seq, one_shot)) = row else {
+            continue;
+        };
         exec(
             "UPDATE endpoints SET failing_since = ?2 WHERE seq = ?1 AND failing_since IS NULL",
             &[&endpoint_seq, &o.now_ms],
         )?;
         match o.next {
-            Next::RetryAt(t) => {
-                exec(
-                    "UPDATE deliveries SET next_at_ms = ?2, leased = 0 WHERE id = ?1",
-                    &[&o.delivery_id, &t],
-                )?;
-                *new_work = true;
-            }
+            Next::RetryAt(_) => *new_work = true,
             Next::GiveUp | Next::Done => {
-                exec(
-                    "UPDATE deliveries SET state = 2, leased = 0 WHERE id = ?1",
-                    &[&o.delivery_id],
-                )?;
                 if !one_shot {
                     disabled |= exec(
                         "UPDATE endpoints SET enabled = 0, version = version + 1
