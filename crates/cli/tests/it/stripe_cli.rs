@@ -13,8 +13,13 @@ use serde_json::Value;
 use crate::support::{KillOnDrop, Receiver, TEST_KEY, spawn};
 
 fn stripe_bin() -> PathBuf {
-    let bin =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/cli/node_modules/.bin/stripe");
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/cli/node_modules");
+    // The Go binary itself where npm put it: killing the node shim would orphan it.
+    let native = modules.join("@stripe/cli-linux-x64/bin/stripe");
+    if native.exists() {
+        return native;
+    }
+    let bin = modules.join(".bin/stripe");
     assert!(
         bin.exists(),
         "{} not found: run scripts/test.sh (npm installs @stripe/cli 1.52.0)",
