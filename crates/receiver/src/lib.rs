@@ -190,11 +190,12 @@ pub(crate) fn verify_any_at<S: AsRef<str>>(
         return Err(WebhookError::MissingSecret);
     }
     let parsed = parse_header(header)?;
+    let candidates: Vec<[u8; 32]> = parsed.v1.iter().filter_map(|c| claimed_digest(c)).collect();
     let matched = secrets.iter().filter(usable).any(|secret| {
-        let expected = sign(secret.as_ref(), parsed.timestamp, payload);
+        let expected = digest(secret.as_ref(), parsed.timestamp, payload);
         // Every candidate is compared, so timing reveals nothing about which matched.
-        parsed.v1.iter().fold(false, |found, candidate| {
-            found | bool::from(candidate.as_bytes().ct_eq(expected.as_bytes()))
+        candidates.iter().fold(false, |found, candidate| {
+            found | bool::from(candidate.ct_eq(&expected))
         })
     });
     if !matched {
@@ -247,12 +248,49 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader<'_>, WebhookError> {
 }
 
 fn sign(secret: &str, timestamp: i64, payload: &[u8]) -> String {
+    hex::encode(digest(secret, timestamp, payload))
+}
+
+/// The raw HMAC-SHA256 of `"{timestamp}.{payload}"`, without allocating.
+fn digest(secret: &str, timestamp: i64, payload: &[u8]) -> [u8; 32] {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
+    let mut buf = [0u8; 20];
+    mac.update(decimal(timestamp, &mut buf));
     mac.update(b".");
     mac.update(payload);
-    hex::encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
+}
+
+/// `n` in decimal, written into `buf` (as `i64::to_string` would).
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+/// A `v1` value as the digest it claims, if it is 64 lowercase hex digits
+/// (the SDKs compare hex strings exactly, so uppercase never matches).
+fn claimed_digest(hex_sig: &str) -> Option<[u8; 32]> {
+    let bytes = hex_sig.as_bytes();
+    if bytes.len() != 64 || bytes.iter().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(bytes, &mut out).ok()?;
+    Some(out)
 }
 
 /// A valid header for `payload` at `timestamp`, for tests of your handler.
@@ -266,6 +304,14 @@ mod tests {
 
     const BODY: &[u8] = b"{\n  \"id\": \"evt_test_webhook\",\n  \"object\": \"event\"\n}";
     const SIG: &str = "4f1cd7feda9826e746b7d482c4badebb657398df1099e1046364f6196a230150";
+
+    #[test]
+    fn decimal_matches_to_string() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 1_700_000_000, -42, i64::MAX, i64::MIN] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn accepts_the_spec_vector() {
