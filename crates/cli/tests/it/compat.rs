@@ -13,6 +13,30 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Runs an SDK suite against two fresh servers (the second with `--rate-limit 1`,
+/// for the SDKs' RateLimitError) and asserts it passed.
+fn run_suite(name: &str, mut suite: Command) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, base) = spawn(dir.path(), &["--retry-schedule", "fast"]);
+    let limited_dir = tempfile::tempdir().unwrap();
+    let (mut limited, limited_base) = spawn(limited_dir.path(), &["--rate-limit", "1"]);
+    let out = suite
+        .env("SWITCHBOARD_API_BASE", &base)
+        .env("SWITCHBOARD_RATE_LIMITED_API_BASE", &limited_base)
+        .env("SWITCHBOARD_TEST_KEY", TEST_KEY)
+        .output()
+        .unwrap();
+    server.kill();
+    limited.kill();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name} suite failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+}
+
 #[test]
 fn stripe_python_suite_passes() {
     let python = std::env::var_os("SWITCHBOARD_PYTHON")
@@ -23,26 +47,9 @@ fn stripe_python_suite_passes() {
         "{} not found: run scripts/test.sh (it creates compat/.venv with stripe==16.1.0)",
         python.display()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let (mut server, base) = spawn(dir.path(), &["--retry-schedule", "fast"]);
-    let limited_dir = tempfile::tempdir().unwrap();
-    let (mut limited, limited_base) = spawn(limited_dir.path(), &["--rate-limit", "1"]);
-    let out = Command::new(&python)
-        .arg(workspace().join("compat/python/test_stripe_python.py"))
-        .env("SWITCHBOARD_API_BASE", &base)
-        .env("SWITCHBOARD_RATE_LIMITED_API_BASE", &limited_base)
-        .env("SWITCHBOARD_TEST_KEY", TEST_KEY)
-        .output()
-        .unwrap();
-    server.kill();
-    limited.kill();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "stripe-python suite failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("0 failed"), "{stdout}");
+    let mut suite = Command::new(&python);
+    suite.arg(workspace().join("compat/python/test_stripe_python.py"));
+    run_suite("stripe-python", suite);
 }
 
 #[test]
@@ -50,27 +57,9 @@ fn stripe_node_suite_passes() {
     let dir = workspace().join("compat/node");
     assert!(
         dir.join("node_modules/stripe").exists(),
-        "compat/node/node_modules missing: run scripts/test.sh (npm ci --prefix compat/node)"
+        "compat/node/node_modules missing: run scripts/test.sh (it installs compat/node)"
     );
-    let data = tempfile::tempdir().unwrap();
-    let (mut server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
-    let limited_dir = tempfile::tempdir().unwrap();
-    let (mut limited, limited_base) = spawn(limited_dir.path(), &["--rate-limit", "1"]);
-    let out = Command::new("node")
-        .arg("test.mjs")
-        .current_dir(&dir)
-        .env("SWITCHBOARD_API_BASE", &base)
-        .env("SWITCHBOARD_RATE_LIMITED_API_BASE", &limited_base)
-        .env("SWITCHBOARD_TEST_KEY", TEST_KEY)
-        .output()
-        .unwrap();
-    server.kill();
-    limited.kill();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "stripe-node suite failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    let mut suite = Command::new("node");
+    suite.arg("test.mjs").current_dir(&dir);
+    run_suite("stripe-node", suite);
 }

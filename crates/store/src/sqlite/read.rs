@@ -111,11 +111,18 @@ pub(super) fn object(
     let mut a = scope_args(scope);
     a.push(Sql::Text(kind.into()));
     a.push(Sql::Text(id.into()));
-    c.prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_row(params_from_iter(a.iter()), object_row)
-                .optional()
-        })
+    query_one(c, &sql, &a, object_row)
+}
+
+/// At most one row of a cached statement.
+fn query_one<T>(
+    c: &Connection,
+    sql: &str,
+    args: &[Sql],
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params_from_iter(args.iter()), map).optional())
         .map_err(backend)
 }
 
@@ -252,12 +259,7 @@ pub(super) fn event(c: &Connection, scope: &Scope, id: &str) -> Result<Option<Ev
     );
     let mut a = scope_args(scope);
     a.push(Sql::Text(id.into()));
-    c.prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_row(params_from_iter(a.iter()), event_row)
-                .optional()
-        })
-        .map_err(backend)
+    query_one(c, &sql, &a, event_row)
 }
 
 pub(super) fn events(
