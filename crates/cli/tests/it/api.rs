@@ -559,7 +559,12 @@ async fn pagination_visits_every_object_once_in_both_directions() {
 
 #[tokio::test]
 async fn event_filters() {
-    let t = TestNode::start().await;
+    // A manual clock: every event is created in the same second, whatever the wall clock does.
+    let t = TestNode::with(Options {
+        manual_clock: true,
+        ..Default::default()
+    })
+    .await;
     let cus = t.post("/v1/customers", "name=a").await;
     t.post(
         &format!("/v1/customers/{}", cus["id"].as_str().unwrap()),
