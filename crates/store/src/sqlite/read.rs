@@ -38,7 +38,6 @@ fn paginate<T>(
     page: &PageRequest,
     map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Page<T>> {
-    let limit = page.limit.clamp(1, 100);
     let cursor = |id: &str| -> Result<i64> {
         let mut a = args.clone();
         a.push(Sql::Text(id.to_owned()));
@@ -48,18 +47,47 @@ fn paginate<T>(
             .map_err(backend)?
             .ok_or_else(|| StoreError::CursorNotFound(id.to_owned()))
     };
-    let mut a = args.clone();
-    let (extra, order) = if let Some(id) = &page.ending_before {
+    let order = Order {
+        table,
+        columns,
+        column: "seq",
+    };
+    paginate_by(c, &order, cond, args.clone(), page, cursor, map)
+}
+
+/// What a page is read from and ordered by.
+struct Order<'a> {
+    table: &'a str,
+    columns: &'a str,
+    /// The increasing integer column pages follow (newest first).
+    column: &'a str,
+}
+
+/// [`paginate`] with the cursor → position resolution supplied by the caller.
+fn paginate_by<T>(
+    c: &Connection,
+    order: &Order<'_>,
+    cond: &str,
+    mut a: Vec<Sql>,
+    page: &PageRequest,
+    cursor: impl Fn(&str) -> Result<i64>,
+    map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Page<T>> {
+    let limit = page.limit.clamp(1, 100);
+    let col = order.column;
+    let (extra, direction) = if let Some(id) = &page.ending_before {
         a.push(Sql::Integer(cursor(id)?));
-        (format!(" AND seq > ?{}", a.len()), "ASC")
+        (format!(" AND {col} > ?{}", a.len()), "ASC")
     } else if let Some(id) = &page.starting_after {
         a.push(Sql::Integer(cursor(id)?));
-        (format!(" AND seq < ?{}", a.len()), "DESC")
+        (format!(" AND {col} < ?{}", a.len()), "DESC")
     } else {
         (String::new(), "DESC")
     };
     let sql = format!(
-        "SELECT {columns} FROM {table} WHERE {cond}{extra} ORDER BY seq {order} LIMIT {}",
+        "SELECT {} FROM {} WHERE {cond}{extra} ORDER BY {col} {direction} LIMIT {}",
+        order.columns,
+        order.table,
         limit + 1
     );
     let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
@@ -70,7 +98,7 @@ fn paginate<T>(
         .map_err(backend)?;
     let has_more = data.len() > limit;
     data.truncate(limit);
-    if order == "ASC" {
+    if direction == "ASC" {
         data.reverse();
     }
     Ok(Page { data, has_more })
@@ -327,55 +355,34 @@ pub(super) fn attempts(
         AttemptFilter::Endpoint(id) => ("platform = ?1 AND endpoint_id = ?2", id),
     };
     // Attempts are listed by their own numeric id; cursors are those ids as strings.
-    let limit = page.limit.clamp(1, 100);
-    let mut a = vec![Sql::Text(platform.into()), Sql::Text(id.clone())];
     let parse = |s: &str| {
         s.strip_prefix("att_")
             .and_then(|n| n.parse::<i64>().ok())
             .ok_or_else(|| StoreError::CursorNotFound(s.into()))
     };
-    let (extra, order) = if let Some(c) = &page.ending_before {
-        a.push(Sql::Integer(parse(c)?));
-        (" AND id > ?3", "ASC")
-    } else if let Some(c) = &page.starting_after {
-        a.push(Sql::Integer(parse(c)?));
-        (" AND id < ?3", "DESC")
-    } else {
-        ("", "DESC")
+    let order = Order {
+        table: "attempts",
+        columns: "id, event_id, endpoint_id, attempt, started_at_ms, duration_ms, status_code, error, \
+                  response_body, succeeded, next_action, next_at_ms",
+        column: "id",
     };
-    let sql = format!(
-        "SELECT id, event_id, endpoint_id, attempt, started_at_ms, duration_ms, status_code, error, response_body,
-                succeeded, next_action, next_at_ms
-         FROM attempts WHERE {cond}{extra} ORDER BY id {order} LIMIT {}",
-        limit + 1
-    );
-    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
-    let mut data = stmt
-        .query_map(params_from_iter(a.iter()), |r| {
-            Ok(AttemptRecord {
-                id: r.get(0)?,
-                event_id: r.get(1)?,
-                endpoint_id: r.get(2)?,
-                attempt: r.get(3)?,
-                started_at_ms: r.get(4)?,
-                duration_ms: r.get(5)?,
-                status_code: r.get(6)?,
-                error: r.get(7)?,
-                response_body: r.get(8)?,
-                succeeded: r.get(9)?,
-                next_action: r.get(10)?,
-                next_at_ms: r.get(11)?,
-            })
+    let args = vec![Sql::Text(platform.into()), Sql::Text(id.clone())];
+    paginate_by(c, &order, cond, args, page, parse, |r| {
+        Ok(AttemptRecord {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            endpoint_id: r.get(2)?,
+            attempt: r.get(3)?,
+            started_at_ms: r.get(4)?,
+            duration_ms: r.get(5)?,
+            status_code: r.get(6)?,
+            error: r.get(7)?,
+            response_body: r.get(8)?,
+            succeeded: r.get(9)?,
+            next_action: r.get(10)?,
+            next_at_ms: r.get(11)?,
         })
-        .map_err(backend)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(backend)?;
-    let has_more = data.len() > limit;
-    data.truncate(limit);
-    if order == "ASC" {
-        data.reverse();
-    }
-    Ok(Page { data, has_more })
+    })
 }
 
 pub(super) fn idempotent_response(

@@ -634,11 +634,18 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
             .map_err(backend)?;
         // One statement moves the delivery on and says what it belonged to.
         // The attempt number guards against a stale claimer whose lease expired.
-        const RETURNING: &str =
-            "AND state = 0 AND attempts = ?2 RETURNING event_seq, endpoint_seq, one_shot";
-        let moved = |sql: String, extra: Option<i64>| -> Result<Option<(i64, i64, bool)>> {
+        macro_rules! moving {
+            ($set:literal) => {
+                concat!(
+                    "UPDATE deliveries SET ",
+                    $set,
+                    " WHERE id = ?1 AND state = 0 AND attempts = ?2 RETURNING event_seq, endpoint_seq, one_shot"
+                )
+            };
+        }
+        let moved = |sql: &str, extra: Option<i64>| -> Result<Option<(i64, i64, bool)>> {
             let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
-            c.prepare_cached(&sql)
+            c.prepare_cached(sql)
                 .and_then(|mut st| match extra {
                     Some(x) => st
                         .query_row(params![o.delivery_id, a.attempt, x], row)
@@ -655,10 +662,8 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
                 .map_err(backend)
         };
         if a.succeeded {
-            let Some((event_seq, endpoint_seq, one_shot)) = moved(
-                format!("UPDATE deliveries SET state = 1, leased = 0 WHERE id = ?1 {RETURNING}"),
-                None,
-            )?
+            let Some((event_seq, endpoint_seq, one_shot)) =
+                moved(moving!("state = 1, leased = 0"), None)?
             else {
                 continue;
             };
@@ -675,16 +680,8 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
             continue;
         }
         let row = match o.next {
-            Next::RetryAt(t) => moved(
-                format!(
-                    "UPDATE deliveries SET next_at_ms = ?3, leased = 0 WHERE id = ?1 {RETURNING}"
-                ),
-                Some(t),
-            )?,
-            Next::GiveUp | Next::Done => moved(
-                format!("UPDATE deliveries SET state = 2, leased = 0 WHERE id = ?1 {RETURNING}"),
-                None,
-            )?,
+            Next::RetryAt(t) => moved(moving!("next_at_ms = ?3, leased = 0"), Some(t))?,
+            Next::GiveUp | Next::Done => moved(moving!("state = 2, leased = 0"), None)?,
         };
         let Some((_, endpoint_seq, one_shot)) = row else {
             continue;
