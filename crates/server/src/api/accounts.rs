@@ -14,7 +14,7 @@ use switchboard_core::connect::currently_due;
 use switchboard_core::form::Params;
 use switchboard_core::ids;
 use switchboard_core::object::{previous_attributes, stripe_order};
-use switchboard_store::{NewEvent, PageRequest, Scope, StoredObject, Write};
+use switchboard_store::{Change, PageRequest, Scope, StoredObject};
 
 use super::objects::{self, public};
 use crate::context::{Ctx, ok_json, retry_conflicts};
@@ -106,25 +106,23 @@ pub fn derive(account: &mut Value, deps: &Dependents) {
 
 /// After a change to something an account depends on: the account write and,
 /// if anything visible changed, its `account.updated` event.
-pub fn rederive(
-    ctx: &Ctx,
-    mut account: StoredObject,
-    deps: &Dependents,
-) -> Option<(Write, NewEvent)> {
+pub fn rederive(ctx: &Ctx, mut account: StoredObject, deps: &Dependents, change: &mut Change) {
     let before = account.data.clone();
     derive(&mut account.data, deps);
     let prev = previous_attributes(&before, &account.data);
     if prev.is_empty() {
-        return None;
+        return;
     }
     let id = account.id.clone();
-    let event = ctx.event_on(
+    change.events.push(ctx.event_on(
         Some(id),
         "account.updated",
         account.data.clone(),
         Some(prev),
-    );
-    Some((objects::replace(&platform_scope(ctx), account), event))
+    ));
+    change
+        .writes
+        .push(objects::replace(&platform_scope(ctx), account));
 }
 
 fn blank(ctx: &Ctx, id: &str, kind: &str, controller: Value, created: i64) -> Value {
@@ -406,12 +404,7 @@ pub fn application(ctx: &Ctx) -> Value {
 
 /// Disconnects an account from the platform: later `Stripe-Account` requests
 /// fail, and Connect endpoints hear `account.application.deauthorized`.
-fn disconnect(
-    ctx: &Ctx,
-    mut acct: StoredObject,
-    change: &mut switchboard_store::Change,
-    notify: bool,
-) {
+fn disconnect(ctx: &Ctx, mut acct: StoredObject, change: &mut Change, notify: bool) {
     let id = acct.id.clone();
     if notify {
         change.events.push(ctx.event_on(

@@ -217,10 +217,7 @@ pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Respons
             public(&ea),
             None,
         ));
-        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
-            change.writes.push(write);
-            change.events.push(event);
-        }
+        accounts::rederive(&ctx, acct, &deps, &mut change);
         ctx.commit(change, &public(&ea)).await
     })
 }
@@ -308,10 +305,7 @@ pub async fn update(
         {
             *e = after.clone();
         }
-        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
-            change.writes.push(write);
-            change.events.push(event);
-        }
+        accounts::rederive(&ctx, acct, &deps, &mut change);
         change
             .writes
             .push(objects::replace(&account_scope(&ctx, &account), ea));
@@ -337,10 +331,7 @@ pub async fn delete(
             object.clone(),
             None,
         ));
-        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
-            change.writes.push(write);
-            change.events.push(event);
-        }
+        accounts::rederive(&ctx, acct, &deps, &mut change);
         ea.deleted = true;
         change
             .writes

@@ -150,10 +150,7 @@ pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Respons
             person.clone(),
             None,
         ));
-        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
-            change.writes.push(write);
-            change.events.push(event);
-        }
+        accounts::rederive(&ctx, acct, &deps, &mut change);
         ctx.commit(change, &person).await
     })
 }
@@ -198,10 +195,7 @@ pub async fn update(
                 Some(prev),
             ));
         }
-        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
-            change.writes.push(write);
-            change.events.push(event);
-        }
+        accounts::rederive(&ctx, acct, &deps, &mut change);
         let body = person.data.clone();
         change.writes.push(objects::replace(&scope, person));
         ctx.commit(change, &body).await
@@ -226,10 +220,7 @@ pub async fn delete(
             person.data.clone(),
             None,
         ));
-        if let Some((write, event)) = accounts::rederive(&ctx, acct, &deps) {
-            change.writes.push(write);
-            change.events.push(event);
-        }
+        accounts::rederive(&ctx, acct, &deps, &mut change);
         person.deleted = true;
         change.writes.push(objects::replace(&scope, person));
         ctx.commit(
