@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::support::{KillOnDrop, LIVE_KEY, Receiver, TEST_KEY, refused_url, spawn};
+use crate::support::{
+    KillOnDrop, LIVE_KEY, Receiver, TEST_KEY, refused_url, spawn, spawn_with_lines,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
@@ -88,31 +90,14 @@ impl Lines {
 
 /// Starts `switchboard listen` and waits for its `Ready!` line; returns the signing secret too.
 async fn listen(base: &str, args: &[&str]) -> (KillOnDrop, Lines, String) {
-    let mut child = std::process::Command::new(BIN)
-        .arg("listen")
-        .args(args)
-        .env("SWITCHBOARD_API_BASE", base)
-        .env("SWITCHBOARD_API_KEY", TEST_KEY)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pipes = [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ];
-    let child = KillOnDrop(child);
-    let (tx, rx) = mpsc::unbounded_channel();
-    for pipe in pipes {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead as _;
-            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
+    let (child, rx) = spawn_with_lines(
+        std::process::Command::new(BIN)
+            .arg("listen")
+            .args(args)
+            .env("SWITCHBOARD_API_BASE", base)
+            .env("SWITCHBOARD_API_KEY", TEST_KEY)
+            .stdin(Stdio::null()),
+    );
     let mut lines = Lines {
         rx,
         seen: Vec::new(),

@@ -2,15 +2,15 @@
 //! `listen` forwarding platform and Connect events to their URLs, `trigger`
 //! for the Connect events, `events resend` both ways, generic resource commands.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{KillOnDrop, Receiver, TEST_KEY, spawn};
+use tokio::sync::mpsc;
+
+use crate::support::{KillOnDrop, Receiver, TEST_KEY, spawn, spawn_with_lines};
 
 fn stripe_bin() -> PathBuf {
     let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/cli/node_modules");
@@ -50,46 +50,27 @@ fn run(home: &Path, base: &str, args: &[&str]) -> String {
 }
 
 /// Runs `stripe listen` and returns it once it printed "Ready!", with its output lines.
-fn listen(
+async fn listen(
     home: &Path,
     base: &str,
     forward: &str,
     connect: &str,
-) -> (KillOnDrop, mpsc::Receiver<String>) {
-    let mut child = stripe(
-        home,
-        base,
-        &[
-            "listen",
-            "--skip-update",
-            "--all-snapshot",
-            "--forward-to",
-            forward,
-            "--forward-connect-to",
-            connect,
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let pipes = [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
+) -> (KillOnDrop, mpsc::UnboundedReceiver<String>) {
+    let args = [
+        "listen",
+        "--skip-update",
+        "--all-snapshot",
+        "--forward-to",
+        forward,
+        "--forward-connect-to",
+        connect,
     ];
-    let child = KillOnDrop(child);
-    let (tx, rx) = mpsc::channel();
-    for pipe in pipes {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
+    let (child, mut rx) = spawn_with_lines(&mut stripe(home, base, &args));
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
+        let line = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .ok()
+            .flatten()
             .expect("stripe listen never became ready");
         if line.contains("Ready!") {
             return (child, rx);
@@ -146,7 +127,8 @@ async fn stripe_cli_listen_trigger_and_resend() {
     .trim()
     .to_owned();
     assert!(secret.starts_with("whsec_"), "{secret}");
-    let (mut listener, lines) = listen(home.path(), &base, &platform_rx.url, &connect_rx.url);
+    let (mut listener, mut lines) =
+        listen(home.path(), &base, &platform_rx.url, &connect_rx.url).await;
 
     // A connected account with a bank account, so Connect payouts can be triggered too.
     let created = run(
@@ -210,7 +192,7 @@ async fn stripe_cli_listen_trigger_and_resend() {
         expect(&mut connect_rx, event, Some(&acct), &secret).await;
     }
     // The CLI printed a line per event, with "connect" for Connect events.
-    let printed: Vec<String> = lines.try_iter().collect();
+    let printed: Vec<String> = std::iter::from_fn(|| lines.try_recv().ok()).collect();
     assert!(
         printed
             .iter()

@@ -368,3 +368,30 @@ pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (KillOnDrop, String)
     );
     (KillOnDrop(child), base)
 }
+
+/// Spawns `cmd` with stdout and stderr piped, merged line by line into one channel.
+pub fn spawn_with_lines(
+    cmd: &mut std::process::Command,
+) -> (KillOnDrop, mpsc::UnboundedReceiver<String>) {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipes = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    let child = KillOnDrop(child);
+    let (tx, rx) = mpsc::unbounded_channel();
+    for pipe in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    (child, rx)
+}
