@@ -70,13 +70,19 @@ async fn warm_up(bench: &Bench, sink: &Sink) -> Bytes {
     sample_payload(bench).await
 }
 
-pub async fn throughput(args: &Args) {
+/// A node with one endpoint at the sink, warmed up; also a real event's bytes for the baseline.
+async fn one_endpoint() -> (Arc<Sink>, std::net::SocketAddr, Bench, Bytes) {
     let (sink, addr) = Sink::start().await;
     sink.secret("raw", BASELINE_SECRET);
     let bench = Bench::start().await;
     let secret = bench.endpoint(&format!("http://{addr}/hook/main")).await;
     sink.secret("main", &secret);
     let payload = warm_up(&bench, &sink).await;
+    (sink, addr, bench, payload)
+}
+
+pub async fn throughput(args: &Args) {
+    let (sink, addr, bench, payload) = one_endpoint().await;
     let n = args.events;
 
     sink.reset();
@@ -117,12 +123,7 @@ pub async fn throughput(args: &Args) {
 }
 
 pub async fn latency(args: &Args) {
-    let (sink, addr) = Sink::start().await;
-    sink.secret("raw", BASELINE_SECRET);
-    let bench = Bench::start().await;
-    let secret = bench.endpoint(&format!("http://{addr}/hook/main")).await;
-    sink.secret("main", &secret);
-    let payload = warm_up(&bench, &sink).await;
+    let (sink, addr, bench, payload) = one_endpoint().await;
     let n = (1000 * args.latency_seconds) as usize;
 
     sink.reset();
