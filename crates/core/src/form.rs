@@ -93,6 +93,16 @@ enum Node {
     List(BTreeMap<u64, Node>),
 }
 
+/// Deepest bracket nesting accepted (`a[b][c]` is 2). Stripe's deepest
+/// parameters nest about six levels; the bound keeps every later walk over
+/// the tree (which recurses) far from the stack's end, whatever the input.
+pub const MAX_DEPTH: usize = 20;
+
+/// Largest number read as an array index (`a[9999]`); larger ones are map
+/// keys. Indices only order elements, so this bounds nothing but the
+/// arithmetic of `a[]`, which appends after the largest.
+pub const MAX_INDEX: u64 = 9_999;
+
 /// Decodes a query string or form body into a tree.
 pub fn decode(input: &str) -> Result<Map, ParamError> {
     let mut root: BTreeMap<String, Node> = BTreeMap::new();
@@ -126,6 +136,14 @@ fn split_key(key: &str) -> Result<(&str, Vec<Segment>), ParamError> {
     }
     let mut segments = Vec::new();
     while !rest.is_empty() {
+        if segments.len() == MAX_DEPTH {
+            return Err(ParamError::invalid(
+                name,
+                format!(
+                    "Invalid parameter {name}: parameters may be nested at most {MAX_DEPTH} levels deep"
+                ),
+            ));
+        }
         let inner_end = rest.find(']').ok_or_else(malformed)?;
         if !rest.starts_with('[') {
             return Err(malformed());
@@ -134,8 +152,9 @@ fn split_key(key: &str) -> Result<(&str, Vec<Segment>), ParamError> {
         segments.push(if inner.is_empty() {
             Segment::Append
         } else if let Ok(i) = inner.parse::<u64>().map_err(|_| ()).and_then(|i| {
-            // Keep leading-zero strings like "007" as map keys.
-            if i.to_string() == inner {
+            // Keep leading-zero strings like "007" as map keys, and numbers
+            // too large to be an index (`metadata[12345678901]`).
+            if i <= MAX_INDEX && i.to_string() == inner {
                 Ok(i)
             } else {
                 Err(())
@@ -665,6 +684,32 @@ mod tests {
             assert_eq!(err.param, param, "{input}");
         }
         assert!(decode("a=%ff").is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_names_the_parameter() {
+        let ok = format!("a{}=1", "[b]".repeat(MAX_DEPTH));
+        assert!(decode(&ok).is_ok());
+        // The fault probe's request: ~3,400 levels in 10 KB used to overflow the stack.
+        let deep = format!("x{}=1", "[a]".repeat(3_400));
+        let err = decode(&deep).unwrap_err();
+        assert_eq!(err.param, "x");
+        assert!(err.message().contains("nested"), "{}", err.message());
+        let deep_lists = format!("x{}=1", "[]".repeat(MAX_DEPTH + 1));
+        assert_eq!(decode(&deep_lists).unwrap_err().param, "x");
+    }
+
+    #[test]
+    fn huge_indices_are_keys_and_appending_never_overflows() {
+        let map = decode("a[18446744073709551615]=x&a[]=y").unwrap_err();
+        assert_eq!(map.param, "a[]");
+        let list = decode("a[9999]=x&a[]=y").unwrap();
+        assert_eq!(list["a"], Value::List(vec![s("x"), s("y")]));
+        let keyed = decode("metadata[12345678901]=x").unwrap();
+        let Value::Map(m) = &keyed["metadata"] else {
+            panic!("{keyed:?}")
+        };
+        assert_eq!(m["12345678901"], s("x"));
     }
 
     #[test]

@@ -690,3 +690,30 @@ async fn requests_over_the_rate_limit_get_429() {
         .await;
     assert_eq!(status, 200, "half a second refills one request at 2/s");
 }
+
+#[tokio::test]
+async fn deeply_nested_parameters_get_a_400_and_the_server_stays_up() {
+    // The fault probe's request: a 10 KB key nested ~3,400 levels deep used to
+    // overflow a worker's stack and abort the whole process.
+    let t = TestNode::start().await;
+    let deep = format!("x{}=1", "[a]".repeat(3_400));
+    for (method, path, body) in [
+        ("POST", "/v1/customers".to_owned(), deep.as_str()),
+        ("GET", format!("/v1/customers?{deep}"), ""),
+        ("POST", "/v1/webhook_endpoints".to_owned(), deep.as_str()),
+    ] {
+        let (status, _, err) = t.request(method, &path, Some(TEST_KEY), body, &[]).await;
+        assert_eq!(status, 400, "{method} {}: {err}", &path[..20]);
+        assert_eq!(err["error"]["type"], "invalid_request_error");
+        assert_eq!(err["error"]["param"], "x");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains("nested"),
+            "{err}"
+        );
+    }
+    // Stripe's own depths still work, and the server is still there.
+    let customer = t
+        .post("/v1/customers", "name=Jane&metadata[a]=b&address[line1]=x")
+        .await;
+    assert_eq!(customer["metadata"]["a"], "b");
+}
