@@ -14,7 +14,7 @@ fi
 # The official stripe-node SDK and Stripe CLI, pinned in their package files.
 # (`npm install`, not `npm ci`: npm 11 writes the CLI's lock file without the
 # other platforms' optional binaries and then refuses it in `ci`.)
-for dir in compat/node compat/cli; do
+for dir in compat/node compat/cli compat/schema; do
     if [ ! -d "$dir/node_modules" ]; then
         echo "installing $dir (npm install)" >&2
         npm install --prefix "$dir" --no-audit --no-fund --no-save --silent

@@ -25,6 +25,7 @@ pub mod ids;
 pub mod object;
 pub mod retry;
 pub mod routing;
+pub mod schema;
 pub mod signature;
 
 /// Stripe's two separate worlds, chosen by the API key's prefix.

@@ -258,9 +258,12 @@ pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
     resp
 }
 
-/// Stripe's responses are 2-space pretty JSON.
+/// Stripe's responses are 2-space pretty JSON with keys in Stripe's order
+/// (`id`, `object`, then alphabetical, at every level), however a handler
+/// happened to build the object.
 pub fn render(value: &serde_json::Value) -> Bytes {
-    Bytes::from(serde_json::to_vec_pretty(value).expect("JSON values serialize"))
+    let ordered = switchboard_core::schema::sort_keys(value.clone());
+    Bytes::from(serde_json::to_vec_pretty(&ordered).expect("JSON values serialize"))
 }
 
 impl Ctx {
@@ -322,8 +325,13 @@ impl Ctx {
             id: switchboard_core::ids::generate(switchboard_core::ids::EVENT, &mut rand::rng()),
             draft: EventDraft {
                 event_type: event_type.into(),
-                object,
-                previous_attributes,
+                object: switchboard_core::schema::sort_keys(object),
+                previous_attributes: previous_attributes.map(|prev| {
+                    match switchboard_core::schema::sort_keys(serde_json::Value::Object(prev)) {
+                        serde_json::Value::Object(m) => m,
+                        _ => unreachable!("an object stays an object"),
+                    }
+                }),
                 livemode: self.scope.livemode,
                 account,
                 request: RequestInfo {

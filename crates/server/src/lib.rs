@@ -88,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/payment_intents/{id}/confirm", post(payments::confirm))
         .route("/v1/payment_intents/{id}/cancel", post(payments::cancel))
+        .route(
+            "/v1/payment_methods",
+            get(payment_methods::list).post(payment_methods::create),
+        )
+        .route("/v1/payment_methods/{id}", get(payment_methods::retrieve))
         .route("/v1/charges", get(payments::list_charges))
         .route("/v1/charges/{id}", get(payments::retrieve_charge))
         .route("/v1/payouts", get(payouts::list).post(payouts::create))

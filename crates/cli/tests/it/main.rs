@@ -8,5 +8,6 @@ mod connect;
 mod crash;
 mod delivery;
 mod platform;
+mod schema;
 mod stripe_cli;
 mod support;

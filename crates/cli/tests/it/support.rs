@@ -142,6 +142,9 @@ impl TestNode {
         let bytes = resp.bytes().await.unwrap();
         let json = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        if path.starts_with("/v1/") && json.is_object() {
+            assert_stripe_shape(&json, &format!("{method} {path}"));
+        }
         (status, headers, json)
     }
 
@@ -249,10 +252,12 @@ impl Receiver {
     }
 
     pub async fn next(&mut self) -> Received {
-        tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
+        let received = tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
             .await
             .expect("no delivery within 20 s")
-            .unwrap()
+            .unwrap();
+        assert_stripe_shape(&received.json(), "webhook payload");
+        received
     }
 
     /// Asserts nothing arrives for a short while.
@@ -283,6 +288,17 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: B
             StatusCode::OK.into_response()
         }
     }
+}
+
+/// Every API response and webhook payload the suite sees is held to Stripe's
+/// schema (stripe-node's generated types for the pinned API version).
+pub fn assert_stripe_shape(body: &Value, what: &str) {
+    let errs = switchboard_core::schema::stripe().check(body);
+    assert!(
+        errs.is_empty(),
+        "{what}: not what Stripe sends:\n  {}\nbody: {body:#}",
+        errs.join("\n  ")
+    );
 }
 
 /// A TCP server that answers every request with a truncated response and

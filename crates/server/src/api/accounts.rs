@@ -100,7 +100,7 @@ pub fn derive(account: &mut Value, deps: &Dependents) {
     }
     account["external_accounts"] = json!({
         "object": "list", "data": deps.external_accounts, "has_more": false,
-        "total_count": deps.external_accounts.len(), "url": format!("/v1/accounts/{id}/external_accounts"),
+        "url": format!("/v1/accounts/{id}/external_accounts"),
     });
 }
 
@@ -125,19 +125,21 @@ pub fn rederive(ctx: &Ctx, mut account: StoredObject, deps: &Dependents, change:
         .push(objects::replace(&platform_scope(ctx), account));
 }
 
-fn blank(ctx: &Ctx, id: &str, kind: &str, controller: Value, created: i64) -> Value {
-    json!({
-        "id": id, "object": "account",
-        "business_profile": {"mcc": null, "name": null, "product_description": null, "support_email": null, "support_phone": null, "url": null},
-        "business_type": null, "capabilities": {}, "charges_enabled": false, "controller": controller,
-        "country": "US", "created": created, "default_currency": "usd", "details_submitted": false, "email": null,
-        "future_requirements": {"alternatives": [], "current_deadline": null, "currently_due": [], "disabled_reason": null,
-            "errors": [], "eventually_due": [], "past_due": [], "pending_verification": []},
-        "metadata": {}, "payouts_enabled": false,
-        "settings": {"payouts": {"debit_negative_balances": true, "schedule": {"delay_days": 2, "interval": "daily"}, "statement_descriptor": null}},
-        "tos_acceptance": {"date": null, "ip": null, "user_agent": null}, "type": kind,
-        "livemode": ctx.livemode(),
-    })
+fn blank(id: &str, kind: &str, controller: Value, created: i64) -> Value {
+    objects::build(
+        "account",
+        json!({
+            "id": id, "object": "account",
+            "business_profile": {"mcc": null, "name": null, "product_description": null, "support_email": null, "support_phone": null, "url": null},
+            "business_type": null, "capabilities": {}, "charges_enabled": false, "controller": controller,
+            "country": "US", "created": created, "default_currency": "usd", "details_submitted": false, "email": null,
+            "future_requirements": {"alternatives": [], "current_deadline": null, "currently_due": [], "disabled_reason": null,
+                "errors": [], "eventually_due": [], "past_due": [], "pending_verification": []},
+            "metadata": {}, "payouts_enabled": false,
+            "settings": {"payouts": {"debit_negative_balances": true, "schedule": {"delay_days": 2, "interval": "daily"}, "statement_descriptor": null}},
+            "tos_acceptance": {"date": null, "ip": null, "user_agent": null}, "type": kind,
+        }),
+    )
 }
 
 /// `type`, or the `controller[...]` form that replaces it.
@@ -313,7 +315,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let (kind, controller) = account_type(&mut ctx)?;
     let id = ids::generate(ids::ACCOUNT, &mut rand::rng());
     let now = ctx.now();
-    let mut acct = blank(&ctx, &id, &kind, controller, now);
+    let mut acct = blank(&id, &kind, controller, now);
     apply_params(&mut ctx.params, &mut acct)?;
     ctx.finish_params()?;
     derive(
@@ -348,20 +350,25 @@ pub async fn me(mut ctx: Ctx) -> Result<Response, ApiError> {
         return Ok(ok_json(&load(&ctx, &id).await?.data));
     }
     let p = &ctx.platform;
-    Ok(ok_json(&json!({
-        "id": p.id, "object": "account", "business_profile": {"name": "Switchboard platform"},
-        "business_type": "company", "capabilities": {"card_payments": "active", "transfers": "active"},
-        "charges_enabled": true, "country": "US", "created": p.created, "default_currency": "usd",
-        "details_submitted": true, "email": null, "metadata": {}, "payouts_enabled": true, "type": "standard",
-        "settings": {"dashboard": {"display_name": "Switchboard platform"}},
-    })))
+    Ok(ok_json(&objects::build(
+        "account",
+        json!({
+            "id": p.id, "business_profile": {"name": "Switchboard platform"},
+            "business_type": "company", "capabilities": {"card_payments": "active", "transfers": "active"},
+            "charges_enabled": true, "country": "US", "created": p.created, "default_currency": "usd",
+            "details_submitted": true, "email": null, "metadata": {}, "payouts_enabled": true, "type": "standard",
+            "settings": {"dashboard": {"display_name": "Switchboard platform", "timezone": "Etc/UTC"},
+                "payouts": {"debit_negative_balances": true, "schedule": {"delay_days": 2, "interval": "daily"}, "statement_descriptor": null}},
+            "tos_acceptance": {"date": p.created},
+        }),
+    )))
 }
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     // Validate once against a scratch object, so bad params fail before any read;
     // each try then applies a fresh copy to the account as read.
     let params = ctx.params.clone();
-    let mut scratch = blank(&ctx, &id, "custom", Value::Null, 0);
+    let mut scratch = blank(&id, "custom", Value::Null, 0);
     apply_params(&mut ctx.params, &mut scratch)?;
     ctx.finish_params()?;
     retry_conflicts!({

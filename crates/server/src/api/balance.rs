@@ -20,13 +20,15 @@ fn internal_id(scope: &Scope) -> String {
 }
 
 fn empty(livemode: bool) -> Value {
-    json!({
-        "object": "balance",
-        "available": [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}],
-        "connect_reserved": [{"amount": 0, "currency": "usd"}],
-        "livemode": livemode,
-        "pending": [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}],
-    })
+    objects::build(
+        "balance",
+        json!({
+            "available": [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}],
+            "connect_reserved": [{"amount": 0, "currency": "usd"}],
+            "livemode": livemode,
+            "pending": [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}],
+        }),
+    )
 }
 
 /// The stored balance (if any) and its current JSON.

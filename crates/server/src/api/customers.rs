@@ -8,6 +8,7 @@ use switchboard_core::ids;
 use switchboard_core::object::{previous_attributes, stripe_order};
 use switchboard_store::{ObjectWrite, StoredObject, Write};
 
+use super::objects;
 use crate::context::{Ctx, ok_json, retry_conflicts};
 use crate::error::ApiError;
 
@@ -80,14 +81,17 @@ impl CustomerParams {
 
 fn blank(id: &str, created: i64, livemode: bool) -> Value {
     let prefix: String = id[4..].chars().take(8).collect::<String>().to_uppercase();
-    json!({
-        "id": id, "object": "customer", "address": null, "balance": 0, "created": created, "currency": null,
-        "default_source": null, "delinquent": false, "description": null, "discount": null, "email": null,
-        "invoice_prefix": prefix,
-        "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null, "rendering_options": null},
-        "livemode": livemode, "metadata": {}, "name": null, "next_invoice_sequence": 1, "phone": null,
-        "preferred_locales": [], "shipping": null, "tax_exempt": "none", "test_clock": null,
-    })
+    objects::build(
+        "customer",
+        json!({
+            "id": id, "address": null, "balance": 0, "created": created, "currency": null,
+            "default_source": null, "delinquent": false, "description": null, "discount": null, "email": null,
+            "invoice_prefix": prefix,
+            "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null, "rendering_options": null},
+            "livemode": livemode, "metadata": {}, "name": null, "next_invoice_sequence": 1, "phone": null,
+            "preferred_locales": [], "shipping": null, "tax_exempt": "none", "test_clock": null,
+        }),
+    )
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {

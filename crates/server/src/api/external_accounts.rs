@@ -5,7 +5,6 @@
 use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use switchboard_core::connect;
 use switchboard_core::form::Params;
 use switchboard_core::ids;
@@ -19,11 +18,6 @@ use crate::error::ApiError;
 
 pub const KIND: &str = "external_account";
 const TEST_ROUTING: &str = "110000000";
-
-fn fingerprint(s: &str) -> String {
-    let h = hex::encode(Sha256::digest(s.as_bytes()));
-    h[..16].to_owned()
-}
 
 fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
@@ -133,26 +127,32 @@ fn bank(
     holder_type: &str,
 ) -> Value {
     let id = ids::generate("ba", &mut rand::rng());
-    json!({
-        "id": id, "object": "bank_account", "account": account, "account_holder_name": holder,
-        "account_holder_type": holder_type, "account_type": null, "available_payout_methods": ["standard"],
-        "bank_name": "STRIPE TEST BANK", "country": country, "currency": currency,
-        "default_for_currency": false, "fingerprint": fingerprint(&format!("{routing}/{number}")),
-        "future_requirements": {"currently_due": [], "errors": [], "past_due": [], "pending_verification": []},
-        "last4": &number[number.len() - 4..], "metadata": {}, "routing_number": routing, "status": "new",
-        PRIVATE: {"account_number": number},
-    })
+    objects::build(
+        "bank_account",
+        json!({
+            "id": id, "account": account, "account_holder_name": holder,
+            "account_holder_type": holder_type, "account_type": null, "available_payout_methods": ["standard"],
+            "bank_name": "STRIPE TEST BANK", "country": country, "currency": currency,
+            "default_for_currency": false, "fingerprint": objects::fingerprint(&format!("{routing}/{number}")),
+            "future_requirements": {"currently_due": [], "errors": [], "past_due": [], "pending_verification": []},
+            "last4": &number[number.len() - 4..], "metadata": {}, "routing_number": routing, "status": "new",
+            PRIVATE: {"account_number": number},
+        }),
+    )
 }
 
 fn card(account: &str, _created: i64, last4: &str, payouts_fail: bool) -> Value {
     let id = ids::generate("card", &mut rand::rng());
-    json!({
-        "id": id, "object": "card", "account": account, "address_zip": null, "available_payout_methods": ["standard", "instant"],
-        "brand": "Visa", "country": "US", "currency": "usd", "default_for_currency": false, "exp_month": 12, "exp_year": 2034,
-        "fingerprint": fingerprint(&format!("card/{last4}")), "funding": "debit", "last4": last4, "metadata": {}, "name": null,
-        "status": "new",
-        PRIVATE: {"payouts_fail": payouts_fail},
-    })
+    objects::build(
+        "card",
+        json!({
+            "id": id, "account": account, "address_zip": null, "available_payout_methods": ["standard", "instant"],
+            "brand": "Visa", "country": "US", "currency": "usd", "default_for_currency": false, "exp_month": 12, "exp_year": 2034,
+            "fingerprint": objects::fingerprint(&format!("card/{last4}")), "funding": "debit", "last4": last4, "metadata": {}, "name": null,
+            "status": "new",
+            PRIVATE: {"payouts_fail": payouts_fail},
+        }),
+    )
 }
 
 /// Fields an update may change.

@@ -8,6 +8,7 @@ pub mod customers;
 pub mod events;
 pub mod external_accounts;
 pub mod objects;
+pub mod payment_methods;
 pub mod payments;
 pub mod payouts;
 pub mod persons;

@@ -13,6 +13,21 @@ use crate::error::ApiError;
 /// (a bank account's full number, say). [`public`] strips it.
 pub const PRIVATE: &str = "_private";
 
+/// A new object of `kind` (`"charge"`): `values` laid over the skeleton of
+/// every field Stripe always sends for it (null where unset), in Stripe's
+/// key order. Fields a handler forgets show up in the schema test.
+pub fn build(kind: &str, values: Value) -> Value {
+    switchboard_core::schema::stripe().build(kind, values)
+}
+
+/// Stripe's fingerprint of a card or bank account: the same number gives the
+/// same fingerprint, so integrations can detect duplicates.
+pub fn fingerprint(s: &str) -> String {
+    use sha2::Digest;
+    let h = hex::encode(sha2::Sha256::digest(s.as_bytes()));
+    h[..16].to_owned()
+}
+
 /// The object as the API and events show it.
 pub fn public(data: &Value) -> Value {
     let mut v = data.clone();

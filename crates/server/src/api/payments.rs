@@ -10,38 +10,28 @@ use serde_json::{Value, json};
 use switchboard_core::connect::{self, CardOutcome};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_core::object::stripe_order;
 use switchboard_store::Change;
 
-use super::{balance, objects};
+use super::{balance, objects, payment_methods};
 use crate::context::{Ctx, ok_json, retry_conflicts};
 use crate::error::ApiError;
 
 const PI: &str = "payment_intent";
 const CHARGE: &str = "charge";
 
-fn check_payment_method(pm: &str) -> Result<CardOutcome, ApiError> {
-    connect::card_outcome(pm).ok_or_else(|| ApiError::NotFound {
-        kind: "PaymentMethod",
-        id: pm.into(),
-        param: "payment_method",
-    })
-}
-
-fn card_details(pm: &str) -> (&'static str, &'static str) {
-    match pm {
-        "pm_card_mastercard" | "tok_mastercard" | "5555555555554444" => ("mastercard", "4444"),
-        "pm_card_amex" => ("amex", "8431"),
-        "pm_card_bypassPending" | "tok_bypassPending" | "4000000000000077" => ("visa", "0077"),
-        "pm_card_chargeDeclined"
-        | "pm_card_visa_chargeDeclined"
-        | "tok_chargeDeclined"
-        | "4000000000000002" => ("visa", "0002"),
-        "pm_card_chargeDeclinedInsufficientFunds"
-        | "tok_chargeDeclinedInsufficientFunds"
-        | "4000000000009995" => ("visa", "9995"),
-        _ => ("visa", "4242"),
-    }
+/// Resolves the PaymentMethod `pi` names (a test alias becomes a new
+/// `pm_…` object, written into `change`) and points `pi` at its id.
+async fn attach_method(
+    ctx: &Ctx,
+    pi: &mut Value,
+    change: &mut Change,
+) -> Result<Option<Value>, ApiError> {
+    let Some(named) = pi["payment_method"].as_str().map(str::to_owned) else {
+        return Ok(None);
+    };
+    let pm = payment_methods::resolve(ctx, &named, change).await?;
+    pi["payment_method"] = pm["id"].clone();
+    Ok(Some(pm))
 }
 
 /// Parameters shared by create and update.
@@ -57,7 +47,7 @@ fn apply(p: &mut Params, pi: &mut Value) -> Result<(), ApiError> {
         ],
     )?;
     if let Some(pm) = p.string("payment_method")? {
-        check_payment_method(&pm)?;
+        // A name for now; `attach_method` turns it into a PaymentMethod.
         pi["payment_method"] = pm.into();
         if pi["status"] == "requires_payment_method" {
             pi["status"] = "requires_confirmation".into();
@@ -117,8 +107,9 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     });
     apply(&mut ctx.params, &mut pi)?;
     ctx.finish_params()?;
-    let pi = stripe_order(pi);
     let mut change = ctx.change();
+    let method = attach_method(&ctx, &mut pi, &mut change).await?;
+    let pi = objects::build("payment_intent", pi);
     change
         .events
         .push(ctx.event("payment_intent.created", pi.clone(), None));
@@ -130,7 +121,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     }
     let (balance_stored, mut bal) = balance::load(&ctx, &ctx.scope).await?;
     let mut pi = pi;
-    let status = confirm_into(&ctx, &mut pi, &mut bal, &mut change)?;
+    let status = confirm_into(&ctx, &mut pi, method.as_ref(), &mut bal, &mut change)?;
     change
         .writes
         .push(objects::insert(&ctx.scope, PI, &id, now, pi.clone()));
@@ -145,6 +136,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
 fn confirm_into(
     ctx: &Ctx,
     pi: &mut Value,
+    method: Option<&Value>,
     bal: &mut Value,
     change: &mut Change,
 ) -> Result<StatusCode, ApiError> {
@@ -160,7 +152,7 @@ fn confirm_into(
             code: Some("payment_intent_unexpected_state"),
         });
     }
-    let Some(pm) = pi["payment_method"].as_str().map(str::to_owned) else {
+    let Some(pm) = method else {
         return Err(ApiError::InvalidRequest {
             message: "You cannot confirm this PaymentIntent because it's missing a payment method."
                 .into(),
@@ -168,11 +160,11 @@ fn confirm_into(
             code: Some("payment_intent_unexpected_state"),
         });
     };
-    let outcome = check_payment_method(&pm)?;
+    let outcome = payment_methods::outcome(pm);
     let now = ctx.now();
     let amount = pi["amount"].as_i64().unwrap_or(0);
     let currency = pi["currency"].as_str().unwrap_or("usd").to_owned();
-    let (brand, last4) = card_details(&pm);
+    let card = &pm["card"];
     let charge_id = ids::generate("ch", &mut rand::rng());
     let succeeded = matches!(outcome, CardOutcome::Succeeds { .. });
     let (decline_code, message) = match outcome {
@@ -182,23 +174,33 @@ fn confirm_into(
         } => (Some(decline_code), Some(message)),
         CardOutcome::Succeeds { .. } => (None, None),
     };
-    let charge = stripe_order(json!({
-        "id": charge_id, "object": "charge", "amount": amount, "amount_captured": if succeeded { amount } else { 0 },
-        "amount_refunded": 0, "application_fee_amount": null,
-        "balance_transaction": if succeeded { Value::from(ids::generate("txn", &mut rand::rng())) } else { Value::Null },
-        "captured": succeeded, "created": now, "currency": currency, "customer": pi["customer"], "description": pi["description"],
-        "disputed": false, "failure_code": decline_code.map(|_| "card_declined"), "failure_message": message,
-        "livemode": ctx.livemode(), "metadata": pi["metadata"],
-        "outcome": if succeeded {
-            json!({"network_status": "approved_by_network", "reason": null, "risk_level": "normal", "seller_message": "Payment complete.", "type": "authorized"})
-        } else {
-            json!({"network_status": "declined_by_network", "reason": decline_code, "risk_level": "normal", "seller_message": "The bank did not return any further details with this decline.", "type": "issuer_declined"})
-        },
-        "paid": succeeded, "payment_intent": pi["id"], "payment_method": pm,
-        "payment_method_details": {"card": {"brand": brand, "country": "US", "exp_month": 12, "exp_year": 2034, "funding": "credit", "last4": last4}, "type": "card"},
-        "receipt_email": pi["receipt_email"], "refunded": false, "shipping": pi["shipping"],
-        "status": if succeeded { "succeeded" } else { "failed" },
-    }));
+    let charge = objects::build(
+        "charge",
+        json!({
+            "id": charge_id, "amount": amount, "amount_captured": if succeeded { amount } else { 0 },
+            "amount_refunded": 0, "application_fee_amount": null,
+            "balance_transaction": if succeeded { Value::from(ids::generate("txn", &mut rand::rng())) } else { Value::Null },
+            "captured": succeeded, "created": now, "currency": currency, "customer": pi["customer"], "description": pi["description"],
+            "disputed": false, "failure_code": decline_code.map(|_| "card_declined"), "failure_message": message,
+            "livemode": ctx.livemode(), "metadata": pi["metadata"],
+            "outcome": if succeeded {
+                json!({"network_status": "approved_by_network", "reason": null, "risk_level": "normal", "seller_message": "Payment complete.", "type": "authorized"})
+            } else {
+                json!({"network_status": "declined_by_network", "reason": decline_code, "risk_level": "normal", "seller_message": "The bank did not return any further details with this decline.", "type": "issuer_declined"})
+            },
+            "paid": succeeded, "payment_intent": pi["id"], "payment_method": pm["id"],
+            "payment_method_details": {"card": {
+                "amount_authorized": if succeeded { Value::from(amount) } else { Value::Null },
+                "authorization_code": if succeeded { Value::from("123456") } else { Value::Null },
+                "brand": card["brand"], "checks": card["checks"], "country": card["country"], "exp_month": card["exp_month"],
+                "exp_year": card["exp_year"], "fingerprint": card["fingerprint"], "funding": card["funding"],
+                "last4": card["last4"], "network": card["brand"], "network_transaction_id": if succeeded { Value::from("1041029786787710") } else { Value::Null },
+                "regulated_status": card["regulated_status"],
+            }, "type": "card"},
+            "receipt_email": pi["receipt_email"], "refunded": false, "shipping": pi["shipping"],
+            "status": if succeeded { "succeeded" } else { "failed" },
+        }),
+    );
     pi["latest_charge"] = charge_id.clone().into();
     change.writes.push(objects::insert(
         &ctx.scope,
@@ -236,7 +238,7 @@ fn confirm_into(
             pi["last_payment_error"] = json!({
                 "charge": charge_id, "code": "card_declined", "decline_code": decline_code,
                 "doc_url": "https://stripe.com/docs/error-codes/card-declined", "message": message,
-                "payment_method": {"id": pm, "object": "payment_method", "type": "card"}, "type": "card_error",
+                "payment_method": objects::public(pm), "type": "card_error",
             });
             change.events.push(ctx.event("charge.failed", charge, None));
             change
@@ -261,7 +263,7 @@ async fn respond(
     let body = json!({"error": {
         "charge": err["charge"], "code": "card_declined", "decline_code": err["decline_code"],
         "doc_url": err["doc_url"], "message": err["message"], "payment_intent": pi,
-        "payment_method": err["payment_method"], "request_log_url": null, "type": "card_error",
+        "payment_method": err["payment_method"], "type": "card_error",
     }});
     ctx.commit_status(change, status, &body).await
 }
@@ -280,7 +282,8 @@ pub async fn confirm(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, A
         let (balance_stored, mut bal) = balance::load(&ctx, &ctx.scope).await?;
         let mut change = ctx.change();
         let mut pi = stored.data.clone();
-        let status = confirm_into(&ctx, &mut pi, &mut bal, &mut change)?;
+        let method = attach_method(&ctx, &mut pi, &mut change).await?;
+        let status = confirm_into(&ctx, &mut pi, method.as_ref(), &mut bal, &mut change)?;
         stored.data = pi.clone();
         change.writes.push(objects::replace(&ctx.scope, stored));
         change
@@ -365,15 +368,11 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         }
         let before = stored.data.clone();
         apply(&mut params.clone(), &mut stored.data)?;
-        let prev = switchboard_core::object::previous_attributes(&before, &stored.data);
         let mut change = ctx.change();
-        if !prev.is_empty() {
-            change.events.push(ctx.event(
-                "payment_intent.updated",
-                stored.data.clone(),
-                Some(prev),
-            ));
+        if stored.data["payment_method"] != before["payment_method"] {
+            attach_method(&ctx, &mut stored.data, &mut change).await?;
         }
+        // Stripe has no `payment_intent.updated`: an update emits nothing.
         let body = stored.data.clone();
         change.writes.push(objects::replace(&ctx.scope, stored));
         ctx.commit(change, &body).await

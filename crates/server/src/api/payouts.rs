@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::connect;
 use switchboard_core::ids;
-use switchboard_core::object::{previous_attributes, stripe_order};
+use switchboard_core::object::previous_attributes;
 use switchboard_store::{PageRequest, StoredObject};
 
 use super::balance;
@@ -71,9 +71,13 @@ fn platform_bank(ctx: &Ctx, currency: &str) -> StoredObject {
         version: 0,
         created: ctx.platform.created,
         deleted: false,
-        data: json!({"id": id, "object": "bank_account", "bank_name": "STRIPE TEST BANK", "currency": currency,
-            "default_for_currency": true, "last4": "6789", "status": "verified",
+        data: objects::build(
+            "bank_account",
+            json!({"id": id, "account": ctx.platform.id, "bank_name": "STRIPE TEST BANK",
+            "country": "US", "currency": currency, "default_for_currency": true, "fingerprint": "platformbank0000",
+            "last4": "6789", "routing_number": "110000000", "status": "verified",
             PRIVATE: {"account_number": "000123456789"}}),
+        ),
     }
 }
 
@@ -142,17 +146,20 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             });
         }
         let now = ctx.now();
-        let payout = stripe_order(json!({
-            "id": id, "object": "payout", "amount": amount, "application_fee": null, "application_fee_amount": null,
-            "arrival_date": if method == "instant" { now } else { now + 2 * DAY }, "automatic": false,
-            "balance_transaction": ids::generate("txn", &mut rand::rng()), "created": now, "currency": currency,
-            "description": extra["description"], "destination": ea.id, "failure_balance_transaction": null,
-            "failure_code": null, "failure_message": null, "livemode": ctx.livemode(), "metadata": extra["metadata"],
-            "method": method, "original_payout": null, "reconciliation_status": "not_applicable", "reversed_by": null,
-            "source_type": source_type, "statement_descriptor": extra["statement_descriptor"], "status": "pending",
-            "trace_id": {"status": "pending", "value": null},
-            "type": if ea.data["object"] == "card" { "card" } else { "bank_account" },
-        }));
+        let payout = objects::build(
+            "payout",
+            json!({
+                "id": id, "amount": amount, "application_fee": null, "application_fee_amount": null,
+                "arrival_date": if method == "instant" { now } else { now + 2 * DAY }, "automatic": false,
+                "balance_transaction": ids::generate("txn", &mut rand::rng()), "created": now, "currency": currency,
+                "description": extra["description"], "destination": ea.id, "failure_balance_transaction": null,
+                "failure_code": null, "failure_message": null, "livemode": ctx.livemode(), "metadata": extra["metadata"],
+                "method": method, "original_payout": null, "reconciliation_status": "not_applicable", "reversed_by": null,
+                "source_type": source_type, "statement_descriptor": extra["statement_descriptor"], "status": "pending",
+                "trace_id": {"status": "pending", "value": null},
+                "type": if ea.data["object"] == "card" { "card" } else { "bank_account" },
+            }),
+        );
         let mut change = ctx.change();
         change
             .events

@@ -111,16 +111,18 @@ fn derive(person: &mut Value) {
 }
 
 fn blank(id: &str, account: &str, created: i64) -> Value {
-    json!({
-        "id": id, "object": "person", "account": account, "address": null, "created": created,
-        "dob": {"day": null, "month": null, "year": null}, "email": null, "first_name": null,
-        "id_number_provided": false, "last_name": null, "metadata": {}, "nationality": null, "phone": null,
-        "relationship": {"director": false, "executive": false, "owner": false, "percent_ownership": null,
-            "representative": false, "title": null},
-        "ssn_last_4_provided": false,
-        "verification": {"additional_document": null, "details": null, "details_code": null,
-            "document": null, "status": "unverified"},
-    })
+    objects::build(
+        "person",
+        json!({
+            "id": id, "account": account, "created": created,
+            "dob": {"day": null, "month": null, "year": null}, "email": null, "first_name": null,
+            "id_number_provided": false, "last_name": null, "metadata": {}, "nationality": null, "phone": null,
+            "relationship": {"director": false, "executive": false, "owner": false, "percent_ownership": null,
+                "representative": false, "title": null},
+            "ssn_last_4_provided": false,
+            "verification": {"status": "unverified"},
+        }),
+    )
 }
 
 pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
