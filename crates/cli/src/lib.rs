@@ -54,7 +54,7 @@ impl Node {
             })
             .await?;
         let shutdown = CancellationToken::new();
-        let listen = Arc::new(ListenHub::default());
+        let listen = Arc::new(ListenHub::new(config.server.api_version.clone()));
         let dispatcher = if config.deliver {
             tokio::spawn(switchboard_dispatcher::run(
                 store.clone(),

@@ -56,12 +56,20 @@ struct Hub {
 }
 
 /// Connected `stripe listen` sessions of this node.
-#[derive(Default)]
 pub struct ListenHub {
     hub: Mutex<Hub>,
+    /// The version events are rendered at, as the CLI's `--latest` sees it.
+    api_version: String,
 }
 
 impl ListenHub {
+    pub fn new(api_version: String) -> ListenHub {
+        ListenHub {
+            hub: Mutex::default(),
+            api_version,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Hub> {
         self.hub.lock().expect("listen hub lock")
     }
@@ -121,22 +129,30 @@ impl Relay for ListenHub {
         let endpoint_id = endpoint_id.to_owned();
         Box::pin(async move {
             let webhook_id = ids::generate("wh", &mut rand::rng());
-            let message = json!({
-                "type": "webhook_event",
-                "webhook_id": webhook_id,
-                "webhook_conversation_id": webhook_id,
-                "event_payload": String::from_utf8_lossy(&payload),
-                "http_headers": {
-                    "Accept": "*/*; q=0.5, application/xml",
-                    "Cache-Control": "no-cache",
-                    "Content-Type": "application/json; charset=utf-8",
-                    "Stripe-Signature": signature,
-                    "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                },
-                // A non-null version makes the CLI drop the event unless run with --latest.
-                "endpoint": {"api_version": null},
-            })
-            .to_string();
+            // Stripe sends the CLI each event twice, rendered at the account's
+            // default version (`api_version: null`) and at the latest one; the
+            // CLI forwards the first, or with `--latest` the second. Both are
+            // the same bytes here (one version), under one webhook id, so
+            // exactly one copy is forwarded and answered.
+            let payload = String::from_utf8_lossy(&payload);
+            let copy = |api_version: Option<&str>| {
+                json!({
+                    "type": "webhook_event",
+                    "webhook_id": webhook_id,
+                    "webhook_conversation_id": webhook_id,
+                    "event_payload": payload,
+                    "http_headers": {
+                        "Accept": "*/*; q=0.5, application/xml",
+                        "Cache-Control": "no-cache",
+                        "Content-Type": "application/json; charset=utf-8",
+                        "Stripe-Signature": signature,
+                        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                    },
+                    "endpoint": {"api_version": api_version},
+                })
+                .to_string()
+            };
+            let messages = [copy(None), copy(Some(&self.api_version))];
             let (tx, rx) = oneshot::channel();
             {
                 let mut hub = self.lock();
@@ -149,7 +165,7 @@ impl Relay for ListenHub {
                     return Err(RelayError::Disconnected);
                 };
                 hub.pending.insert(webhook_id.clone(), (connection, tx));
-                if outbox.send(message).is_err() {
+                if messages.into_iter().any(|m| outbox.send(m).is_err()) {
                     hub.pending.remove(&webhook_id);
                     return Err(RelayError::Disconnected);
                 }

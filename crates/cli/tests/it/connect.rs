@@ -716,3 +716,78 @@ async fn payment_intents_can_be_canceled_until_they_succeed() {
         (400, Some("payment_intent_unexpected_state"))
     );
 }
+
+#[tokio::test]
+async fn stripe_account_naming_the_platform_itself_means_as_myself() {
+    let t = TestNode::start().await;
+    let mut hooks = Receiver::start().await;
+    endpoint(&t, TEST_KEY, &hooks.url, false).await;
+    let own = t.node().platform.id.clone();
+    let (status, created) =
+        as_account(&t, TEST_KEY, &own, "POST", "/v1/customers", "name=Self").await;
+    assert_eq!(status, 200, "{created:#}");
+    // The platform's own object: listed without the header, and its event
+    // goes to account endpoints without a top-level `account`.
+    let listed = t.get("/v1/customers").await;
+    assert_eq!(listed["data"][0]["id"], created["id"]);
+    let event = hooks.next().await.json();
+    assert_eq!(event["type"], "customer.created");
+    assert!(event.get("account").is_none(), "{event:#}");
+
+    let (status, me) = as_account(
+        &t,
+        TEST_KEY,
+        &own,
+        "GET",
+        &format!("/v1/accounts/{own}"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, me["id"].as_str()),
+        (200, Some(own.as_str())),
+        "{me:#}"
+    );
+    let plain = t.get(&format!("/v1/accounts/{own}")).await;
+    assert_eq!(plain, t.get("/v1/account").await);
+}
+
+#[tokio::test]
+async fn the_default_external_account_of_a_currency_cannot_be_deleted() {
+    let t = TestNode::start().await;
+    let acct = account(&t, TEST_KEY, "type=custom").await;
+    let path = format!("/v1/accounts/{acct}/external_accounts");
+    let first = t.post(&path, "external_account=btok_us_verified").await;
+    assert_eq!(first["default_for_currency"], true);
+    let first_path = format!("{path}/{}", first["id"].as_str().unwrap());
+    let (status, _, err) = t
+        .request("DELETE", &first_path, Some(TEST_KEY), "", &[])
+        .await;
+    assert_eq!(status, 400, "{err:#}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("You cannot delete the default bank account for your default currency"),
+        "{err:#}"
+    );
+    // Stripe's way out (and its own fixture's): make another the default first.
+    let second = t
+        .post(
+            &path,
+            "external_account=btok_us_verified&default_for_currency=true",
+        )
+        .await;
+    assert_eq!(second["default_for_currency"], true);
+    let (status, _, deleted) = t
+        .request("DELETE", &first_path, Some(TEST_KEY), "", &[])
+        .await;
+    assert_eq!(
+        (status, deleted["deleted"].as_bool()),
+        (200, Some(true)),
+        "{deleted:#}"
+    );
+    let remaining = t.get(&path).await;
+    assert_eq!(remaining["data"].as_array().unwrap().len(), 1);
+    assert_eq!(remaining["data"][0]["id"], second["id"]);
+}

@@ -55,16 +55,17 @@ async fn listen(
     base: &str,
     forward: &str,
     connect: &str,
+    extra: &[&str],
 ) -> (KillOnDrop, mpsc::UnboundedReceiver<String>) {
-    let args = [
+    let mut args = vec![
         "listen",
         "--skip-update",
-        "--all-snapshot",
         "--forward-to",
         forward,
         "--forward-connect-to",
         connect,
     ];
+    args.extend_from_slice(extra);
     let (child, mut rx) = spawn_with_lines(&mut stripe(home, base, &args));
     loop {
         let line = tokio::time::timeout(Duration::from_secs(30), rx.recv())
@@ -127,8 +128,14 @@ async fn stripe_cli_listen_trigger_and_resend() {
     .trim()
     .to_owned();
     assert!(secret.starts_with("whsec_"), "{secret}");
-    let (mut listener, mut lines) =
-        listen(home.path(), &base, &platform_rx.url, &connect_rx.url).await;
+    let (mut listener, mut lines) = listen(
+        home.path(),
+        &base,
+        &platform_rx.url,
+        &connect_rx.url,
+        &["--all-snapshot"],
+    )
+    .await;
 
     // A connected account with a bank account, so Connect payouts can be triggered too.
     let created = run(
@@ -281,5 +288,21 @@ async fn stripe_cli_listen_trigger_and_resend() {
     );
 
     listener.kill();
+
+    // `--latest` forwards the copy rendered at the latest version (the same
+    // bytes here) and only that one; `--events` narrows what is forwarded.
+    let (mut latest, _lines) = listen(
+        home.path(),
+        &base,
+        &platform_rx.url,
+        &connect_rx.url,
+        &["--latest", "--events", "customer.created"],
+    )
+    .await;
+    run(home.path(), &base, &["trigger", "customer.created"]);
+    let got = expect(&mut platform_rx, "customer.created", None, &secret).await;
+    assert_eq!(got["api_version"], switchboard_core::DEFAULT_API_VERSION);
+    platform_rx.assert_quiet(Duration::from_millis(500)).await;
+    latest.kill();
     server.kill();
 }

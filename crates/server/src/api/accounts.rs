@@ -339,6 +339,9 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
+    if id == ctx.platform.id && ctx.scope.account.is_none() {
+        return Ok(ok_json(&platform_account(&ctx)));
+    }
     let acct = load(&ctx, &id).await?;
     Ok(ok_json(&acct.data))
 }
@@ -349,8 +352,13 @@ pub async fn me(mut ctx: Ctx) -> Result<Response, ApiError> {
     if let Some(id) = ctx.scope.account.clone() {
         return Ok(ok_json(&load(&ctx, &id).await?.data));
     }
+    Ok(ok_json(&platform_account(&ctx)))
+}
+
+/// The platform's own account object.
+fn platform_account(ctx: &Ctx) -> Value {
     let p = &ctx.platform;
-    Ok(ok_json(&objects::build(
+    objects::build(
         "account",
         json!({
             "id": p.id, "business_profile": {"name": "Switchboard platform"},
@@ -361,7 +369,7 @@ pub async fn me(mut ctx: Ctx) -> Result<Response, ApiError> {
                 "payouts": {"debit_negative_balances": true, "schedule": {"delay_days": 2, "interval": "daily"}, "statement_descriptor": null}},
             "tos_acceptance": {"date": p.created},
         }),
-    )))
+    )
 }
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {

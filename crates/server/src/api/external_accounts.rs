@@ -324,6 +324,7 @@ pub async fn delete(
         let object = public(&ea.data);
         let mut deps = accounts::dependents(&ctx, &account).await?;
         deps.external_accounts.retain(|e| e["id"] != id.as_str());
+        refuse_deleting_default(&acct.data, &object, &deps.external_accounts)?;
         let mut change = ctx.change();
         change.events.push(ctx.event_on(
             Some(account.clone()),
@@ -340,6 +341,40 @@ pub async fn delete(
         ctx.commit(change, &json!({"id": id, "object": kind, "deleted": true}))
             .await
     })
+}
+
+/// Stripe's rule: a currency's default external account can be deleted only
+/// when it is the last one in that currency and that is not the account's
+/// default currency; otherwise another one must be made the default first.
+fn refuse_deleting_default(account: &Value, ea: &Value, others: &[Value]) -> Result<(), ApiError> {
+    if ea["default_for_currency"] != true {
+        return Ok(());
+    }
+    let noun = if ea["object"] == "card" {
+        "card"
+    } else {
+        "bank account"
+    };
+    let same_currency = others.iter().any(|o| o["currency"] == ea["currency"]);
+    if ea["currency"] == account["default_currency"] {
+        return Err(refusal(format!(
+            "You cannot delete the default {noun} for your default currency. Please make another {noun} the default using the `default_for_currency` param, and then delete this one."
+        )));
+    }
+    if same_currency {
+        return Err(refusal(format!(
+            "You cannot delete the default {noun} for a currency while other external accounts exist in it. Please make another {noun} the default using the `default_for_currency` param, and then delete this one."
+        )));
+    }
+    Ok(())
+}
+
+fn refusal(message: String) -> ApiError {
+    ApiError::InvalidRequest {
+        message,
+        param: None,
+        code: None,
+    }
 }
 
 pub async fn list(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
