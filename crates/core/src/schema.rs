@@ -464,6 +464,15 @@ mod tests {
     }
 
     #[test]
+    fn stripe_python_and_stripe_node_agree_on_the_event_types() {
+        let schema = stripe();
+        let python: std::collections::BTreeSet<&str> = crate::catalog::event_types().collect();
+        let node: std::collections::BTreeSet<&str> =
+            schema.events.keys().map(String::as_str).collect();
+        assert_eq!(python, node);
+    }
+
+    #[test]
     fn skeletons_carry_nulls_and_nested_required_objects() {
         let charge = stripe().skeleton("charge");
         assert_eq!(charge["object"], "charge");

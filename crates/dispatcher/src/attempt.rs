@@ -9,7 +9,7 @@ use switchboard_core::signature;
 use switchboard_store::{AttemptRecord, ClaimedDelivery, DeliveryOutcome, Next};
 
 use crate::DispatcherConfig;
-use crate::relay::{LISTENER_SCHEME, Relay, RelayError};
+use switchboard_store::relay::{LISTENER_SCHEME, Relay, RelayError};
 
 pub const USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
 /// How much of a receiver's answer the attempt log keeps.

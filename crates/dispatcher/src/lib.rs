@@ -14,7 +14,6 @@
 //!   work signal and polls slowly as a fallback.
 
 mod attempt;
-mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use attempt::{MAX_RECORDED_BODY, classify};
-pub use relay::{LISTENER_SCHEME, Relay, RelayError, RelayResponse};
+pub use switchboard_store::relay::{LISTENER_SCHEME, Relay, RelayError, RelayResponse};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {

@@ -167,3 +167,28 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// OAuth routes answer in OAuth's own error shape, not Stripe's API errors:
+/// `{"error": "invalid_client", "error_description": "..."}`.
+pub fn oauth_error(status: StatusCode, error: &str, description: String) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// A declined payment's 402 body: the PaymentIntent's `last_payment_error`
+/// with the PaymentIntent itself. Built here, committed by the handler (its
+/// charge and events happen anyway, and a replay must answer the same).
+pub fn card_error(
+    last_payment_error: &serde_json::Value,
+    payment_intent: &serde_json::Value,
+) -> serde_json::Value {
+    let err = last_payment_error;
+    json!({"error": {
+        "charge": err["charge"], "code": err["code"], "decline_code": err["decline_code"],
+        "doc_url": err["doc_url"], "message": err["message"], "payment_intent": payment_intent,
+        "payment_method": err["payment_method"], "type": "card_error",
+    }})
+}

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use switchboard_core::ids;
-use switchboard_dispatcher::{LISTENER_SCHEME, Relay, RelayError, RelayResponse};
+use switchboard_store::relay::{LISTENER_SCHEME, Relay, RelayError, RelayResponse};
 use switchboard_store::{Change, EndpointRecord, SigningSecret, StoreError, Write};
 use tokio::sync::{mpsc, oneshot};
 

@@ -12,6 +12,7 @@
 //!   the lease, so work claimed by a crashed process becomes due again.
 
 mod model;
+pub mod relay;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -5,7 +5,6 @@
 //! the account's own scope. Deleting or deauthorizing marks the account
 //! deleted, which is what makes later `Stripe-Account` requests fail.
 
-use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -450,15 +449,6 @@ pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
     })
 }
 
-/// OAuth errors have their own shape: `{"error": "...", "error_description": "..."}`.
-fn oauth_error(status: StatusCode, error: &str, description: String) -> Response {
-    (
-        status,
-        Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
-}
-
 /// `POST /oauth/deauthorize` with `client_id` and `stripe_user_id`.
 pub async fn deauthorize(mut ctx: Ctx) -> Response {
     let client_id = ctx
@@ -474,21 +464,21 @@ pub async fn deauthorize(mut ctx: Ctx) -> Response {
         .flatten()
         .unwrap_or_default();
     if client_id.is_empty() {
-        return oauth_error(
+        return crate::error::oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "No client_id provided".into(),
         );
     }
     if client_id != ctx.platform.client_id {
-        return oauth_error(
+        return crate::error::oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             format!("No such application: '{client_id}'"),
         );
     }
     if user.is_empty() {
-        return oauth_error(
+        return crate::error::oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "No stripe_user_id provided".into(),
@@ -498,7 +488,7 @@ pub async fn deauthorize(mut ctx: Ctx) -> Response {
         let acct = match objects::load(&ctx, &platform_scope(&ctx), KIND, &user, "account").await {
             Ok(a) => a,
             Err(_) => {
-                return Ok(oauth_error(
+                return Ok(crate::error::oauth_error(
                     StatusCode::UNAUTHORIZED,
                     "invalid_client",
                     format!(

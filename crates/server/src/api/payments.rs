@@ -259,12 +259,7 @@ async fn respond(
     if status == StatusCode::OK {
         return ctx.commit(change, pi).await;
     }
-    let err = &pi["last_payment_error"];
-    let body = json!({"error": {
-        "charge": err["charge"], "code": "card_declined", "decline_code": err["decline_code"],
-        "doc_url": err["doc_url"], "message": err["message"], "payment_intent": pi,
-        "payment_method": err["payment_method"], "type": "card_error",
-    }});
+    let body = crate::error::card_error(&pi["last_payment_error"], pi);
     ctx.commit_status(change, status, &body).await
 }
 

@@ -1,6 +1,7 @@
 //! Deliveries that do not go over HTTP from here: a `stripe listen` session
 //! receives events over its WebSocket, forwards them itself, and reports the
-//! answer back. The server's listen hub implements [`Relay`].
+//! answer back. The server's listen hub implements [`Relay`] and the
+//! dispatcher calls it; it lives here, below both, so neither depends on the other.
 
 use std::time::Duration;
 
