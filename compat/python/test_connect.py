@@ -840,8 +840,39 @@ def test_connect_legacy_global_api():
         stripe.api_key, stripe.api_base, stripe.connect_api_base, stripe.default_http_client = saved
 
 
+def test_connect_expand_and_balance_transactions():
+    """expand= through two levels, as integrations that sync payouts do."""
+    client = new_client()
+    acct = onboarded_account(client)
+    opts = as_account(acct.id)
+    pi = client.v1.payment_intents.create(
+        params={"amount": 4200, "currency": "usd", "payment_method": "pm_card_bypassPending", "confirm": True},
+        options=opts,
+    )
+    got = client.v1.payment_intents.retrieve(
+        pi.id, params={"expand": ["latest_charge.balance_transaction", "payment_method"]}, options=opts
+    )
+    check(isinstance(got.latest_charge, stripe.Charge), "latest_charge expanded", type(got.latest_charge).__name__)
+    txn = got.latest_charge.balance_transaction
+    check(isinstance(txn, stripe.BalanceTransaction), "balance_transaction expanded", type(txn).__name__)
+    check(txn.available_on >= pi.created, "available_on", txn)
+    check_eq((txn.amount, txn.net + txn.fee, txn.type), (4200, 4200, "charge"), "charge balance transaction", txn)
+    check(isinstance(got.payment_method, stripe.PaymentMethod), "payment_method expanded", type(got.payment_method).__name__)
+    check(got.payment_method.id.startswith("pm_") and got.payment_method.id != "pm_card_bypassPending",
+          "a real PaymentMethod id, not the alias", got.payment_method.id)
+    fetched = client.v1.balance_transactions.retrieve(txn.id, options=opts)
+    check_eq(fetched.id, txn.id, "balance_transactions.retrieve", fetched)
+    listed = [t.id for t in client.v1.balance_transactions.list(params={"type": "charge"}, options=opts).auto_paging_iter()]
+    check_eq(listed, [txn.id], "balance_transactions.list type=charge", listed)
+    e = expect_error(stripe.InvalidRequestError,
+                     lambda: client.v1.payment_intents.retrieve(pi.id, params={"expand": ["amount"]}, options=opts),
+                     "expanding a field that is not expandable")
+    check_eq((e.http_status, e.param), (400, "expand"), "not expandable", error_summary(e))
+
+
 TESTS = [
     test_connect_webhook_customer,
+    test_connect_expand_and_balance_transactions,
     test_connect_documented_events,
     test_connect_error_classes,
     test_connect_auto_paging,

@@ -128,6 +128,14 @@ impl Schema {
         self.objects.get(object).map(String::as_str)
     }
 
+    /// The `object` value of a type (`"Charge"` → `"charge"`).
+    pub fn object_of(&self, type_name: &str) -> Option<&str> {
+        self.objects
+            .iter()
+            .find(|(k, t)| *t == type_name && !k.ends_with("#deleted"))
+            .map(|(k, _)| k.as_str())
+    }
+
     /// Whether `event_type` is one of Stripe's event types.
     pub fn is_event_type(&self, event_type: &str) -> bool {
         self.events.contains_key(event_type)

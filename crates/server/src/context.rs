@@ -34,6 +34,8 @@ pub struct Ctx {
     pub method: Method,
     pub path: String,
     pub headers: HeaderMap,
+    /// `expand[]`, read by `finish_params` and applied to the response.
+    pub expand: Vec<String>,
     idempotency: Option<(String, String)>,
 }
 
@@ -127,6 +129,7 @@ impl FromRequest<AppState> for Ctx {
             method: parts.method,
             path,
             headers: parts.headers,
+            expand: Vec::new(),
             idempotency,
         })
     }
@@ -363,6 +366,14 @@ impl Ctx {
         status: StatusCode,
         body: &serde_json::Value,
     ) -> Result<Response, ApiError> {
+        let expanded;
+        let body = if self.expand.is_empty() {
+            body
+        } else {
+            expanded =
+                crate::expand::apply(self, body.clone(), &self.expand, &change.writes).await?;
+            &expanded
+        };
         let body = render(body);
         if let Some((key, fp)) = &self.idempotency {
             change.idempotency = Some(IdempotencyRecord {
@@ -385,10 +396,19 @@ impl Ctx {
         }
     }
 
+    /// A 200 with `value`, its `expand[]` applied.
+    pub async fn respond(&self, value: serde_json::Value) -> Result<Response, ApiError> {
+        if self.expand.is_empty() {
+            return Ok(ok_json(&value));
+        }
+        let value = crate::expand::apply(self, value, &self.expand, &[]).await?;
+        Ok(ok_json(&value))
+    }
+
     /// Ensures every parameter was understood.
     pub fn finish_params(&mut self) -> Result<(), ApiError> {
-        // `expand[]` is accepted everywhere; Switchboard's objects are already expanded where it matters.
-        self.params.take("expand");
+        self.expand = self.params.string_list("expand")?.unwrap_or_default();
+        crate::expand::validate(&self.expand)?;
         std::mem::take(&mut self.params)
             .finish()
             .map_err(ApiError::from)

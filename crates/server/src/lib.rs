@@ -10,6 +10,7 @@
 pub mod api;
 pub mod context;
 pub mod error;
+pub mod expand;
 pub mod listen;
 pub mod state;
 
@@ -78,6 +79,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/oauth/deauthorize", post(accounts::deauthorize))
         .route("/v1/balance", get(balance::retrieve))
+        .route("/v1/balance_transactions", get(balance_transactions::list))
+        .route(
+            "/v1/balance_transactions/{id}",
+            get(balance_transactions::retrieve),
+        )
         .route(
             "/v1/payment_intents",
             get(payments::list).post(payments::create),

@@ -791,3 +791,136 @@ async fn the_default_external_account_of_a_currency_cannot_be_deleted() {
     assert_eq!(remaining["data"].as_array().unwrap().len(), 1);
     assert_eq!(remaining["data"][0]["id"], second["id"]);
 }
+
+#[tokio::test]
+async fn expand_follows_references_and_balance_transactions_are_real() {
+    let t = TestNode::start().await;
+    let acct = account(&t, TEST_KEY, "type=express").await;
+    t.post(
+        &format!("/v1/accounts/{acct}/external_accounts"),
+        "external_account=btok_us_verified",
+    )
+    .await;
+    // Expanded on create, across two levels, with objects of this very request.
+    let (status, pi) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payment_intents",
+        "amount=2000&currency=usd&payment_method=pm_card_bypassPending&confirm=true&expand[]=latest_charge.balance_transaction&expand[]=payment_method",
+    )
+    .await;
+    assert_eq!(status, 200, "{pi:#}");
+    let txn = &pi["latest_charge"]["balance_transaction"];
+    assert_eq!(txn["object"], "balance_transaction", "{pi:#}");
+    assert_eq!(txn["amount"], 2000);
+    assert_eq!(txn["fee"], 88);
+    assert_eq!(txn["net"], 1912);
+    assert_eq!(txn["status"], "available");
+    assert!(txn["available_on"].as_i64().is_some());
+    assert_eq!(txn["source"], pi["latest_charge"]["id"]);
+    assert_eq!(pi["payment_method"]["object"], "payment_method");
+    assert_eq!(pi["payment_method"]["card"]["last4"], "0077");
+
+    // The ids are retrievable by their own routes, as the account that owns them.
+    let txn_id = txn["id"].as_str().unwrap();
+    let (status, fetched) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "GET",
+        &format!("/v1/balance_transactions/{txn_id}"),
+        "",
+    )
+    .await;
+    assert_eq!((status, &fetched["id"]), (200, &txn["id"]));
+    let (status, _, _) = t
+        .request(
+            "GET",
+            &format!("/v1/balance_transactions/{txn_id}"),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "the platform itself does not own the connected account's funds"
+    );
+
+    // In lists, with the `data.` prefix, and with SDK-style indexed arrays on GET.
+    let (_, charges) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "GET",
+        "/v1/charges?expand[0]=data.balance_transaction&expand[1]=data.payment_intent",
+        "",
+    )
+    .await;
+    assert_eq!(charges["data"][0]["balance_transaction"]["id"], txn["id"]);
+    assert_eq!(
+        charges["data"][0]["payment_intent"]["object"],
+        "payment_intent"
+    );
+
+    // A payout's balance transaction and destination.
+    let (status, payout) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/payouts",
+        "amount=1000&currency=usd&expand[]=balance_transaction&expand[]=destination",
+    )
+    .await;
+    assert_eq!(status, 200, "{payout:#}");
+    assert_eq!(payout["balance_transaction"]["amount"], -1000);
+    assert_eq!(payout["balance_transaction"]["type"], "payout");
+    assert_eq!(payout["destination"]["object"], "bank_account");
+    let (_, listed) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "GET",
+        "/v1/balance_transactions?type=payout",
+        "",
+    )
+    .await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed:#}");
+
+    // Stripe's refusals.
+    let pi_id = pi["id"].as_str().unwrap();
+    for (expand, wanted) in [
+        ("amount", "This property cannot be expanded (amount)."),
+        ("nonsense", "This property cannot be expanded (nonsense)."),
+        (
+            "latest_charge.amount",
+            "This property cannot be expanded (latest_charge.amount).",
+        ),
+        (
+            "a.b.c.d.e",
+            "You cannot expand more than 4 levels of a property",
+        ),
+    ] {
+        let (status, err) = as_account(
+            &t,
+            TEST_KEY,
+            &acct,
+            "GET",
+            &format!("/v1/payment_intents/{pi_id}?expand[]={expand}"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 400, "{expand}: {err:#}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(wanted),
+            "{expand}: {err:#}"
+        );
+        assert_eq!(err["error"]["param"], "expand");
+    }
+}

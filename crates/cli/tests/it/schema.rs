@@ -160,6 +160,19 @@ async fn every_emitted_object_matches_stripe_and_is_pinned() {
         )
         .await;
     snap("charge", &charge, &mut seen);
+    let (_, _, txn) = t
+        .request(
+            "GET",
+            &format!(
+                "/v1/balance_transactions/{}",
+                charge["balance_transaction"].as_str().unwrap()
+            ),
+            Some(TEST_KEY),
+            "",
+            &as_acct,
+        )
+        .await;
+    snap("balance_transaction", &txn, &mut seen);
     let (_, _, method) = t
         .request(
             "GET",

@@ -16,7 +16,7 @@ use switchboard_core::object::{previous_attributes, stripe_order};
 use switchboard_store::{Change, PageRequest, Scope, StoredObject};
 
 use super::objects::{self, public};
-use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
 pub const KIND: &str = "account";
@@ -339,19 +339,19 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     if id == ctx.platform.id && ctx.scope.account.is_none() {
-        return Ok(ok_json(&platform_account(&ctx)));
+        return ctx.respond(platform_account(&ctx)).await;
     }
     let acct = load(&ctx, &id).await?;
-    Ok(ok_json(&acct.data))
+    ctx.respond(acct.data).await
 }
 
 /// `GET /v1/account`: the caller's own account.
 pub async fn me(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     if let Some(id) = ctx.scope.account.clone() {
-        return Ok(ok_json(&load(&ctx, &id).await?.data));
+        return ctx.respond(load(&ctx, &id).await?.data).await;
     }
-    Ok(ok_json(&platform_account(&ctx)))
+    ctx.respond(platform_account(&ctx)).await
 }
 
 /// The platform's own account object.

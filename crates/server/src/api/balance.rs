@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use switchboard_store::{Scope, StoredObject, Write};
 
 use super::objects;
-use crate::context::{Ctx, ok_json};
+use crate::context::Ctx;
 use crate::error::ApiError;
 
 const KIND: &str = "balance";
@@ -88,5 +88,5 @@ pub fn write(scope: &Scope, stored: Option<StoredObject>, data: Value, now: i64)
 pub async fn retrieve(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let scope = ctx.scope.clone();
-    Ok(ok_json(&load(&ctx, &scope).await?.1))
+    ctx.respond(load(&ctx, &scope).await?.1).await
 }

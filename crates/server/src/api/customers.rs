@@ -9,7 +9,7 @@ use switchboard_core::object::{previous_attributes, stripe_order};
 use switchboard_store::{ObjectWrite, StoredObject, Write};
 
 use super::objects;
-use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
 const KIND: &str = "customer";
@@ -131,10 +131,11 @@ async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     match ctx.state.store.object(&ctx.scope, KIND, &id).await? {
-        Some(o) if o.deleted => Ok(ok_json(
-            &json!({"id": o.id, "object": "customer", "deleted": true}),
-        )),
-        Some(o) => Ok(ok_json(&o.data)),
+        Some(o) if o.deleted => {
+            ctx.respond(json!({"id": o.id, "object": "customer", "deleted": true}))
+                .await
+        }
+        Some(o) => ctx.respond(o.data).await,
         None => Err(ApiError::not_found("customer", id)),
     }
 }

@@ -8,7 +8,7 @@ use switchboard_core::form::Value as FormValue;
 use switchboard_store::{EventFilter, EventRecord, Write};
 
 use super::{cursor_param, list_json, page_request};
-use crate::context::{Ctx, ok_json};
+use crate::context::Ctx;
 use crate::error::ApiError;
 
 const MAX_TYPES: usize = 20;
@@ -33,7 +33,7 @@ pub async fn load(ctx: &Ctx, id: &str) -> Result<EventRecord, ApiError> {
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
-    Ok(ok_json(&render(&load(&ctx, &id).await?)))
+    ctx.respond(render(&load(&ctx, &id).await?)).await
 }
 
 fn created_filter(ctx: &mut Ctx, f: &mut EventFilter) -> Result<(), ApiError> {
@@ -121,7 +121,8 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         .events(&ctx.scope, &filter, &page)
         .await
         .map_err(|e| cursor_param(&page, e.into()))?;
-    Ok(ok_json(&list_json("/v1/events", found, |e| render(&e))))
+    ctx.respond(list_json("/v1/events", found, |e| render(&e)))
+        .await
 }
 
 /// `POST /v1/events/{id}/retry`: one more attempt to one endpoint

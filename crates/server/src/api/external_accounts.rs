@@ -13,7 +13,7 @@ use switchboard_store::StoredObject;
 
 use super::accounts::{self, account_scope};
 use super::objects::{self, PRIVATE, public};
-use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
 pub const KIND: &str = "external_account";
@@ -260,7 +260,8 @@ pub async fn retrieve(
 ) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     accounts::load(&ctx, &account).await?;
-    Ok(ok_json(&public(&load(&ctx, &account, &id).await?.data)))
+    ctx.respond(public(&load(&ctx, &account, &id).await?.data))
+        .await
 }
 
 /// Any update of an errored external account makes it usable again, as

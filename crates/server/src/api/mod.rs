@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod balance;
+pub mod balance_transactions;
 pub mod customers;
 pub mod events;
 pub mod external_accounts;

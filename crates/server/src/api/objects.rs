@@ -6,7 +6,7 @@ use switchboard_core::form::Params;
 use switchboard_store::{ObjectWrite, Scope, StoredObject, Write};
 
 use super::{cursor_param, list_json, page_request};
-use crate::context::{Ctx, ok_json};
+use crate::context::Ctx;
 use crate::error::ApiError;
 
 /// Key under which an object keeps state that is not part of its Stripe JSON
@@ -138,7 +138,8 @@ pub async fn list(
         .objects(scope, kind, &page)
         .await
         .map_err(|e| cursor_param(&page, e.into()))?;
-    Ok(ok_json(&list_json(url, found, |o| public(&o.data))))
+    ctx.respond(list_json(url, found, |o| public(&o.data)))
+        .await
 }
 
 /// Sets string fields from parameters (`""` clears to null).

@@ -11,7 +11,7 @@ use switchboard_core::ids;
 use switchboard_store::{Change, StoredObject};
 
 use super::objects::{self, PRIVATE};
-use crate::context::{Ctx, ok_json};
+use crate::context::Ctx;
 use crate::error::ApiError;
 
 pub const KIND: &str = "payment_method";
@@ -147,7 +147,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let pm: StoredObject = objects::load(&ctx, &ctx.scope, KIND, &id, "payment_method").await?;
-    Ok(ok_json(&objects::public(&pm.data)))
+    ctx.respond(objects::public(&pm.data)).await
 }
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {

@@ -12,8 +12,8 @@ use switchboard_core::form::Params;
 use switchboard_core::ids;
 use switchboard_store::Change;
 
-use super::{balance, objects, payment_methods};
-use crate::context::{Ctx, ok_json, retry_conflicts};
+use super::{balance, balance_transactions, objects, payment_methods};
+use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
 const PI: &str = "payment_intent";
@@ -167,6 +167,23 @@ fn confirm_into(
     let card = &pm["card"];
     let charge_id = ids::generate("ch", &mut rand::rng());
     let succeeded = matches!(outcome, CardOutcome::Succeeds { .. });
+    let balance_transaction = match outcome {
+        CardOutcome::Succeeds { available } => Value::from(balance_transactions::record(
+            ctx,
+            change,
+            balance_transactions::Movement {
+                amount,
+                fee: connect::card_fee(amount),
+                currency: &currency,
+                kind: "charge",
+                reporting_category: "charge",
+                source: &charge_id,
+                description: pi["description"].as_str(),
+                available_now: available,
+            },
+        )),
+        CardOutcome::Declined { .. } => Value::Null,
+    };
     let (decline_code, message) = match outcome {
         CardOutcome::Declined {
             decline_code,
@@ -179,7 +196,7 @@ fn confirm_into(
         json!({
             "id": charge_id, "amount": amount, "amount_captured": if succeeded { amount } else { 0 },
             "amount_refunded": 0, "application_fee_amount": null,
-            "balance_transaction": if succeeded { Value::from(ids::generate("txn", &mut rand::rng())) } else { Value::Null },
+            "balance_transaction": balance_transaction,
             "captured": succeeded, "created": now, "currency": currency, "customer": pi["customer"], "description": pi["description"],
             "disputed": false, "failure_code": decline_code.map(|_| "card_declined"), "failure_message": message,
             "livemode": ctx.livemode(), "metadata": pi["metadata"],
@@ -338,11 +355,12 @@ pub async fn cancel(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.params.take("client_secret");
     ctx.finish_params()?;
-    Ok(ok_json(
-        &objects::load(&ctx, &ctx.scope, PI, &id, "payment_intent")
+    ctx.respond(
+        objects::load(&ctx, &ctx.scope, PI, &id, "payment_intent")
             .await?
             .data,
-    ))
+    )
+    .await
 }
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -388,11 +406,12 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
 
 pub async fn retrieve_charge(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
-    Ok(ok_json(
-        &objects::load(&ctx, &ctx.scope, CHARGE, &id, "charge")
+    ctx.respond(
+        objects::load(&ctx, &ctx.scope, CHARGE, &id, "charge")
             .await?
             .data,
-    ))
+    )
+    .await
 }
 
 pub async fn list_charges(mut ctx: Ctx) -> Result<Response, ApiError> {

@@ -12,10 +12,10 @@ use switchboard_core::ids;
 use switchboard_core::object::previous_attributes;
 use switchboard_store::{PageRequest, StoredObject};
 
-use super::balance;
 use super::external_accounts::KIND as EXTERNAL;
 use super::objects::{self, PRIVATE, public};
-use crate::context::{Ctx, ok_json, retry_conflicts};
+use super::{balance, balance_transactions};
+use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
 const KIND: &str = "payout";
@@ -151,7 +151,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             json!({
                 "id": id, "amount": amount, "application_fee": null, "application_fee_amount": null,
                 "arrival_date": if method == "instant" { now } else { now + 2 * DAY }, "automatic": false,
-                "balance_transaction": ids::generate("txn", &mut rand::rng()), "created": now, "currency": currency,
+                "created": now, "currency": currency,
                 "description": extra["description"], "destination": ea.id, "failure_balance_transaction": null,
                 "failure_code": null, "failure_message": null, "livemode": ctx.livemode(), "metadata": extra["metadata"],
                 "method": method, "original_payout": null, "reconciliation_status": "not_applicable", "reversed_by": null,
@@ -161,6 +161,22 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             }),
         );
         let mut change = ctx.change();
+        let txn = balance_transactions::record(
+            &ctx,
+            &mut change,
+            balance_transactions::Movement {
+                amount: -amount,
+                fee: 0,
+                currency: &currency,
+                kind: "payout",
+                reporting_category: "payout",
+                source: &id,
+                description: payout["description"].as_str(),
+                available_now: true,
+            },
+        );
+        let mut payout = payout;
+        payout["balance_transaction"] = txn.into();
         change
             .events
             .push(ctx.event("payout.created", payout.clone(), None));
@@ -180,8 +196,21 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
                 settled["status"] = "failed".into();
                 settled["failure_code"] = code.into();
                 settled["failure_message"] = message.into();
-                settled["failure_balance_transaction"] =
-                    ids::generate("txn", &mut rand::rng()).into();
+                settled["failure_balance_transaction"] = balance_transactions::record(
+                    &ctx,
+                    &mut change,
+                    balance_transactions::Movement {
+                        amount,
+                        fee: 0,
+                        currency: &currency,
+                        kind: "payout_failure",
+                        reporting_category: "payout_reversal",
+                        source: &id,
+                        description: Some("Payout failure"),
+                        available_now: true,
+                    },
+                )
+                .into();
                 change
                     .events
                     .push(ctx.event("payout.failed", settled.clone(), None));
@@ -208,11 +237,12 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
-    Ok(ok_json(
-        &objects::load(&ctx, &ctx.scope, KIND, &id, "payout")
+    ctx.respond(
+        objects::load(&ctx, &ctx.scope, KIND, &id, "payout")
             .await?
             .data,
-    ))
+    )
+    .await
 }
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {

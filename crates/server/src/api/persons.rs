@@ -10,7 +10,7 @@ use switchboard_core::object::{previous_attributes, stripe_order};
 
 use super::accounts::{self, account_scope};
 use super::objects;
-use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
 const KIND: &str = "person";
@@ -163,11 +163,12 @@ pub async fn retrieve(
 ) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     accounts::load(&ctx, &account).await?;
-    Ok(ok_json(
-        &objects::load(&ctx, &account_scope(&ctx, &account), KIND, &id, "person")
+    ctx.respond(
+        objects::load(&ctx, &account_scope(&ctx, &account), KIND, &id, "person")
             .await?
             .data,
-    ))
+    )
+    .await
 }
 
 pub async fn update(

@@ -168,10 +168,7 @@ pub async fn load_any(ctx: &Ctx, id: &str) -> Result<EndpointRecord, ApiError> {
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let rec = load(&ctx, &id).await?;
-    Ok(crate::context::ok_json(&render(
-        &rec,
-        &ctx.platform.client_id,
-    )))
+    ctx.respond(render(&rec, &ctx.platform.client_id)).await
 }
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -247,5 +244,5 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         .map_err(|e| cursor_param(&page, e.into()))?;
     let client_id = ctx.platform.client_id.clone();
     let body = list_json("/v1/webhook_endpoints", found, |r| render(&r, &client_id));
-    Ok(crate::context::ok_json(&body))
+    ctx.respond(body.clone()).await
 }

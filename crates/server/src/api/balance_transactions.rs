@@ -1,0 +1,80 @@
+//! `/v1/balance_transactions`: one per movement of funds on an account's
+//! balance (a charge, a payout, a payout's failure), in that account's
+//! scope, so the `balance_transaction` ids of charges and payouts can be
+//! retrieved and expanded.
+
+use axum::extract::Path;
+use axum::response::Response;
+use serde_json::json;
+use switchboard_core::ids;
+use switchboard_store::Change;
+
+use super::objects;
+use crate::context::Ctx;
+use crate::error::ApiError;
+
+pub const KIND: &str = "balance_transaction";
+
+const DAY: i64 = 86_400;
+
+/// One movement of funds; `fee` is Stripe's (already part of `amount - net`).
+pub struct Movement<'a> {
+    pub amount: i64,
+    pub fee: i64,
+    pub currency: &'a str,
+    /// Stripe's `type` (`charge`, `payout`, `payout_failure`, …).
+    pub kind: &'a str,
+    pub reporting_category: &'a str,
+    pub source: &'a str,
+    pub description: Option<&'a str>,
+    /// Whether the funds are available at once (else in two days).
+    pub available_now: bool,
+}
+
+/// Records `m` in `change` on the account the request acts as; returns its id.
+pub fn record(ctx: &Ctx, change: &mut Change, m: Movement<'_>) -> String {
+    let id = ids::generate("txn", &mut rand::rng());
+    let now = ctx.now();
+    let fee_details = if m.fee == 0 {
+        json!([])
+    } else {
+        json!([{"amount": m.fee, "application": null, "currency": m.currency,
+                "description": "Stripe processing fees", "type": "stripe_fee"}])
+    };
+    let txn = objects::build(
+        KIND,
+        json!({
+            "id": id, "amount": m.amount, "available_on": if m.available_now { now } else { now + 2 * DAY },
+            "balance_type": "payments", "created": now, "currency": m.currency, "description": m.description,
+            "exchange_rate": null, "fee": m.fee, "fee_details": fee_details, "net": m.amount - m.fee,
+            "reporting_category": m.reporting_category, "source": m.source,
+            "status": if m.available_now { "available" } else { "pending" }, "type": m.kind,
+        }),
+    );
+    change
+        .writes
+        .push(objects::insert(&ctx.scope, KIND, &id, now, txn));
+    id
+}
+
+pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    let txn = objects::load(&ctx, &ctx.scope, KIND, &id, "balance_transaction").await?;
+    ctx.respond(txn.data).await
+}
+
+pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let scope = ctx.scope.clone();
+    objects::list(
+        &mut ctx,
+        &scope,
+        KIND,
+        "/v1/balance_transactions",
+        &[
+            objects::by("type", "$.type"),
+            objects::by("source", "$.source"),
+            objects::by("currency", "$.currency"),
+        ],
+    )
+    .await
+}
