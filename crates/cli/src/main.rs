@@ -105,6 +105,11 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// Test suites only: hold every `/v1` response and event to Stripe's schema
+    /// and list mismatches at `GET /switchboard/v1/schema_violations` (across
+    /// platforms, so never in production).
+    #[arg(long, env = "SWITCHBOARD_CHECK_SCHEMA", hide = true)]
+    check_schema: bool,
 }
 
 // glibc's malloc serialises threads on its arena locks under this load
@@ -161,6 +166,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server: ServerConfig {
             max_body_bytes: args.max_body_bytes,
             rate_limit: args.rate_limit,
+            check_schema: args.check_schema,
             ..Default::default()
         },
         dispatcher: DispatcherConfig {

@@ -327,7 +327,7 @@ impl Ctx {
         object: serde_json::Value,
         previous_attributes: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> NewEvent {
-        NewEvent {
+        let event = NewEvent {
             id: switchboard_core::ids::generate(switchboard_core::ids::EVENT, &mut rand::rng()),
             draft: EventDraft {
                 event_type: event_type.into(),
@@ -345,7 +345,17 @@ impl Ctx {
                     idempotency_key: self.idempotency.as_ref().map(|(k, _)| k.clone()),
                 },
             },
+        };
+        if self.state.config.check_schema {
+            let stamp = switchboard_core::event::EventStamp {
+                id: &event.id,
+                created: self.now(),
+                api_version: &self.state.config.api_version,
+                pending_webhooks: 0,
+            };
+            self.state.audit(event_type, &event.draft.to_value(stamp));
         }
+        event
     }
 
     /// Commits `change` together with the response it produces, so that a

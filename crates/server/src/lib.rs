@@ -123,13 +123,36 @@ pub fn router(state: AppState) -> Router {
             "/switchboard/v1/webhook_endpoints/{id}/roll_secret",
             post(switchboard::roll_secret),
         )
+        .route(
+            "/switchboard/v1/schema_violations",
+            get(switchboard::schema_violations),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .with_state(state.clone())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
+        .layer(middleware::from_fn_with_state(state.clone(), schema_audit))
         .layer(middleware::from_fn_with_state(state, stripe_headers))
+}
+
+/// With `--check-schema`, every `/v1` JSON response is held to Stripe's schema.
+async fn schema_audit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    if !state.config.check_schema || !path.starts_with("/v1/") || path.starts_with("/v1/stripecli/")
+    {
+        return next.run(req).await;
+    }
+    let what = format!("{} {path}", req.method());
+    let (parts, body) = next.run(req).await.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::Internal("response body".into()).into_response();
+    };
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+        state.audit(&what, &json);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 async fn unknown_route(req: Request) -> ApiError {

@@ -16,6 +16,10 @@ pub struct ServerConfig {
     pub api_version: String,
     /// Requests per second allowed per API key (Stripe's 429 beyond); `None`: unlimited.
     pub rate_limit: Option<u32>,
+    /// Check every `/v1` response and every event against Stripe's schema and
+    /// keep what does not match (`GET /switchboard/v1/schema_violations`): for
+    /// test suites driving the real binary with the official clients.
+    pub check_schema: bool,
 }
 
 impl Default for ServerConfig {
@@ -24,6 +28,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             api_version: switchboard_core::DEFAULT_API_VERSION.into(),
             rate_limit: None,
+            check_schema: false,
         }
     }
 }
@@ -38,6 +43,8 @@ pub struct AppState {
     keys: Arc<RwLock<HashMap<String, (Platform, bool)>>>,
     /// Token buckets per API key: (tokens, last refill in unix ms).
     buckets: Arc<std::sync::Mutex<HashMap<String, (f64, i64)>>>,
+    /// What `check_schema` found.
+    schema_violations: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl AppState {
@@ -54,7 +61,25 @@ impl AppState {
             listen,
             keys: Default::default(),
             buckets: Default::default(),
+            schema_violations: Default::default(),
         }
+    }
+
+    /// With `check_schema`: records what is wrong with `body` (a response or
+    /// an event payload), prefixed by `what`.
+    pub fn audit(&self, what: &str, body: &serde_json::Value) {
+        if !self.config.check_schema {
+            return;
+        }
+        let errs = switchboard_core::schema::stripe().check(body);
+        if !errs.is_empty() {
+            let mut found = self.schema_violations.lock().expect("audit lock");
+            found.extend(errs.into_iter().map(|e| format!("{what}: {e}")));
+        }
+    }
+
+    pub fn schema_violations(&self) -> Vec<String> {
+        self.schema_violations.lock().expect("audit lock").clone()
     }
 
     /// Takes one request from the key's token bucket (burst = one second's

@@ -10,7 +10,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::support::{
-    KillOnDrop, LIVE_KEY, Receiver, TEST_KEY, refused_url, spawn, spawn_with_lines,
+    KillOnDrop, LIVE_KEY, Receiver, TEST_KEY, assert_no_schema_violations, refused_url, spawn,
+    spawn_with_lines,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -538,6 +539,8 @@ async fn trigger_fixtures_and_connect_events() {
     );
     let bad_override = exec(&base, &["fixtures", file, "--override", "nobody:name=x"]).await;
     assert!(!bad_override.ok && bad_override.stderr.contains("no step \"nobody\""));
+    // Everything the fixtures made the server say was what Stripe says.
+    assert_no_schema_violations(&base).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{TEST_KEY, spawn};
+use crate::support::{TEST_KEY, assert_no_schema_violations, spawn};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -26,8 +26,6 @@ fn run_suite(name: &str, mut suite: Command) {
         .env("SWITCHBOARD_TEST_KEY", TEST_KEY)
         .output()
         .unwrap();
-    server.kill();
-    limited.kill();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -35,6 +33,10 @@ fn run_suite(name: &str, mut suite: Command) {
         "{name} suite failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(assert_no_schema_violations(&base));
+    server.kill();
+    limited.kill();
 }
 
 #[test]

@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use tokio::sync::mpsc;
 
-use crate::support::{KillOnDrop, Receiver, TEST_KEY, spawn, spawn_with_lines};
+use crate::support::{
+    KillOnDrop, Receiver, TEST_KEY, assert_no_schema_violations, spawn, spawn_with_lines,
+};
 
 fn stripe_bin() -> PathBuf {
     let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/cli/node_modules");
@@ -304,5 +306,6 @@ async fn stripe_cli_listen_trigger_and_resend() {
     assert_eq!(got["api_version"], switchboard_core::DEFAULT_API_VERSION);
     platform_rx.assert_quiet(Duration::from_millis(500)).await;
     latest.kill();
+    assert_no_schema_violations(&base).await;
     server.kill();
 }

@@ -368,6 +368,8 @@ pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (KillOnDrop, String)
         .arg(data_dir)
         .args(extra)
         .env("SWITCHBOARD_LOG", "warn")
+        // Every spawned server holds its responses and events to Stripe's schema.
+        .env("SWITCHBOARD_CHECK_SCHEMA", "true")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -383,6 +385,29 @@ pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (KillOnDrop, String)
         "unexpected first line: {first}"
     );
     (KillOnDrop(child), base)
+}
+
+/// Asserts a spawned server (see [`spawn`]) emitted nothing Stripe would not:
+/// every response and event the official clients made it produce matched.
+pub async fn assert_no_schema_violations(base: &str) {
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let resp = http
+        .get(format!("{base}/switchboard/v1/schema_violations"))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let found: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let list = found["data"].as_array().unwrap();
+    assert!(
+        list.is_empty(),
+        "not what Stripe sends:\n  {}",
+        list.iter()
+            .map(|v| v.as_str().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
 }
 
 /// Spawns `cmd` with stdout and stderr piped, merged line by line into one channel.

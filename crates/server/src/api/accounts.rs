@@ -250,12 +250,21 @@ fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
         &["name", "phone", "tax_id", "structure"],
     )?;
     if let Some(Some(mut ind)) = p.nested("individual")? {
-        let target = acct["individual"].as_object().cloned().unwrap_or_default();
-        let mut person = Value::Object(target);
-        for f in ["first_name", "last_name", "email", "phone", "id_number"] {
+        // The individual is a Person of the account, as on Stripe.
+        let mut person = match acct["individual"].as_object() {
+            Some(existing) => Value::Object(existing.clone()),
+            None => json!({
+                "id": ids::generate("person", &mut rand::rng()), "account": acct["id"],
+                "created": acct["created"], "relationship": {"representative": true},
+            }),
+        };
+        for f in ["first_name", "last_name", "email", "phone"] {
             if let Some(v) = ind.clearable_string(f)? {
                 person[f] = v.map_or(Value::Null, Value::String);
             }
+        }
+        if let Some(n) = ind.string("id_number")? {
+            person["id_number_provided"] = (!n.is_empty()).into();
         }
         if let Some(Some(mut dob)) = ind.nested("dob")? {
             for f in ["day", "month", "year"] {
@@ -266,7 +275,7 @@ fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
             dob.finish()?;
         }
         ind.finish()?;
-        acct["individual"] = person;
+        acct["individual"] = objects::build("person", person);
     }
     if let Some(Some(mut tos)) = p.nested("tos_acceptance")? {
         if let Some(d) = tos.int("date")? {

@@ -109,3 +109,20 @@ pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respons
         ctx.commit(change, &body).await
     })
 }
+
+/// `GET /switchboard/v1/schema_violations`: what `--check-schema` found
+/// (404 without it).
+pub async fn schema_violations(ctx: Ctx) -> Result<Response, ApiError> {
+    if !ctx.state.config.check_schema {
+        return Err(ApiError::UnknownRoute {
+            method: "GET".into(),
+            path: ctx.path.clone(),
+        });
+    }
+    Ok(ok_json(&serde_json::json!({
+        "object": "list",
+        "data": ctx.state.schema_violations(),
+        "has_more": false,
+        "url": "/switchboard/v1/schema_violations",
+    })))
+}
