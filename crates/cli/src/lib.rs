@@ -107,8 +107,8 @@ impl Node {
 pub fn new_platform(now: i64) -> Platform {
     let mut rng = rand::rng();
     Platform {
-        id: ids::generate(ids::ACCOUNT, &mut rng),
-        client_id: ids::generate(ids::APPLICATION, &mut rng),
+        id: ids::generate(ids::Prefix::Account, &mut rng),
+        client_id: ids::generate(ids::Prefix::Application, &mut rng),
         test_key: ids::generate_secret(ids::SECRET_KEY_TEST, &mut rng),
         live_key: ids::generate_secret(ids::SECRET_KEY_LIVE, &mut rng),
         created: now,

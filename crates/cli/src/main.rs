@@ -89,8 +89,8 @@ struct ServeArgs {
     concurrency: usize,
     /// What this node does: `all` (API and deliveries), `api` (API only, deliveries
     /// wait in the database for a node that delivers).
-    #[arg(long, env = "SWITCHBOARD_ROLE", default_value = "all", value_parser = ["all", "api"])]
-    role: String,
+    #[arg(long, env = "SWITCHBOARD_ROLE", value_enum, default_value_t = Role::All)]
+    role: Role,
     /// Deliveries in flight at once to any one endpoint.
     #[arg(
         long,
@@ -110,6 +110,14 @@ struct ServeArgs {
     /// platforms, so never in production).
     #[arg(long, env = "SWITCHBOARD_CHECK_SCHEMA", hide = true)]
     check_schema: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    /// The API and deliveries.
+    All,
+    /// The API only; deliveries wait in the database for a node that delivers.
+    Api,
 }
 
 // glibc's malloc serialises threads on its arena locks under this load
@@ -177,7 +185,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             per_endpoint_concurrency: args.per_endpoint_concurrency,
             ..Default::default()
         },
-        deliver: args.role == "all",
+        deliver: args.role == Role::All,
     };
     let node = Node::start(config, listener, Arc::new(SystemClock)).await?;
     let p = &node.platform;

@@ -3,15 +3,59 @@
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-pub const EVENT: &str = "evt";
-pub const WEBHOOK_ENDPOINT: &str = "we";
+/// Declares the id kinds: each a variant of [`Prefix`] with its prefix, so
+/// no id is ever made from a string literal and a typo cannot compile.
+macro_rules! prefixes {
+    ($($(#[$doc:meta])* $variant:ident = $prefix:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Prefix {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Prefix {
+            pub const ALL: &'static [Prefix] = &[$(Prefix::$variant,)*];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Prefix::$variant => $prefix,)*
+                }
+            }
+        }
+    };
+}
+
+prefixes! {
+    Account = "acct",
+    /// A platform's Connect application (`ca_…`).
+    Application = "ca",
+    BalanceTransaction = "txn",
+    BankAccount = "ba",
+    Card = "card",
+    Charge = "ch",
+    Customer = "cus",
+    Event = "evt",
+    PaymentIntent = "pi",
+    PaymentMethod = "pm",
+    Payout = "po",
+    Person = "person",
+    WebhookEndpoint = "we",
+    /// The id of one event sent to a `stripe listen` session.
+    ListenWebhook = "wh",
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Prefixes of secrets and of ids that are not objects.
 pub const WEBHOOK_SECRET: &str = "whsec";
-pub const ACCOUNT: &str = "acct";
-pub const APPLICATION: &str = "ca";
-pub const CUSTOMER: &str = "cus";
 pub const REQUEST: &str = "req";
 pub const SECRET_KEY_TEST: &str = "sk_test";
 pub const SECRET_KEY_LIVE: &str = "sk_live";
+/// A `stripe listen` WebSocket session.
+pub const WEBSOCKET: &str = "wsid";
 
 /// Length of the random tail of object ids (≈143 bits of entropy).
 const ID_TAIL: usize = 24;
@@ -28,7 +72,7 @@ fn tail(rng: &mut impl Rng, len: usize) -> String {
 }
 
 /// A new object id such as `evt_1a2B…`.
-pub fn generate(prefix: &str, rng: &mut impl Rng) -> String {
+pub fn generate(prefix: Prefix, rng: &mut impl Rng) -> String {
     format!("{prefix}_{}", tail(rng, ID_TAIL))
 }
 
@@ -41,11 +85,6 @@ pub fn generate_request_id(rng: &mut impl Rng) -> String {
     format!("{REQUEST}_{}", tail(rng, REQUEST_TAIL))
 }
 
-/// Whether `id` looks like an id of the given prefix (`prefix_` + something).
-pub fn has_prefix(id: &str, prefix: &str) -> bool {
-    id.len() > prefix.len() + 1 && id.starts_with(prefix) && id.as_bytes()[prefix.len()] == b'_'
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,18 +94,18 @@ mod tests {
     #[test]
     fn ids_have_prefix_and_base62_tail() {
         let mut rng = StdRng::seed_from_u64(7);
-        let id = generate(EVENT, &mut rng);
-        assert!(has_prefix(&id, EVENT));
+        let id = generate(Prefix::Event, &mut rng);
+        assert!(id.starts_with("evt_"));
         assert_eq!(id.len(), 4 + ID_TAIL);
         assert!(id[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_ne!(id, generate(EVENT, &mut rng));
+        assert_ne!(id, generate(Prefix::Event, &mut rng));
     }
 
     #[test]
-    fn prefix_check_requires_underscore_and_tail() {
-        assert!(has_prefix("we_123", "we"));
-        assert!(!has_prefix("we_", "we"));
-        assert!(!has_prefix("wex_123", "we"));
-        assert!(!has_prefix("evt_123", "we"));
+    fn prefixes_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for p in Prefix::ALL {
+            assert!(seen.insert(p.as_str()), "{p:?} repeats a prefix");
+        }
     }
 }

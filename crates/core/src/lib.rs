@@ -16,6 +16,7 @@
 //! - [`retry`]: delivery retry schedules.
 //! - [`object`]: helpers for Stripe-shaped JSON objects.
 
+pub mod attempt;
 pub mod catalog;
 pub mod connect;
 pub mod duration;

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use switchboard_core::Clock;
+use switchboard_core::attempt::{AttemptError, NextAction};
 use switchboard_core::retry::NextAttempt;
 use switchboard_core::signature;
 use switchboard_store::{AttemptRecord, ClaimedDelivery, DeliveryOutcome, Next};
@@ -17,7 +18,7 @@ pub const MAX_RECORDED_BODY: usize = 4096;
 
 struct Answer {
     status: Option<u16>,
-    error: Option<String>,
+    error: Option<AttemptError>,
     body: String,
     retry_after_ms: Option<u64>,
 }
@@ -67,7 +68,8 @@ pub(crate) async fn deliver(
             error: answer.error,
             response_body: answer.body,
             succeeded,
-            next_action: String::new(),
+            // The store decides it from `next` when recording.
+            next_action: NextAction::Retry,
             next_at_ms: None,
         },
         next,
@@ -83,14 +85,14 @@ async fn relayed(
     config: &DispatcherConfig,
     d: &ClaimedDelivery,
 ) -> Answer {
-    let failed = |e: &str| Answer {
+    let failed = |e: AttemptError| Answer {
         status: None,
-        error: Some(e.into()),
+        error: Some(e),
         body: String::new(),
         retry_after_ms: None,
     };
     let Some(relay) = relay else {
-        return failed("listener_disconnected");
+        return failed(AttemptError::ListenerDisconnected);
     };
     let signature = signature::header(
         d.secrets.iter().map(String::as_str),
@@ -117,8 +119,8 @@ async fn relayed(
                 retry_after_ms: None,
             }
         }
-        Err(RelayError::Disconnected) => failed("listener_disconnected"),
-        Err(RelayError::Timeout) => failed("timeout"),
+        Err(RelayError::Disconnected) => failed(AttemptError::ListenerDisconnected),
+        Err(RelayError::Timeout) => failed(AttemptError::Timeout),
     }
 }
 
@@ -157,7 +159,7 @@ async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) 
         Err(e) => {
             return Answer {
                 status: None,
-                error: Some(classify(&e).into()),
+                error: Some(classify(&e)),
                 body: String::new(),
                 retry_after_ms: None,
             };
@@ -183,7 +185,7 @@ async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) 
             Ok(Some(chunk)) => body.extend_from_slice(&chunk),
             Ok(None) => break,
             Err(e) => {
-                error = Some(classify(&e).to_owned());
+                error = Some(classify(&e));
                 break;
             }
         }
@@ -198,16 +200,16 @@ async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) 
 }
 
 /// A short, stable name for why an attempt got no usable answer.
-pub fn classify(e: &reqwest::Error) -> &'static str {
+pub fn classify(e: &reqwest::Error) -> AttemptError {
     if e.is_timeout() {
-        "timeout"
+        AttemptError::Timeout
     } else if e.is_connect() {
-        "connection_failed"
+        AttemptError::ConnectionFailed
     } else if e.is_builder() {
-        "invalid_url"
+        AttemptError::InvalidUrl
     } else if e.is_body() || e.is_decode() {
-        "response_interrupted"
+        AttemptError::ResponseInterrupted
     } else {
-        "network_error"
+        AttemptError::NetworkError
     }
 }

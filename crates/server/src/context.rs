@@ -328,7 +328,10 @@ impl Ctx {
         previous_attributes: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> NewEvent {
         let event = NewEvent {
-            id: switchboard_core::ids::generate(switchboard_core::ids::EVENT, &mut rand::rng()),
+            id: switchboard_core::ids::generate(
+                switchboard_core::ids::Prefix::Event,
+                &mut rand::rng(),
+            ),
             draft: EventDraft {
                 event_type: event_type.into(),
                 object: switchboard_core::schema::sort_keys(object),

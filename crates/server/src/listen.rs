@@ -128,7 +128,7 @@ impl Relay for ListenHub {
     ) -> Pin<Box<dyn Future<Output = Result<RelayResponse, RelayError>> + Send + '_>> {
         let endpoint_id = endpoint_id.to_owned();
         Box::pin(async move {
-            let webhook_id = ids::generate("wh", &mut rand::rng());
+            let webhook_id = ids::generate(ids::Prefix::ListenWebhook, &mut rand::rng());
             // Stripe sends the CLI each event twice, rendered at the account's
             // default version (`api_version: null`) and at the latest one; the
             // CLI forwards the first, or with `--latest` the second. Both are
@@ -223,7 +223,7 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
         None => {
             let mut rng = rand::rng();
             let rec = EndpointRecord {
-                id: ids::generate(ids::WEBHOOK_ENDPOINT, &mut rng),
+                id: ids::generate(ids::Prefix::WebhookEndpoint, &mut rng),
                 platform: ctx.platform.id.clone(),
                 livemode: ctx.livemode(),
                 version: 1,
@@ -246,7 +246,7 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
             (rec, true)
         }
     };
-    let websocket_id = ids::generate_secret("wsid", &mut rand::rng());
+    let websocket_id = ids::generate_secret(ids::WEBSOCKET, &mut rand::rng());
     let session = Session {
         endpoint_id: endpoint.id.clone(),
         platform: ctx.platform.id.clone(),

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use serde_json::Value;
+use switchboard_core::attempt::{AttemptError, NextAction};
 use switchboard_core::event::EventDraft;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,13 +114,13 @@ pub struct AttemptRecord {
     pub started_at_ms: i64,
     pub duration_ms: i64,
     pub status_code: Option<u16>,
-    /// Why the attempt failed without a usable status (`timeout`, `connect`, …).
-    pub error: Option<String>,
+    /// Why the attempt failed without a usable status.
+    pub error: Option<AttemptError>,
     /// The first 4 KiB of the response body.
     pub response_body: String,
     pub succeeded: bool,
-    /// `retry`, `give_up`, `done` or `one_shot`.
-    pub next_action: String,
+    /// Set by the store from the outcome's [`Next`] when it records it.
+    pub next_action: NextAction,
     pub next_at_ms: Option<i64>,
 }
 

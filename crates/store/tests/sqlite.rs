@@ -233,7 +233,7 @@ async fn leases_hide_claimed_work_until_they_end_or_the_store_reopens() {
         error: None,
         response_body: "ok".into(),
         succeeded: true,
-        next_action: String::new(),
+        next_action: switchboard_core::attempt::NextAction::Retry,
         next_at_ms: None,
     };
     store

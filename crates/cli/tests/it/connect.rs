@@ -924,3 +924,52 @@ async fn expand_follows_references_and_balance_transactions_are_real() {
         assert_eq!(err["error"]["param"], "expand");
     }
 }
+
+#[tokio::test]
+async fn card_and_bank_external_accounts_take_their_own_update_fields() {
+    let t = TestNode::start().await;
+    let acct = account(&t, TEST_KEY, "type=custom").await;
+    let path = format!("/v1/accounts/{acct}/external_accounts");
+    let card = t.post(&path, "external_account=tok_visa_debit").await;
+    let card_path = format!("{path}/{}", card["id"].as_str().unwrap());
+    let updated = t
+        .post(
+            &card_path,
+            "name=Jo%20Lee&exp_month=7&exp_year=2031&address_zip=94107&metadata[k]=v",
+        )
+        .await;
+    assert_eq!(
+        (
+            &updated["name"],
+            &updated["exp_month"],
+            &updated["exp_year"],
+            &updated["address_zip"]
+        ),
+        (&json!("Jo Lee"), &json!(7), &json!(2031), &json!("94107"))
+    );
+    // A bank account's field is still unknown on a card, and the reverse.
+    let (status, _, err) = t
+        .request(
+            "POST",
+            &card_path,
+            Some(TEST_KEY),
+            "account_holder_type=company",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("account_holder_type"))
+    );
+    let bank = t.post(&path, "external_account=btok_us_verified").await;
+    let bank_path = format!("{path}/{}", bank["id"].as_str().unwrap());
+    let (status, _, err) = t
+        .request("POST", &bank_path, Some(TEST_KEY), "exp_month=7", &[])
+        .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("exp_month"))
+    );
+    let bank = t.post(&bank_path, "account_holder_type=company").await;
+    assert_eq!(bank["account_holder_type"], "company");
+}

@@ -254,7 +254,7 @@ fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
         let mut person = match acct["individual"].as_object() {
             Some(existing) => Value::Object(existing.clone()),
             None => json!({
-                "id": ids::generate("person", &mut rand::rng()), "account": acct["id"],
+                "id": ids::generate(ids::Prefix::Person, &mut rand::rng()), "account": acct["id"],
                 "created": acct["created"], "relationship": {"representative": true},
             }),
         };
@@ -321,7 +321,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         ));
     }
     let (kind, controller) = account_type(&mut ctx)?;
-    let id = ids::generate(ids::ACCOUNT, &mut rand::rng());
+    let id = ids::generate(ids::Prefix::Account, &mut rand::rng());
     let now = ctx.now();
     let mut acct = blank(&id, &kind, controller, now);
     apply_params(&mut ctx.params, &mut acct)?;

@@ -33,7 +33,7 @@ pub struct Movement<'a> {
 
 /// Records `m` in `change` on the account the request acts as; returns its id.
 pub fn record(ctx: &Ctx, change: &mut Change, m: Movement<'_>) -> String {
-    let id = ids::generate("txn", &mut rand::rng());
+    let id = ids::generate(ids::Prefix::BalanceTransaction, &mut rand::rng());
     let now = ctx.now();
     let fee_details = if m.fee == 0 {
         json!([])

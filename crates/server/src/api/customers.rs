@@ -96,7 +96,7 @@ fn blank(id: &str, created: i64, livemode: bool) -> Value {
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let params = parse(&mut ctx)?;
-    let id = ids::generate(ids::CUSTOMER, &mut rand::rng());
+    let id = ids::generate(ids::Prefix::Customer, &mut rand::rng());
     let created = ctx.now();
     let mut data = blank(&id, created, ctx.livemode());
     params.apply(&mut data);

@@ -126,7 +126,7 @@ fn bank(
     holder: Option<String>,
     holder_type: &str,
 ) -> Value {
-    let id = ids::generate("ba", &mut rand::rng());
+    let id = ids::generate(ids::Prefix::BankAccount, &mut rand::rng());
     objects::build(
         "bank_account",
         json!({
@@ -142,7 +142,7 @@ fn bank(
 }
 
 fn card(account: &str, _created: i64, last4: &str, payouts_fail: bool) -> Value {
-    let id = ids::generate("card", &mut rand::rng());
+    let id = ids::generate(ids::Prefix::Card, &mut rand::rng());
     objects::build(
         "card",
         json!({
@@ -158,9 +158,17 @@ fn card(account: &str, _created: i64, last4: &str, payouts_fail: bool) -> Value 
 /// Fields an update may change.
 fn apply_update(p: &mut Params, ea: &mut Value) -> Result<(), ApiError> {
     let fields: &[&str] = if ea["object"] == "card" {
-        &["name", "address_zip"]
+        &[
+            "name",
+            "address_city",
+            "address_country",
+            "address_line1",
+            "address_line2",
+            "address_state",
+            "address_zip",
+        ]
     } else {
-        &["account_holder_name", "account_holder_type"]
+        &["account_holder_name", "account_holder_type", "account_type"]
     };
     objects::set_strings(p, ea, fields)?;
     if ea["object"] == "card" {
@@ -270,11 +278,12 @@ pub async fn update(
     Path((account, id)): Path<(String, String)>,
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
+    // Which parameters are valid depends on the kind (a card has `exp_month`,
+    // a bank account `account_holder_type`): validate against the object as
+    // stored before anything is written; each try then applies a fresh copy.
     let params = ctx.params.clone();
-    apply_update(
-        &mut ctx.params,
-        &mut json!({"object": "bank_account", "metadata": {}}),
-    )?;
+    let mut scratch = load(&ctx, &account, &id).await?.data;
+    apply_update(&mut ctx.params, &mut scratch)?;
     ctx.finish_params()?;
     retry_conflicts!({
         let acct = accounts::load(&ctx, &account).await?;

@@ -45,7 +45,7 @@ fn unknown(id: &str) -> ApiError {
 fn from_alias(ctx: &Ctx, alias: &str, customer: Option<&str>) -> Result<Value, ApiError> {
     connect::card_outcome(alias).ok_or_else(|| unknown(alias))?;
     let (brand, last4) = card_details(alias);
-    let id = ids::generate("pm", &mut rand::rng());
+    let id = ids::generate(ids::Prefix::PaymentMethod, &mut rand::rng());
     let fingerprint = objects::fingerprint(&format!("card/{last4}"));
     Ok(objects::build(
         KIND,

@@ -92,7 +92,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         // Accepted for SDK and CLI fixtures; they do not change a test card's outcome.
         ctx.params.take(ignored);
     }
-    let id = ids::generate("pi", &mut rand::rng());
+    let id = ids::generate(ids::Prefix::PaymentIntent, &mut rand::rng());
     let now = ctx.now();
     let mut pi = json!({
         "id": id, "object": "payment_intent", "amount": amount, "amount_capturable": 0, "amount_details": {"tip": {}},
@@ -165,7 +165,7 @@ fn confirm_into(
     let amount = pi["amount"].as_i64().unwrap_or(0);
     let currency = pi["currency"].as_str().unwrap_or("usd").to_owned();
     let card = &pm["card"];
-    let charge_id = ids::generate("ch", &mut rand::rng());
+    let charge_id = ids::generate(ids::Prefix::Charge, &mut rand::rng());
     let succeeded = matches!(outcome, CardOutcome::Succeeds { .. });
     let balance_transaction = match outcome {
         CardOutcome::Succeeds { available } => Value::from(balance_transactions::record(

@@ -121,7 +121,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     )?;
     objects::set_metadata(&mut ctx.params, &mut extra)?;
     ctx.finish_params()?;
-    let id = ids::generate("po", &mut rand::rng());
+    let id = ids::generate(ids::Prefix::Payout, &mut rand::rng());
     retry_conflicts!({
         let mut ea = destination(&ctx, requested.as_deref(), &currency).await?;
         if ea.data["status"] == "errored" {

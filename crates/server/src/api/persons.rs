@@ -129,7 +129,7 @@ pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Respons
     let params = ctx.params.clone();
     apply(&mut ctx.params, &mut blank("", "", 0))?;
     ctx.finish_params()?;
-    let id = ids::generate("person", &mut rand::rng());
+    let id = ids::generate(ids::Prefix::Person, &mut rand::rng());
     retry_conflicts!({
         let acct = accounts::load(&ctx, &account).await?;
         let now = ctx.now();

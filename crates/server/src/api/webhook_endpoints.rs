@@ -112,7 +112,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let (id, secret) = {
         let mut rng = rand::rng();
         (
-            ids::generate(ids::WEBHOOK_ENDPOINT, &mut rng),
+            ids::generate(ids::Prefix::WebhookEndpoint, &mut rng),
             ids::generate_secret(ids::WEBHOOK_SECRET, &mut rng),
         )
     };

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::backend;
 use crate::*;
+use switchboard_core::attempt::{AttemptError, NextAction};
 
 pub(super) fn platform_row(r: &Row<'_>) -> rusqlite::Result<Platform> {
     Ok(Platform {
@@ -376,10 +377,13 @@ pub(super) fn attempts(
             started_at_ms: r.get(4)?,
             duration_ms: r.get(5)?,
             status_code: r.get(6)?,
-            error: r.get(7)?,
+            error: r
+                .get::<_, Option<String>>(7)?
+                .map(|e| spelled(7, &e, AttemptError::parse))
+                .transpose()?,
             response_body: r.get(8)?,
             succeeded: r.get(9)?,
-            next_action: r.get(10)?,
+            next_action: spelled(10, &r.get::<_, String>(10)?, NextAction::parse)?,
             next_at_ms: r.get(11)?,
         })
     })
@@ -424,4 +428,15 @@ pub(super) fn delivery_stats(c: &Connection) -> Result<DeliveryStats> {
         .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
         .map_err(backend)?;
     Ok(stats)
+}
+
+/// A column holding one of a typed enum's spellings.
+fn spelled<T>(column: usize, text: &str, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    parse(text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("unknown value {text:?}").into(),
+        )
+    })
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use switchboard_core::attempt::{AttemptError, NextAction};
 use switchboard_core::event::EventStamp;
 use switchboard_core::routing::{self, Audience, EndpointRoute, EventRoute};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -612,9 +613,10 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
     for o in outcomes {
         let a = &o.attempt;
         let (action, next_at) = match o.next {
-            Next::Done => (if a.succeeded { "done" } else { "one_shot" }, None),
-            Next::RetryAt(t) => ("retry", Some(t)),
-            Next::GiveUp => ("give_up", None),
+            Next::Done if a.succeeded => (NextAction::Done, None),
+            Next::Done => (NextAction::OneShot, None),
+            Next::RetryAt(t) => (NextAction::Retry, Some(t)),
+            Next::GiveUp => (NextAction::GiveUp, None),
         };
         insert
             .execute(params![
@@ -625,10 +627,10 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
                 a.started_at_ms,
                 a.duration_ms,
                 a.status_code,
-                a.error,
+                a.error.map(AttemptError::as_str),
                 a.response_body,
                 a.succeeded,
-                action,
+                action.as_str(),
                 next_at
             ])
             .map_err(backend)?;
