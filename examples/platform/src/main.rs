@@ -31,9 +31,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use switchboard_receiver::axum::VerifiedEvent;
-use switchboard_receiver::{Account, Event, Payout, WebhookSecrets};
+use switchboard_receiver::{Event, Payout, WebhookSecrets};
 
-use crate::state::{Claim, PlatformState};
+use crate::state::{AccountStatus, Claim, PlatformState};
 
 #[derive(Parser)]
 #[command(
@@ -68,7 +68,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    // reqwest is built without a TLS provider of its own: use ring's.
+    // rustls is built without a default crypto provider: use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
 
@@ -252,53 +252,36 @@ impl std::fmt::Display for HandleError {
     }
 }
 
-/// The few API calls the platform makes.
+/// The few API calls the platform makes, through async-stripe.
 #[derive(Clone)]
 pub struct StripeApi {
-    base: String,
-    key: String,
-    http: reqwest::Client,
+    client: stripe::Client,
 }
 
 impl StripeApi {
     pub fn new(base: &str, key: &str) -> Self {
-        StripeApi {
-            base: base.trim_end_matches('/').to_owned(),
-            key: key.to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("HTTP client (is a rustls crypto provider installed?)"),
-        }
+        let client = stripe::ClientBuilder::new(key)
+            .url(base.trim_end_matches('/'))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("Stripe client");
+        StripeApi { client }
     }
 
-    /// `GET /v1/accounts/{id}` as the connected account itself; `None` when
-    /// the platform has no access to it (403: deauthorized or deleted).
-    async fn account(&self, id: &str) -> Result<Option<Account>, HandleError> {
-        let res = self
-            .http
-            .get(format!("{}/v1/accounts/{id}", self.base))
-            .bearer_auth(&self.key)
-            .header("Stripe-Account", id)
-            .send()
-            .await
-            .map_err(|e| HandleError::Api(e.to_string()))?;
-        let status = res.status();
-        if status == reqwest::StatusCode::FORBIDDEN {
-            return Ok(None);
+    /// `GET /v1/accounts/{id}` as the connected account itself (with
+    /// `Stripe-Account`); `None` when the platform has no access to it (403:
+    /// deauthorized or deleted).
+    async fn account(&self, id: &str) -> Result<Option<AccountStatus>, HandleError> {
+        use stripe::StripeRequest as _;
+        let fetched = stripe_connect::account::RetrieveAccount::new(id)
+            .customize()
+            .account_id(stripe::AccountId::from(id))
+            .send(&self.client)
+            .await;
+        match fetched {
+            Ok(account) => Ok(Some(AccountStatus::from(&account))),
+            Err(stripe::StripeError::Stripe(_, 403)) => Ok(None),
+            Err(e) => Err(HandleError::Api(format!("GET /v1/accounts/{id}: {e}"))),
         }
-        let body = res
-            .bytes()
-            .await
-            .map_err(|e| HandleError::Api(e.to_string()))?;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-            return Err(HandleError::Api(format!(
-                "GET /v1/accounts/{id}: {status}: {text}"
-            )));
-        }
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| HandleError::Api(format!("GET /v1/accounts/{id}: {e}")))
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
-use switchboard_receiver::{Account, Payout};
+use switchboard_receiver::Payout;
 
 /// The platform's view of one connected account.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -112,13 +112,12 @@ impl PlatformState {
     }
 
     /// `account.updated`, with the account as just fetched from the API.
-    pub fn update_account(&mut self, account: &Account) {
+    pub fn update_account(&mut self, account: &AccountStatus) {
         let entry = self.accounts.entry(account.id.clone()).or_default();
         entry.charges_enabled = account.charges_enabled;
         entry.payouts_enabled = account.payouts_enabled;
-        let requirements = account.requirements.clone().unwrap_or_default();
-        entry.currently_due = requirements.currently_due;
-        entry.disabled_reason = requirements.disabled_reason;
+        entry.currently_due = account.currently_due.clone();
+        entry.disabled_reason = account.disabled_reason.clone();
     }
 
     /// `payout.failed` on `account`.
@@ -131,6 +130,33 @@ impl PlatformState {
             failure_code: payout.failure_code.clone(),
             failure_message: payout.failure_message.clone(),
         });
+    }
+}
+
+/// What the platform keeps of an account it fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountStatus {
+    pub id: String,
+    pub charges_enabled: bool,
+    pub payouts_enabled: bool,
+    pub currently_due: Vec<String>,
+    pub disabled_reason: Option<String>,
+}
+
+impl From<&stripe_connect::Account> for AccountStatus {
+    fn from(a: &stripe_connect::Account) -> Self {
+        let requirements = a.requirements.as_ref();
+        AccountStatus {
+            id: a.id.to_string(),
+            charges_enabled: a.charges_enabled.unwrap_or(false),
+            payouts_enabled: a.payouts_enabled.unwrap_or(false),
+            currently_due: requirements
+                .and_then(|r| r.currently_due.clone())
+                .unwrap_or_default(),
+            disabled_reason: requirements
+                .and_then(|r| r.disabled_reason.as_ref())
+                .map(|d| d.as_str().to_owned()),
+        }
     }
 }
 

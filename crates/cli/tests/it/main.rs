@@ -2,6 +2,7 @@
 //! real receivers. One binary so that linking happens once.
 
 mod api;
+mod async_stripe;
 mod cli;
 mod compat;
 mod connect;

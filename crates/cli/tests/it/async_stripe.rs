@@ -1,0 +1,168 @@
+//! The third official client: async-stripe (Rust, generated from Stripe's
+//! OpenAPI spec) driving Switchboard unmodified. Its responses deserialize
+//! into strictly typed structs, so every object it reads is also a check of
+//! Switchboard's shapes; its webhook module verifies a real delivery.
+
+use std::time::Duration;
+
+use stripe::ClientBuilder;
+use stripe::StripeRequest as _;
+use stripe_connect::account::{CreateAccount, CreateAccountType, RetrieveForMyAccountAccount};
+use stripe_connect::external_account::CreateAccountExternalAccount;
+use stripe_core::balance::RetrieveForMyAccountBalance;
+use stripe_core::balance_transaction::ListBalanceTransaction;
+use stripe_core::customer::CreateCustomer;
+use stripe_core::event::ListEvent;
+use stripe_core::payment_intent::{CreatePaymentIntent, RetrievePaymentIntent};
+use stripe_core::payout::{CreatePayout, RetrievePayout};
+use stripe_types::Currency;
+use stripe_webhook::{EventObject, Webhook};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn async_stripe_drives_connect_payments_and_verifies_a_delivery() {
+    let t = TestNode::start().await;
+    let client = ClientBuilder::new(TEST_KEY)
+        .url(t.base.clone())
+        .build()
+        .expect("client");
+    let mut hooks = Receiver::start().await;
+    let we = t
+        .post(
+            "/v1/webhook_endpoints",
+            &format!("url={}&enabled_events[]=*&connect=true", hooks.url),
+        )
+        .await;
+    let secret = we["secret"].as_str().unwrap().to_owned();
+
+    let account = CreateAccount::new()
+        .type_(CreateAccountType::Express)
+        .send(&client)
+        .await
+        .expect("accounts.create");
+    assert!(account.id.as_str().starts_with("acct_"));
+    let fetched = RetrieveForMyAccountAccount::new()
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("GET /v1/account as the connected account");
+    assert_eq!(fetched.id, account.id);
+    CreateAccountExternalAccount::new(account.id.clone(), "btok_us_verified")
+        .send(&client)
+        .await
+        .expect("external_accounts.create");
+
+    let customer = CreateCustomer::new()
+        .name("Jane")
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("customers.create as the account");
+    assert_eq!(customer.name.as_deref(), Some("Jane"));
+
+    let pi = CreatePaymentIntent::new(2000, Currency::USD)
+        .payment_method("pm_card_bypassPending")
+        .confirm(true)
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("payment_intents.create");
+    assert_eq!(pi.status.as_str(), "succeeded");
+    let expanded = RetrievePaymentIntent::new(pi.id.clone())
+        .expand(vec!["latest_charge.balance_transaction".to_owned()])
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("payment_intents.retrieve with expand");
+    let charge = expanded
+        .latest_charge
+        .as_ref()
+        .and_then(|c| c.as_object())
+        .expect("latest_charge expanded");
+    let txn = charge
+        .balance_transaction
+        .as_ref()
+        .and_then(|b| b.as_object())
+        .expect("balance_transaction expanded");
+    assert_eq!((txn.amount, txn.fee, txn.net), (2000, 88, 1912));
+
+    let balance = RetrieveForMyAccountBalance::new()
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("balance.retrieve");
+    assert_eq!(balance.available[0].amount, 1912);
+    let payout = CreatePayout::new(1000, Currency::USD)
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("payouts.create");
+    let payout = RetrievePayout::new(payout.id.clone())
+        .expand(vec![
+            "balance_transaction".to_owned(),
+            "destination".to_owned(),
+        ])
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("payouts.retrieve with expand");
+    assert_eq!(payout.status.as_str(), "paid");
+    assert_eq!(
+        payout
+            .balance_transaction
+            .as_ref()
+            .and_then(|b| b.as_object())
+            .map(|b| b.amount),
+        Some(-1000)
+    );
+    let txns = ListBalanceTransaction::new()
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("balance_transactions.list");
+    assert_eq!(txns.data.len(), 2, "the charge and the payout");
+
+    let events = ListEvent::new()
+        .customize()
+        .account_id(account.id.clone())
+        .send(&client)
+        .await
+        .expect("events.list as the account");
+    assert!(
+        events
+            .data
+            .iter()
+            .any(|e| e.type_.as_str() == "payment_intent.succeeded"),
+        "{:?}",
+        events
+            .data
+            .iter()
+            .map(|e| e.type_.as_str())
+            .collect::<Vec<_>>()
+    );
+
+    // A delivery, verified and parsed by async-stripe's webhook module.
+    let mut typed_customer = None;
+    while typed_customer.is_none() {
+        let got = tokio::time::timeout(Duration::from_secs(20), hooks.next())
+            .await
+            .expect("deliveries keep coming");
+        let payload = std::str::from_utf8(&got.body).unwrap();
+        let event = Webhook::construct_event(payload, got.signature(), &secret)
+            .unwrap_or_else(|e| panic!("async-stripe rejects a delivery: {e:?}\n{payload}"));
+        assert_eq!(event.account.as_deref(), Some(account.id.as_str()));
+        if let EventObject::CustomerCreated(c) = event.data.object {
+            typed_customer = Some(c);
+        }
+    }
+    assert_eq!(typed_customer.unwrap().id, customer.id);
+}
