@@ -19,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 
 use crate::context::RequestId;
 use crate::error::ApiError;
@@ -29,104 +29,19 @@ pub fn router(state: AppState) -> Router {
     use api::*;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/v1/webhook_endpoints",
-            get(webhook_endpoints::list).post(webhook_endpoints::create),
-        )
-        .route(
-            "/v1/webhook_endpoints/{id}",
-            get(webhook_endpoints::retrieve)
-                .post(webhook_endpoints::update)
-                .delete(webhook_endpoints::delete),
-        )
-        .route(
-            "/v1/customers",
-            get(customers::list).post(customers::create),
-        )
-        .route(
-            "/v1/customers/{id}",
-            get(customers::retrieve)
-                .post(customers::update)
-                .delete(customers::delete),
-        )
-        .route("/v1/account", get(accounts::me))
-        .route("/v1/accounts", get(accounts::list).post(accounts::create))
-        .route(
-            "/v1/accounts/{id}",
-            get(accounts::retrieve)
-                .post(accounts::update)
-                .delete(accounts::delete),
-        )
-        .route(
-            "/v1/accounts/{id}/external_accounts",
-            get(external_accounts::list).post(external_accounts::create),
-        )
-        .route(
-            "/v1/accounts/{id}/external_accounts/{ea}",
-            get(external_accounts::retrieve)
-                .post(external_accounts::update)
-                .delete(external_accounts::delete),
-        )
-        .route(
-            "/v1/accounts/{id}/persons",
-            get(persons::list).post(persons::create),
-        )
-        .route(
-            "/v1/accounts/{id}/persons/{person}",
-            get(persons::retrieve)
-                .post(persons::update)
-                .delete(persons::delete),
-        )
-        .route("/oauth/deauthorize", post(accounts::deauthorize))
-        .route("/v1/balance", get(balance::retrieve))
-        .route("/v1/balance_transactions", get(balance_transactions::list))
-        .route(
-            "/v1/balance_transactions/{id}",
-            get(balance_transactions::retrieve),
-        )
-        .route(
-            "/v1/payment_intents",
-            get(payments::list).post(payments::create),
-        )
-        .route(
-            "/v1/payment_intents/{id}",
-            get(payments::retrieve).post(payments::update),
-        )
-        .route("/v1/payment_intents/{id}/confirm", post(payments::confirm))
-        .route("/v1/payment_intents/{id}/cancel", post(payments::cancel))
-        .route(
-            "/v1/payment_methods",
-            get(payment_methods::list).post(payment_methods::create),
-        )
-        .route("/v1/payment_methods/{id}", get(payment_methods::retrieve))
-        .route("/v1/charges", get(payments::list_charges))
-        .route("/v1/charges/{id}", get(payments::retrieve_charge))
-        .route("/v1/payouts", get(payouts::list).post(payouts::create))
-        .route("/v1/payouts/{id}", get(payouts::retrieve))
-        .route(
-            "/v1/stripecli/sessions",
-            post(crate::listen::create_session),
-        )
-        .route("/v1/stripecli/websocket", get(crate::listen::websocket))
-        .route("/v1/events", get(events::list))
-        .route("/v1/events/{id}", get(events::retrieve))
-        .route("/v1/events/{id}/retry", post(events::retry))
-        .route(
-            "/switchboard/v1/events/{id}/attempts",
-            get(switchboard::event_attempts),
-        )
-        .route(
-            "/switchboard/v1/webhook_endpoints/{id}/attempts",
-            get(switchboard::endpoint_attempts),
-        )
-        .route(
-            "/switchboard/v1/webhook_endpoints/{id}/roll_secret",
-            post(switchboard::roll_secret),
-        )
-        .route(
-            "/switchboard/v1/schema_violations",
-            get(switchboard::schema_violations),
-        )
+        .merge(webhook_endpoints::routes())
+        .merge(customers::routes())
+        .merge(accounts::routes())
+        .merge(external_accounts::routes())
+        .merge(persons::routes())
+        .merge(balance::routes())
+        .merge(balance_transactions::routes())
+        .merge(payments::routes())
+        .merge(payment_methods::routes())
+        .merge(payouts::routes())
+        .merge(crate::listen::routes())
+        .merge(events::routes())
+        .merge(switchboard::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .with_state(state.clone())

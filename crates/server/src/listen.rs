@@ -399,3 +399,11 @@ async fn sync_enabled(state: &AppState, session: &Session) {
         }
     }
 }
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/stripecli/sessions", post(create_session))
+        .route("/v1/stripecli/websocket", get(websocket))
+}

@@ -16,6 +16,7 @@ use switchboard_core::object::{previous_attributes, stripe_order};
 use switchboard_store::{Change, PageRequest, Scope, StoredObject};
 
 use super::objects::{self, public};
+use super::patch::Patch;
 use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
@@ -214,8 +215,10 @@ fn account_type(ctx: &mut Ctx) -> Result<(String, Value), ApiError> {
 }
 
 /// The settable fields of an account, applied to `acct`.
-fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
-    objects::set_strings(p, acct, &["email", "default_currency"])?;
+/// The settable fields of an account, read once.
+fn parse(p: &mut Params) -> Result<Patch, ApiError> {
+    let mut patch = Patch::default();
+    patch.strings(p, &[], &["email", "default_currency"])?;
     if let Some(t) = p.clearable_string("business_type")? {
         if let Some(t) = &t
             && !["individual", "company", "non_profit", "government_entity"].contains(&t.as_str())
@@ -225,14 +228,13 @@ fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
                 format!("Invalid business_type: {t}"),
             ));
         }
-        acct["business_type"] = t.map_or(Value::Null, Value::String);
+        patch.set(&["business_type"], t.map_or(Value::Null, Value::String));
     }
     if let Some(c) = p.string("country")? {
-        acct["country"] = c.to_ascii_uppercase().into();
+        patch.set(&["country"], c.to_ascii_uppercase());
     }
-    objects::set_nested(
+    patch.nested_strings(
         p,
-        acct,
         "business_profile",
         &[
             "mcc",
@@ -243,47 +245,27 @@ fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
             "url",
         ],
     )?;
-    objects::set_nested(
-        p,
-        acct,
-        "company",
-        &["name", "phone", "tax_id", "structure"],
-    )?;
+    patch.nested_strings(p, "company", &["name", "phone", "tax_id", "structure"])?;
     if let Some(Some(mut ind)) = p.nested("individual")? {
-        // The individual is a Person of the account, as on Stripe.
-        let mut person = match acct["individual"].as_object() {
-            Some(existing) => Value::Object(existing.clone()),
-            None => json!({
-                "id": ids::generate(ids::Prefix::Person, &mut rand::rng()), "account": acct["id"],
-                "created": acct["created"], "relationship": {"representative": true},
-            }),
-        };
-        for f in ["first_name", "last_name", "email", "phone"] {
-            if let Some(v) = ind.clearable_string(f)? {
-                person[f] = v.map_or(Value::Null, Value::String);
-            }
-        }
+        patch.strings(
+            &mut ind,
+            &["individual"],
+            &["first_name", "last_name", "email", "phone"],
+        )?;
         if let Some(n) = ind.string("id_number")? {
-            person["id_number_provided"] = (!n.is_empty()).into();
+            patch.set(&["individual", "id_number_provided"], !n.is_empty());
         }
         if let Some(Some(mut dob)) = ind.nested("dob")? {
-            for f in ["day", "month", "year"] {
-                if let Some(v) = dob.int(f)? {
-                    person["dob"][f] = v.into();
-                }
-            }
+            patch.ints(&mut dob, &["individual", "dob"], &["day", "month", "year"])?;
             dob.finish()?;
         }
         ind.finish()?;
-        acct["individual"] = objects::build("person", person);
     }
     if let Some(Some(mut tos)) = p.nested("tos_acceptance")? {
-        if let Some(d) = tos.int("date")? {
-            acct["tos_acceptance"]["date"] = d.into();
-        }
+        patch.ints(&mut tos, &["tos_acceptance"], &["date"])?;
         for f in ["ip", "user_agent", "service_agreement"] {
             if let Some(v) = tos.string(f)? {
-                acct["tos_acceptance"][f] = v.into();
+                patch.set(&["tos_acceptance", f], v);
             }
         }
         tos.finish()?;
@@ -297,12 +279,8 @@ fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
         ] {
             if let Some(Some(mut c)) = caps.nested(cap)? {
                 match c.bool("requested")? {
-                    Some(true) => acct["capabilities"][cap] = "inactive".into(),
-                    Some(false) => {
-                        if let Some(m) = acct["capabilities"].as_object_mut() {
-                            m.shift_remove(cap);
-                        }
-                    }
+                    Some(true) => patch.set(&["capabilities", cap], "inactive"),
+                    Some(false) => patch.remove(&["capabilities", cap]),
                     None => {}
                 }
                 c.finish()?;
@@ -310,8 +288,24 @@ fn apply_params(p: &mut Params, acct: &mut Value) -> Result<(), ApiError> {
         }
         caps.finish()?;
     }
-    objects::set_metadata(p, acct)?;
-    Ok(())
+    patch.metadata(p)?;
+    Ok(patch)
+}
+
+/// `patch` on an account. The individual is a Person of the account, as on
+/// Stripe: the first time it is given, it gets its id.
+fn apply(patch: &Patch, acct: &mut Value) {
+    patch.apply(acct);
+    if patch.touches(&["individual"]) {
+        let mut person = acct["individual"].take();
+        if person["id"].is_null() {
+            person["id"] = ids::generate(ids::Prefix::Person, &mut rand::rng()).into();
+            person["account"] = acct["id"].clone();
+            person["created"] = acct["created"].clone();
+            person["relationship"]["representative"] = true.into();
+        }
+        acct["individual"] = objects::build("person", person);
+    }
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -324,7 +318,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let id = ids::generate(ids::Prefix::Account, &mut rand::rng());
     let now = ctx.now();
     let mut acct = blank(&id, &kind, controller, now);
-    apply_params(&mut ctx.params, &mut acct)?;
+    apply(&parse(&mut ctx.params)?, &mut acct);
     ctx.finish_params()?;
     derive(
         &mut acct,
@@ -381,16 +375,12 @@ fn platform_account(ctx: &Ctx) -> Value {
 }
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    // Validate once against a scratch object, so bad params fail before any read;
-    // each try then applies a fresh copy to the account as read.
-    let params = ctx.params.clone();
-    let mut scratch = blank(&id, "custom", Value::Null, 0);
-    apply_params(&mut ctx.params, &mut scratch)?;
+    let patch = parse(&mut ctx.params)?;
     ctx.finish_params()?;
     retry_conflicts!({
         let mut acct = load(&ctx, &id).await?;
         let before = acct.data.clone();
-        apply_params(&mut params.clone(), &mut acct.data)?;
+        apply(&patch, &mut acct.data);
         derive(&mut acct.data, &dependents(&ctx, &id).await?);
         let prev = previous_attributes(&before, &acct.data);
         let mut change = ctx.change();
@@ -511,4 +501,17 @@ pub async fn deauthorize(mut ctx: Ctx) -> Response {
         ctx.commit(change, &json!({"stripe_user_id": user})).await
     });
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/account", get(me))
+        .route("/v1/accounts", get(list).post(create))
+        .route(
+            "/v1/accounts/{id}",
+            get(retrieve).post(update).delete(delete),
+        )
+        .route("/oauth/deauthorize", post(deauthorize))
 }

@@ -90,3 +90,9 @@ pub async fn retrieve(mut ctx: Ctx) -> Result<Response, ApiError> {
     let scope = ctx.scope.clone();
     ctx.respond(load(&ctx, &scope).await?.1).await
 }
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/v1/balance", get(retrieve))
+}

@@ -78,3 +78,11 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     )
     .await
 }
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/balance_transactions", get(list))
+        .route("/v1/balance_transactions/{id}", get(retrieve))
+}

@@ -9,6 +9,7 @@ use switchboard_core::object::{previous_attributes, stripe_order};
 use switchboard_store::{ObjectWrite, StoredObject, Write};
 
 use super::objects;
+use super::patch::Patch;
 use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
@@ -16,32 +17,23 @@ const KIND: &str = "customer";
 const ADDRESS_FIELDS: [&str; 6] = ["city", "country", "line1", "line2", "postal_code", "state"];
 
 /// Settable fields, parsed once and applied to a new or existing customer.
-#[derive(Default)]
-struct CustomerParams {
-    strings: Vec<(&'static str, Option<String>)>,
-    address: Option<Option<Map<String, Value>>>,
-    balance: Option<i64>,
-    preferred_locales: Option<Vec<String>>,
-    metadata: Option<switchboard_core::form::MetadataUpdate>,
-}
-
-fn parse(ctx: &mut Ctx) -> Result<CustomerParams, ApiError> {
-    let mut p = CustomerParams::default();
-    for field in ["name", "email", "description", "phone"] {
-        if let Some(v) = ctx.params.clearable_string(field)? {
-            p.strings.push((field, v));
-        }
+fn parse(ctx: &mut Ctx) -> Result<Patch, ApiError> {
+    let p = &mut ctx.params;
+    let mut patch = Patch::default();
+    patch.strings(p, &[], &["name", "email", "description", "phone"])?;
+    match p.nested("address")? {
+        None => {}
+        Some(None) => patch.set(&["address"], Value::Null),
+        // A new address replaces the old one whole, as on Stripe.
+        Some(Some(nested)) => patch.set(&["address"], Value::Object(address(nested)?)),
     }
-    p.address = match ctx.params.nested("address")? {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(nested)) => Some(Some(address(nested)?)),
-    };
-    p.balance = ctx.params.int("balance")?;
-    p.preferred_locales = ctx.params.string_list("preferred_locales")?;
-    p.metadata = ctx.params.metadata()?;
+    patch.ints(p, &[], &["balance"])?;
+    if let Some(locales) = p.string_list("preferred_locales")? {
+        patch.set(&["preferred_locales"], json!(locales));
+    }
+    patch.metadata(p)?;
     ctx.finish_params()?;
-    Ok(p)
+    Ok(patch)
 }
 
 fn address(mut nested: Params) -> Result<Map<String, Value>, ApiError> {
@@ -57,26 +49,6 @@ fn address(mut nested: Params) -> Result<Map<String, Value>, ApiError> {
     }
     nested.finish()?;
     Ok(out)
-}
-
-impl CustomerParams {
-    fn apply(&self, obj: &mut Value) {
-        for (k, v) in &self.strings {
-            obj[*k] = v.clone().map_or(Value::Null, Value::String);
-        }
-        if let Some(a) = &self.address {
-            obj["address"] = a.clone().map_or(Value::Null, Value::Object);
-        }
-        if let Some(b) = self.balance {
-            obj["balance"] = b.into();
-        }
-        if let Some(l) = &self.preferred_locales {
-            obj["preferred_locales"] = json!(l);
-        }
-        if let (Some(m), Some(map)) = (&self.metadata, obj["metadata"].as_object_mut()) {
-            m.apply(map);
-        }
-    }
 }
 
 fn blank(id: &str, created: i64, livemode: bool) -> Value {
@@ -197,4 +169,15 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         &[super::objects::by("email", "$.email")],
     )
     .await
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/customers", get(list).post(create))
+        .route(
+            "/v1/customers/{id}",
+            get(retrieve).post(update).delete(delete),
+        )
 }

@@ -188,3 +188,12 @@ pub async fn retry(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Api
     }
     ctx.commit(change, &render(&event)).await
 }
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/events", get(list))
+        .route("/v1/events/{id}", get(retrieve))
+        .route("/v1/events/{id}/retry", post(retry))
+}

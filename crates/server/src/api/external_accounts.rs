@@ -13,6 +13,7 @@ use switchboard_store::StoredObject;
 
 use super::accounts::{self, account_scope};
 use super::objects::{self, PRIVATE, public};
+use super::patch::Patch;
 use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
@@ -155,41 +156,44 @@ fn card(account: &str, _created: i64, last4: &str, payouts_fail: bool) -> Value 
     )
 }
 
-/// Fields an update may change.
-fn apply_update(p: &mut Params, ea: &mut Value) -> Result<(), ApiError> {
-    let fields: &[&str] = if ea["object"] == "card" {
-        &[
-            "name",
-            "address_city",
-            "address_country",
-            "address_line1",
-            "address_line2",
-            "address_state",
-            "address_zip",
-        ]
+/// Fields an update may change: which depends on the kind (a card has
+/// `exp_month`, a bank account `account_holder_type`).
+fn parse_update(p: &mut Params, card: bool) -> Result<Patch, ApiError> {
+    let mut patch = Patch::default();
+    if card {
+        patch.strings(
+            p,
+            &[],
+            &[
+                "name",
+                "address_city",
+                "address_country",
+                "address_line1",
+                "address_line2",
+                "address_state",
+                "address_zip",
+            ],
+        )?;
+        patch.ints(p, &[], &["exp_month", "exp_year"])?;
     } else {
-        &["account_holder_name", "account_holder_type", "account_type"]
-    };
-    objects::set_strings(p, ea, fields)?;
-    if ea["object"] == "card" {
-        for f in ["exp_month", "exp_year"] {
-            if let Some(v) = p.int(f)? {
-                ea[f] = v.into();
-            }
-        }
+        patch.strings(
+            p,
+            &[],
+            &["account_holder_name", "account_holder_type", "account_type"],
+        )?;
     }
-    if let Some(d) = p.bool("default_for_currency")? {
-        ea["default_for_currency"] = d.into();
-    }
-    objects::set_metadata(p, ea)?;
-    Ok(())
+    patch.bools(p, &[], &["default_for_currency"])?;
+    patch.metadata(p)?;
+    Ok(patch)
 }
 
 pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     let now = ctx.now();
     let mut ea = build(&mut ctx.params, &account, now)?;
     let make_default = ctx.params.bool("default_for_currency")?.unwrap_or(false);
-    objects::set_metadata(&mut ctx.params, &mut ea)?;
+    let mut patch = Patch::default();
+    patch.metadata(&mut ctx.params)?;
+    patch.apply(&mut ea);
     ctx.finish_params()?;
     let id = ea["id"].as_str().unwrap_or_default().to_owned();
     retry_conflicts!({
@@ -278,18 +282,15 @@ pub async fn update(
     Path((account, id)): Path<(String, String)>,
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    // Which parameters are valid depends on the kind (a card has `exp_month`,
-    // a bank account `account_holder_type`): validate against the object as
-    // stored before anything is written; each try then applies a fresh copy.
-    let params = ctx.params.clone();
-    let mut scratch = load(&ctx, &account, &id).await?.data;
-    apply_update(&mut ctx.params, &mut scratch)?;
+    // The kind never changes, so reading it once decides the parameters.
+    let card = load(&ctx, &account, &id).await?.data["object"] == "card";
+    let patch = parse_update(&mut ctx.params, card)?;
     ctx.finish_params()?;
     retry_conflicts!({
         let acct = accounts::load(&ctx, &account).await?;
         let mut ea = load(&ctx, &account, &id).await?;
         let before = public(&ea.data);
-        apply_update(&mut params.clone(), &mut ea.data)?;
+        patch.apply(&mut ea.data);
         if ea.data["status"] == "errored" {
             ea.data["status"] = "new".into();
         }
@@ -398,4 +399,18 @@ pub async fn list(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response,
         &[objects::by("object", "$.object")],
     )
     .await
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/v1/accounts/{id}/external_accounts",
+            get(list).post(create),
+        )
+        .route(
+            "/v1/accounts/{id}/external_accounts/{ea}",
+            get(retrieve).post(update).delete(delete),
+        )
 }

@@ -9,6 +9,7 @@ pub mod customers;
 pub mod events;
 pub mod external_accounts;
 pub mod objects;
+pub mod patch;
 pub mod payment_methods;
 pub mod payments;
 pub mod payouts;

@@ -142,54 +142,6 @@ pub async fn list(
         .await
 }
 
-/// Sets string fields from parameters (`""` clears to null).
-pub fn set_strings(p: &mut Params, obj: &mut Value, fields: &[&str]) -> Result<(), ApiError> {
-    for f in fields {
-        if let Some(v) = p.clearable_string(f)? {
-            obj[*f] = v.map_or(Value::Null, Value::String);
-        }
-    }
-    Ok(())
-}
-
-/// Copies a nested parameter map (`address[line1]=…`) into `obj[key]`, allowing only `fields`.
-pub fn set_nested(
-    p: &mut Params,
-    obj: &mut Value,
-    key: &str,
-    fields: &[&str],
-) -> Result<(), ApiError> {
-    match p.nested(key)? {
-        None => {}
-        Some(None) => obj[key] = Value::Null,
-        Some(Some(mut nested)) => {
-            if !obj[key].is_object() {
-                obj[key] = Value::Object(Default::default());
-            }
-            for f in fields {
-                if let Some(v) = nested.clearable_string(f)? {
-                    obj[key][*f] = v.map_or(Value::Null, Value::String);
-                }
-            }
-            nested.finish()?;
-        }
-    }
-    Ok(())
-}
-
-/// Applies `metadata[…]` to `obj["metadata"]`.
-pub fn set_metadata(p: &mut Params, obj: &mut Value) -> Result<(), ApiError> {
-    if let Some(update) = p.metadata()? {
-        if !obj["metadata"].is_object() {
-            obj["metadata"] = Value::Object(Default::default());
-        }
-        if let Some(m) = obj["metadata"].as_object_mut() {
-            update.apply(m);
-        }
-    }
-    Ok(())
-}
-
 /// A positive integer amount in the smallest currency unit.
 pub fn amount(ctx: &mut Ctx, key: &str) -> Result<i64, ApiError> {
     match ctx.params.int(key)? {

@@ -11,6 +11,7 @@ use switchboard_core::ids;
 use switchboard_store::{Change, StoredObject};
 
 use super::objects::{self, PRIVATE};
+use super::patch::Patch;
 use crate::context::Ctx;
 use crate::error::ApiError;
 
@@ -121,16 +122,17 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     }
     card.finish()?;
     let mut pm = from_alias(&ctx, &alias, None)?;
-    objects::set_metadata(&mut ctx.params, &mut pm)?;
-    if let Some(Some(billing)) = ctx.params.nested("billing_details")? {
-        let mut billing = billing;
-        for f in ["email", "name", "phone"] {
-            if let Some(v) = billing.string(f)? {
-                pm["billing_details"][f] = v.into();
-            }
-        }
+    let mut patch = Patch::default();
+    patch.metadata(&mut ctx.params)?;
+    if let Some(Some(mut billing)) = ctx.params.nested("billing_details")? {
+        patch.strings(
+            &mut billing,
+            &["billing_details"],
+            &["email", "name", "phone"],
+        )?;
         billing.finish()?;
     }
+    patch.apply(&mut pm);
     ctx.finish_params()?;
     let id = pm["id"].as_str().unwrap_or_default().to_owned();
     let mut change = ctx.change();
@@ -163,4 +165,12 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         ],
     )
     .await
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/payment_methods", get(list).post(create))
+        .route("/v1/payment_methods/{id}", get(retrieve))
 }

@@ -12,6 +12,7 @@ use switchboard_core::form::Params;
 use switchboard_core::ids;
 use switchboard_store::Change;
 
+use super::patch::Patch;
 use super::{balance, balance_transactions, objects, payment_methods};
 use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
@@ -35,10 +36,11 @@ async fn attach_method(
 }
 
 /// Parameters shared by create and update.
-fn apply(p: &mut Params, pi: &mut Value) -> Result<(), ApiError> {
-    objects::set_strings(
+fn parse(p: &mut Params) -> Result<Patch, ApiError> {
+    let mut patch = Patch::default();
+    patch.strings(
         p,
-        pi,
+        &[],
         &[
             "description",
             "receipt_email",
@@ -48,25 +50,33 @@ fn apply(p: &mut Params, pi: &mut Value) -> Result<(), ApiError> {
     )?;
     if let Some(pm) = p.string("payment_method")? {
         // A name for now; `attach_method` turns it into a PaymentMethod.
-        pi["payment_method"] = pm.into();
-        if pi["status"] == "requires_payment_method" {
-            pi["status"] = "requires_confirmation".into();
-        }
+        patch.set(&["payment_method"], pm);
     }
     if let Some(types) = p.string_list("payment_method_types")? {
-        pi["payment_method_types"] = json!(types);
+        patch.set(&["payment_method_types"], json!(types));
     }
     if let Some(Some(mut apm)) = p.nested("automatic_payment_methods")? {
         let enabled = apm.bool("enabled")?.unwrap_or(false);
         let redirects = apm.string("allow_redirects")?;
         apm.finish()?;
-        pi["automatic_payment_methods"] = json!({"allow_redirects": redirects.unwrap_or_else(|| "always".into()), "enabled": enabled});
+        patch.set(
+            &["automatic_payment_methods"],
+            json!({"allow_redirects": redirects.unwrap_or_else(|| "always".into()), "enabled": enabled}),
+        );
     }
     if let Some(shipping) = p.take("shipping") {
-        pi["shipping"] = objects::form_json(shipping);
+        patch.set(&["shipping"], objects::form_json(shipping));
     }
-    objects::set_metadata(p, pi)?;
-    Ok(())
+    patch.metadata(p)?;
+    Ok(patch)
+}
+
+/// `patch` on a PaymentIntent: a payment method makes it ready to confirm.
+fn apply(patch: &Patch, pi: &mut Value) {
+    patch.apply(pi);
+    if patch.touches(&["payment_method"]) && pi["status"] == "requires_payment_method" {
+        pi["status"] = "requires_confirmation".into();
+    }
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -105,7 +115,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         "receipt_email": null, "shipping": null, "statement_descriptor": null, "status": "requires_payment_method",
         "transfer_data": null,
     });
-    apply(&mut ctx.params, &mut pi)?;
+    apply(&parse(&mut ctx.params)?, &mut pi);
     ctx.finish_params()?;
     let mut change = ctx.change();
     let method = attach_method(&ctx, &mut pi, &mut change).await?;
@@ -281,16 +291,12 @@ async fn respond(
 }
 
 pub async fn confirm(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let params = ctx.params.clone();
-    let mut scratch = json!({"status": "requires_payment_method", "metadata": {}});
-    apply(&mut ctx.params, &mut scratch)?;
+    let patch = parse(&mut ctx.params)?;
     ctx.params.take("return_url");
     ctx.finish_params()?;
     retry_conflicts!({
         let mut stored = objects::load(&ctx, &ctx.scope, PI, &id, "payment_intent").await?;
-        let mut p = params.clone();
-        p.take("return_url");
-        apply(&mut p, &mut stored.data)?;
+        apply(&patch, &mut stored.data);
         let (balance_stored, mut bal) = balance::load(&ctx, &ctx.scope).await?;
         let mut change = ctx.change();
         let mut pi = stored.data.clone();
@@ -364,11 +370,7 @@ pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, 
 }
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let params = ctx.params.clone();
-    apply(
-        &mut ctx.params,
-        &mut json!({"status": "requires_payment_method", "metadata": {}}),
-    )?;
+    let patch = parse(&mut ctx.params)?;
     ctx.finish_params()?;
     retry_conflicts!({
         let mut stored = objects::load(&ctx, &ctx.scope, PI, &id, "payment_intent").await?;
@@ -380,7 +382,7 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
             });
         }
         let before = stored.data.clone();
-        apply(&mut params.clone(), &mut stored.data)?;
+        apply(&patch, &mut stored.data);
         let mut change = ctx.change();
         if stored.data["payment_method"] != before["payment_method"] {
             attach_method(&ctx, &mut stored.data, &mut change).await?;
@@ -427,4 +429,16 @@ pub async fn list_charges(mut ctx: Ctx) -> Result<Response, ApiError> {
         ],
     )
     .await
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/payment_intents", get(list).post(create))
+        .route("/v1/payment_intents/{id}", get(retrieve).post(update))
+        .route("/v1/payment_intents/{id}/confirm", post(confirm))
+        .route("/v1/payment_intents/{id}/cancel", post(cancel))
+        .route("/v1/charges", get(list_charges))
+        .route("/v1/charges/{id}", get(retrieve_charge))
 }

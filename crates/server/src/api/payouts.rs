@@ -14,6 +14,7 @@ use switchboard_store::{PageRequest, StoredObject};
 
 use super::external_accounts::KIND as EXTERNAL;
 use super::objects::{self, PRIVATE, public};
+use super::patch::Patch;
 use super::{balance, balance_transactions};
 use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
@@ -114,12 +115,14 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         .string("source_type")?
         .unwrap_or_else(|| "card".into());
     let mut extra = json!({"description": null, "statement_descriptor": null, "metadata": {}});
-    objects::set_strings(
+    let mut patch = Patch::default();
+    patch.strings(
         &mut ctx.params,
-        &mut extra,
+        &[],
         &["description", "statement_descriptor"],
     )?;
-    objects::set_metadata(&mut ctx.params, &mut extra)?;
+    patch.metadata(&mut ctx.params)?;
+    patch.apply(&mut extra);
     ctx.finish_params()?;
     let id = ids::generate(ids::Prefix::Payout, &mut rand::rng());
     retry_conflicts!({
@@ -258,4 +261,12 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         ],
     )
     .await
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/payouts", get(list).post(create))
+        .route("/v1/payouts/{id}", get(retrieve))
 }

@@ -6,10 +6,11 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_core::object::{previous_attributes, stripe_order};
+use switchboard_core::object::previous_attributes;
 
 use super::accounts::{self, account_scope};
 use super::objects;
+use super::patch::Patch;
 use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
@@ -40,35 +41,26 @@ const RELATIONSHIP_FILTERS: [objects::Filter; 4] = [
     },
 ];
 
-fn apply(p: &mut Params, person: &mut Value) -> Result<(), ApiError> {
-    objects::set_strings(
+/// The settable fields of a person, read once.
+fn parse(p: &mut Params) -> Result<Patch, ApiError> {
+    let mut patch = Patch::default();
+    patch.strings(
         p,
-        person,
+        &[],
         &["first_name", "last_name", "email", "phone", "nationality"],
     )?;
-    objects::set_nested(
+    patch.nested_strings(
         p,
-        person,
         "address",
         &["city", "country", "line1", "line2", "postal_code", "state"],
     )?;
     if let Some(Some(mut dob)) = p.nested("dob")? {
-        for f in ["day", "month", "year"] {
-            if let Some(v) = dob.int(f)? {
-                person["dob"][f] = v.into();
-            }
-        }
+        patch.ints(&mut dob, &["dob"], &["day", "month", "year"])?;
         dob.finish()?;
     }
     if let Some(Some(mut rel)) = p.nested("relationship")? {
-        for f in RELATIONSHIP_FLAGS {
-            if let Some(v) = rel.bool(f)? {
-                person["relationship"][f] = v.into();
-            }
-        }
-        if let Some(t) = rel.clearable_string("title")? {
-            person["relationship"]["title"] = t.map_or(Value::Null, Value::String);
-        }
+        patch.bools(&mut rel, &["relationship"], &RELATIONSHIP_FLAGS)?;
+        patch.strings(&mut rel, &["relationship"], &["title"])?;
         if let Some(pct) = rel.string("percent_ownership")? {
             let v: f64 = pct.parse().map_err(|_| {
                 ApiError::invalid(
@@ -76,19 +68,18 @@ fn apply(p: &mut Params, person: &mut Value) -> Result<(), ApiError> {
                     format!("Invalid decimal: {pct}"),
                 )
             })?;
-            person["relationship"]["percent_ownership"] = v.into();
+            patch.set(&["relationship", "percent_ownership"], v);
         }
         rel.finish()?;
     }
     if p.string("id_number")?.is_some_and(|s| !s.is_empty()) {
-        person["id_number_provided"] = true.into();
+        patch.set(&["id_number_provided"], true);
     }
     if let Some(last4) = p.string("ssn_last_4")? {
-        person["ssn_last_4_provided"] = (!last4.is_empty()).into();
+        patch.set(&["ssn_last_4_provided"], !last4.is_empty());
     }
-    objects::set_metadata(p, person)?;
-    derive(person);
-    Ok(())
+    patch.metadata(p)?;
+    Ok(patch)
 }
 
 /// A person's own requirements and verification status.
@@ -126,16 +117,15 @@ fn blank(id: &str, account: &str, created: i64) -> Value {
 }
 
 pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let params = ctx.params.clone();
-    apply(&mut ctx.params, &mut blank("", "", 0))?;
+    let patch = parse(&mut ctx.params)?;
     ctx.finish_params()?;
     let id = ids::generate(ids::Prefix::Person, &mut rand::rng());
     retry_conflicts!({
         let acct = accounts::load(&ctx, &account).await?;
         let now = ctx.now();
         let mut person = blank(&id, &account, now);
-        apply(&mut params.clone(), &mut person)?;
-        let person = stripe_order(person);
+        patch.apply(&mut person);
+        derive(&mut person);
         let mut deps = accounts::dependents(&ctx, &account).await?;
         deps.persons.push(person.clone());
         let mut change = ctx.change();
@@ -175,15 +165,15 @@ pub async fn update(
     Path((account, id)): Path<(String, String)>,
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    let params = ctx.params.clone();
-    apply(&mut ctx.params, &mut blank("", "", 0))?;
+    let patch = parse(&mut ctx.params)?;
     ctx.finish_params()?;
     retry_conflicts!({
         let acct = accounts::load(&ctx, &account).await?;
         let scope = account_scope(&ctx, &account);
         let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
         let before = person.data.clone();
-        apply(&mut params.clone(), &mut person.data)?;
+        patch.apply(&mut person.data);
+        derive(&mut person.data);
         let prev = previous_attributes(&before, &person.data);
         let mut deps = accounts::dependents(&ctx, &account).await?;
         for p in deps.persons.iter_mut().filter(|p| p["id"] == id.as_str()) {
@@ -245,4 +235,15 @@ pub async fn list(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response,
         &RELATIONSHIP_FILTERS,
     )
     .await
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/accounts/{id}/persons", get(list).post(create))
+        .route(
+            "/v1/accounts/{id}/persons/{person}",
+            get(retrieve).post(update).delete(delete),
+        )
 }

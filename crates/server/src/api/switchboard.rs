@@ -126,3 +126,19 @@ pub async fn schema_violations(ctx: Ctx) -> Result<Response, ApiError> {
         "url": "/switchboard/v1/schema_violations",
     })))
 }
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/switchboard/v1/events/{id}/attempts", get(event_attempts))
+        .route(
+            "/switchboard/v1/webhook_endpoints/{id}/attempts",
+            get(endpoint_attempts),
+        )
+        .route(
+            "/switchboard/v1/webhook_endpoints/{id}/roll_secret",
+            post(roll_secret),
+        )
+        .route("/switchboard/v1/schema_violations", get(schema_violations))
+}

@@ -246,3 +246,14 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     let body = list_json("/v1/webhook_endpoints", found, |r| render(&r, &client_id));
     ctx.respond(body.clone()).await
 }
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v1/webhook_endpoints", get(list).post(create))
+        .route(
+            "/v1/webhook_endpoints/{id}",
+            get(retrieve).post(update).delete(delete),
+        )
+}
