@@ -9,6 +9,7 @@ mod connect;
 mod crash;
 mod delivery;
 mod platform;
+mod readme;
 mod schema;
 mod stripe_cli;
 mod support;
