@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use switchboard::{Node, NodeConfig};
 use switchboard_core::duration;
 use switchboard_core::retry::RetrySchedule;
+use switchboard_core::url_policy::{Cidr, UrlPolicy};
 use switchboard_dispatcher::DispatcherConfig;
 use switchboard_server::ServerConfig;
 use switchboard_store::SystemClock;
@@ -105,6 +106,15 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// Address ranges live endpoints may point at although they are internal
+    /// (loopback, private, link-local, CGNAT…), for self-hosted receivers:
+    /// `10.0.0.0/8,127.0.0.1`. Plain HTTP is allowed to them too.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    allow_private_endpoints: Vec<Cidr>,
     /// Test suites only: hold every `/v1` response and event to Stripe's schema
     /// and list mismatches at `GET /switchboard/v1/schema_violations` (across
     /// platforms, so never in production).
@@ -167,6 +177,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;
+    let url_policy = UrlPolicy {
+        allow: args.allow_private_endpoints,
+    };
     let config = NodeConfig {
         data_dir: args.data_dir,
         test_key: args.test_key,
@@ -175,6 +188,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             rate_limit: args.rate_limit,
             check_schema: args.check_schema,
+            url_policy: url_policy.clone(),
             ..Default::default()
         },
         dispatcher: DispatcherConfig {
@@ -183,6 +197,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             disable_after: args.disable_after,
             concurrency: args.concurrency,
             per_endpoint_concurrency: args.per_endpoint_concurrency,
+            url_policy,
             ..Default::default()
         },
         deliver: args.role == Role::All,

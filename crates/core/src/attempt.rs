@@ -45,6 +45,8 @@ spelled! {
         NetworkError = "network_error",
         /// No `stripe listen` session of the device was connected.
         ListenerDisconnected = "listener_disconnected",
+        /// A live endpoint's host is, or resolves only to, an internal address.
+        InternalAddress = "internal_address",
     }
 }
 

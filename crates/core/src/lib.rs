@@ -28,6 +28,7 @@ pub mod retry;
 pub mod routing;
 pub mod schema;
 pub mod signature;
+pub mod url_policy;
 
 /// Stripe's two separate worlds, chosen by the API key's prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

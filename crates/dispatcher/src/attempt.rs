@@ -7,6 +7,7 @@ use switchboard_core::Clock;
 use switchboard_core::attempt::{AttemptError, NextAction};
 use switchboard_core::retry::NextAttempt;
 use switchboard_core::signature;
+use switchboard_core::url_policy::UrlPolicy;
 use switchboard_store::{AttemptRecord, ClaimedDelivery, DeliveryOutcome, Next};
 
 use crate::DispatcherConfig;
@@ -23,8 +24,49 @@ struct Answer {
     retry_after_ms: Option<u64>,
 }
 
+/// One client per mode: live deliveries resolve names through the policy.
+#[derive(Clone)]
+pub(crate) struct Clients {
+    pub test: reqwest::Client,
+    pub live: reqwest::Client,
+}
+
+/// Resolves names for live deliveries, keeping only addresses the policy
+/// permits: a name that resolves only to internal addresses is refused.
+pub(crate) struct PolicyResolver(pub UrlPolicy);
+
+/// Why a live delivery was not sent: its host is internal.
+#[derive(Debug)]
+struct InternalAddress(String);
+
+impl std::fmt::Display for InternalAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} resolves only to internal addresses", self.0)
+    }
+}
+
+impl std::error::Error for InternalAddress {}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let permitted: Vec<std::net::SocketAddr> =
+                found.filter(|a| policy.permits(a.ip())).collect();
+            if permitted.is_empty() {
+                return Err(
+                    Box::new(InternalAddress(host)) as Box<dyn std::error::Error + Send + Sync>
+                );
+            }
+            Ok(Box::new(permitted.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 pub(crate) async fn deliver(
-    client: &reqwest::Client,
+    clients: &Clients,
     relay: Option<&dyn Relay>,
     clock: &dyn Clock,
     config: &DispatcherConfig,
@@ -34,8 +76,20 @@ pub(crate) async fn deliver(
     let started = Instant::now();
     let answer = if d.url.starts_with(LISTENER_SCHEME) {
         relayed(relay, clock, config, &d).await
+    } else if d.livemode {
+        // Literal addresses never reach the resolver: check them here (the
+        // URL was checked when it was set, but the policy may have changed).
+        match config.url_policy.check(&d.url, true) {
+            Ok(()) => post(&clients.live, clock, &d).await,
+            Err(_) => Answer {
+                status: None,
+                error: Some(AttemptError::InternalAddress),
+                body: String::new(),
+                retry_after_ms: None,
+            },
+        }
     } else {
-        post(client, clock, &d).await
+        post(&clients.test, clock, &d).await
     };
     let duration_ms = started.elapsed().as_millis() as i64;
     // A response cut off mid-body is a failed attempt even with a 2xx status.
@@ -201,6 +255,13 @@ async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) 
 
 /// A short, stable name for why an attempt got no usable answer.
 pub fn classify(e: &reqwest::Error) -> AttemptError {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<InternalAddress>() {
+            return AttemptError::InternalAddress;
+        }
+        source = s.source();
+    }
     if e.is_timeout() {
         AttemptError::Timeout
     } else if e.is_connect() {

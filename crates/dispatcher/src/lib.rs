@@ -21,6 +21,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 use switchboard_core::Clock;
 use switchboard_core::retry::RetrySchedule;
+use switchboard_core::url_policy::UrlPolicy;
 
 use switchboard_store::{ClaimRequest, DeliveryOutcome, Store};
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -44,6 +45,8 @@ pub struct DispatcherConfig {
     pub poll_interval: Duration,
     /// An endpoint whose deliveries give up after failing this long is disabled.
     pub disable_after: Duration,
+    /// Which internal addresses live endpoints may reach anyway (none by default).
+    pub url_policy: UrlPolicy,
 }
 
 impl Default for DispatcherConfig {
@@ -55,6 +58,7 @@ impl Default for DispatcherConfig {
             per_endpoint_concurrency: 64,
             poll_interval: Duration::from_secs(1),
             disable_after: Duration::from_secs(3 * 24 * 3600),
+            url_policy: UrlPolicy::default(),
         }
     }
 }
@@ -73,6 +77,22 @@ const CLAIM_BATCH: usize = 256;
 /// Builds the HTTP client deliveries use: pooled keep-alive connections, no
 /// redirects (Stripe counts a 3xx as a failure), no ambient proxies.
 pub fn http_client(timeout: Duration) -> reqwest::Client {
+    builder(timeout)
+        .build()
+        .expect("static client configuration is valid")
+}
+
+/// The client for live endpoints: names resolve only to addresses the
+/// policy permits, checked after resolution, so a name that resolves to an
+/// internal address (DNS rebinding included) is never connected to.
+pub fn live_http_client(timeout: Duration, policy: UrlPolicy) -> reqwest::Client {
+    builder(timeout)
+        .dns_resolver(Arc::new(attempt::PolicyResolver(policy)))
+        .build()
+        .expect("static client configuration is valid")
+}
+
+fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     // reqwest is built without a default TLS provider; install ring once.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -85,8 +105,6 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .pool_idle_timeout(Duration::from_secs(60))
         .no_proxy()
         .user_agent(attempt::USER_AGENT)
-        .build()
-        .expect("static client configuration is valid")
 }
 
 /// Runs until `shutdown` is cancelled, then waits for in-flight attempts and
@@ -101,7 +119,10 @@ pub async fn run(
     relay: Option<Arc<dyn Relay>>,
     shutdown: CancellationToken,
 ) {
-    let client = http_client(config.timeout);
+    let clients = attempt::Clients {
+        test: http_client(config.timeout),
+        live: live_http_client(config.timeout, config.url_policy.clone()),
+    };
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record_outcomes(store.clone(), outcomes_rx));
@@ -139,8 +160,8 @@ pub async fn run(
         let full_batch = claimed.len() == want;
         for delivery in claimed {
             let endpoint_slots = held.start(&delivery.endpoint_id);
-            let (client, clock, config, tx) = (
-                client.clone(),
+            let (clients, clock, config, tx) = (
+                clients.clone(),
                 clock.clone(),
                 config.clone(),
                 outcomes_tx.clone(),
@@ -152,9 +173,14 @@ pub async fn run(
                 let endpoint_slot = endpoint_slots.acquire_owned().await.expect("never closed");
                 let slot = permits.acquire_owned().await.expect("never closed");
                 let endpoint = delivery.endpoint_id.clone();
-                let outcome =
-                    attempt::deliver(&client, relay.as_deref(), clock.as_ref(), &config, delivery)
-                        .await;
+                let outcome = attempt::deliver(
+                    &clients,
+                    relay.as_deref(),
+                    clock.as_ref(),
+                    &config,
+                    delivery,
+                )
+                .await;
                 let _ = tx.send(outcome);
                 drop((slot, endpoint_slot));
                 held.finish(&endpoint);

@@ -20,6 +20,8 @@ pub struct ServerConfig {
     /// keep what does not match (`GET /switchboard/v1/schema_violations`): for
     /// test suites driving the real binary with the official clients.
     pub check_schema: bool,
+    /// Which internal addresses live endpoints may point at anyway.
+    pub url_policy: switchboard_core::url_policy::UrlPolicy,
 }
 
 impl Default for ServerConfig {
@@ -29,6 +31,7 @@ impl Default for ServerConfig {
             api_version: switchboard_core::DEFAULT_API_VERSION.into(),
             rate_limit: None,
             check_schema: false,
+            url_policy: Default::default(),
         }
     }
 }

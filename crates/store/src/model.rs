@@ -228,6 +228,8 @@ pub struct ClaimedDelivery {
     pub payload: Bytes,
     pub endpoint_id: String,
     pub url: String,
+    /// The endpoint's mode: live URLs are held to the URL policy at delivery.
+    pub livemode: bool,
     /// Secrets valid at claim time, newest first.
     pub secrets: Vec<String>,
 }

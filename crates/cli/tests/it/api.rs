@@ -1,5 +1,7 @@
 //! The Stripe wire format: auth, params, errors, idempotency, lists, modes, tenants.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use switchboard_store::Platform;
 
@@ -716,4 +718,114 @@ async fn deeply_nested_parameters_get_a_400_and_the_server_stays_up() {
         .post("/v1/customers", "name=Jane&metadata[a]=b&address[line1]=x")
         .await;
     assert_eq!(customer["metadata"]["a"], "b");
+}
+
+#[tokio::test]
+async fn live_endpoints_must_be_https_and_never_internal() {
+    // No allow-list: what a hosted Switchboard runs with.
+    let t = TestNode::with(Options {
+        allow_private: Vec::new(),
+        ..Options::default()
+    })
+    .await;
+    let probes = [
+        "http://example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "https://2130706433/hook",
+        "https://user:pw@192.168.1.1/hook",
+        "https://[::ffff:10.0.0.1]/hook",
+    ];
+    let create = |url: &str| format!("url={}&enabled_events[]=*", urlencode(url));
+    for url in probes {
+        let (status, _, err) = t
+            .request(
+                "POST",
+                "/v1/webhook_endpoints",
+                Some(LIVE_KEY),
+                &create(url),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 400, "{url} accepted in live mode: {err}");
+        assert_eq!(err["error"]["param"], "url", "{url}");
+    }
+    // A public HTTPS endpoint is fine, and cannot be moved onto an internal address.
+    let (status, _, we) = t
+        .request(
+            "POST",
+            "/v1/webhook_endpoints",
+            Some(LIVE_KEY),
+            &create("https://93.184.216.34/hook"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{we}");
+    let path = format!("/v1/webhook_endpoints/{}", we["id"].as_str().unwrap());
+    for url in probes {
+        let (status, _, _) = t
+            .request(
+                "POST",
+                &path,
+                Some(LIVE_KEY),
+                &format!("url={}", urlencode(url)),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 400, "update to {url} accepted in live mode");
+    }
+    // Test mode keeps loopback and plain HTTP for local development.
+    t.post(
+        "/v1/webhook_endpoints",
+        &create("http://127.0.0.1:4242/hook"),
+    )
+    .await;
+    t.post(
+        "/v1/webhook_endpoints",
+        &create("http://localhost:4242/hook"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn live_deliveries_never_connect_to_what_a_name_resolves_to_internally() {
+    use switchboard_core::attempt::AttemptError;
+    use switchboard_core::url_policy::UrlPolicy;
+    // The URL passed the create-time check elsewhere; at delivery the name
+    // resolves to loopback (DNS rebinding): the live client refuses to connect.
+    let mut rx = Receiver::start().await;
+    let url = rx.url.replace("127.0.0.1", "localhost");
+    let live =
+        switchboard_dispatcher::live_http_client(Duration::from_secs(5), UrlPolicy::default());
+    let err = live.post(&url).body("{}").send().await.unwrap_err();
+    assert_eq!(
+        switchboard_dispatcher::classify(&err),
+        AttemptError::InternalAddress
+    );
+    rx.assert_quiet(Duration::from_millis(200)).await;
+    // An operator's allow-list lets it through.
+    let allowed = UrlPolicy {
+        allow: vec!["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+    };
+    let ok = switchboard_dispatcher::live_http_client(Duration::from_secs(5), allowed)
+        .post(&url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

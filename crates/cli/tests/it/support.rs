@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use switchboard::{Node, NodeConfig};
 use switchboard_core::retry::RetrySchedule;
+use switchboard_core::url_policy::UrlPolicy;
 use switchboard_core::{Clock, ManualClock};
 use switchboard_dispatcher::DispatcherConfig;
 use switchboard_server::ServerConfig;
@@ -42,6 +43,9 @@ pub struct Options {
     pub concurrency: usize,
     pub per_endpoint_concurrency: usize,
     pub rate_limit: Option<u32>,
+    /// `--allow-private-endpoints`: loopback by default, so live endpoints
+    /// can point at the tests' receivers.
+    pub allow_private: Vec<switchboard_core::url_policy::Cidr>,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             concurrency: 512,
             per_endpoint_concurrency: 64,
             rate_limit: None,
+            allow_private: vec!["127.0.0.0/8".parse().unwrap()],
         }
     }
 }
@@ -78,6 +83,9 @@ impl TestNode {
             server: ServerConfig {
                 max_body_bytes: opts.max_body_bytes,
                 rate_limit: opts.rate_limit,
+                url_policy: UrlPolicy {
+                    allow: opts.allow_private.clone(),
+                },
                 ..Default::default()
             },
             dispatcher: DispatcherConfig {
@@ -88,6 +96,9 @@ impl TestNode {
                 per_endpoint_concurrency: opts.per_endpoint_concurrency,
                 // Manual-clock tests wake the dispatcher explicitly; a slow poll keeps them honest.
                 poll_interval: Duration::from_millis(if opts.manual_clock { 60_000 } else { 200 }),
+                url_policy: UrlPolicy {
+                    allow: opts.allow_private.clone(),
+                },
             },
             deliver: true,
         };
@@ -363,6 +374,9 @@ pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> (KillOnDrop, String)
             TEST_KEY,
             "--live-key",
             LIVE_KEY,
+            // Live endpoints of the tests point at receivers on loopback.
+            "--allow-private-endpoints",
+            "127.0.0.0/8",
             "--data-dir",
         ])
         .arg(data_dir)

@@ -3,6 +3,7 @@
 use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
+use switchboard_core::url_policy::{self, UrlProblem};
 use switchboard_core::{catalog, ids};
 use switchboard_store::{EndpointRecord, SigningSecret, Write};
 
@@ -29,20 +30,32 @@ pub fn render(rec: &EndpointRecord, client_id: &str) -> Value {
     })
 }
 
-fn validate_url(url: &str) -> Result<(), ApiError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
-    match host {
-        Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => Ok(()),
-        _ => Err(ApiError::invalid(
-            "url",
-            format!(
-                "Invalid URL: {url}. URLs must begin with http:// or https:// and name a host."
-            ),
-        )),
+/// The URL policy (`core::url_policy`): well formed; in live mode HTTPS and
+/// not internal, for literal addresses and for what a name resolves to now
+/// (deliveries check again after their own resolution).
+async fn validate_url(ctx: &Ctx, url: &str) -> Result<(), ApiError> {
+    let policy = &ctx.state.config.url_policy;
+    let refuse = |p: UrlProblem| ApiError::invalid("url", p.message(url));
+    policy.check(url, ctx.livemode()).map_err(refuse)?;
+    if !ctx.livemode() {
+        return Ok(());
     }
+    let host = url_policy::target(url).map_err(refuse)?.host.to_owned();
+    if url_policy::literal_ip(&host).is_some() {
+        return Ok(());
+    }
+    // A name that cannot be resolved here may resolve where it is delivered
+    // from later; one that resolves only to internal addresses is refused.
+    let lookup = tokio::net::lookup_host((host.as_str(), 443));
+    let found: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await {
+            Ok(Ok(found)) => found.collect(),
+            _ => Vec::new(),
+        };
+    if !found.is_empty() && found.iter().all(|a| !policy.permits(a.ip())) {
+        return Err(refuse(UrlProblem::Internal(host)));
+    }
+    Ok(())
 }
 
 fn enabled_events(ctx: &mut Ctx, required: bool) -> Result<Option<Vec<String>>, ApiError> {
@@ -96,7 +109,7 @@ fn validate_api_version(v: &str) -> Result<(), ApiError> {
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let url = ctx.params.required_string("url")?;
-    validate_url(&url)?;
+    validate_url(&ctx, &url).await?;
     let events = enabled_events(&mut ctx, true)?.unwrap_or_default();
     let connect = ctx.params.bool("connect")?.unwrap_or(false);
     let api_version = ctx.params.string("api_version")?.filter(|s| !s.is_empty());
@@ -174,7 +187,7 @@ pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     let url = ctx.params.string("url")?;
     if let Some(u) = &url {
-        validate_url(u)?;
+        validate_url(&ctx, u).await?;
     }
     let events = enabled_events(&mut ctx, false)?;
     let description = ctx.params.clearable_string("description")?;

@@ -505,7 +505,7 @@ fn claim(c: &Connection, req: &ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
     let mut select = c
         .prepare_cached(
             "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
-                    d.event_seq
+                    d.event_seq, w.livemode
              FROM deliveries d
              JOIN events e ON e.seq = d.event_seq
              JOIN endpoints w ON w.seq = d.endpoint_seq
@@ -534,6 +534,7 @@ fn claim(c: &Connection, req: &ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
                         payload: payload.into(),
                         endpoint_id: r.get(5)?,
                         url: r.get(6)?,
+                        livemode: r.get(11)?,
                         secrets: active_secrets(&secrets, now_ms / 1000),
                     },
                     endpoint,
