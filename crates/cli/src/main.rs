@@ -106,6 +106,10 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// How long SIGINT/SIGTERM waits for deliveries in flight before exiting;
+    /// unfinished ones are due again on the next start.
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
     /// Address ranges live endpoints may point at although they are internal
     /// (loopback, private, link-local, CGNAT…), for self-hosted receivers:
     /// `10.0.0.0/8,127.0.0.1`. Plain HTTP is allowed to them too.
@@ -198,6 +202,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             concurrency: args.concurrency,
             per_endpoint_concurrency: args.per_endpoint_concurrency,
             url_policy,
+            shutdown_timeout: args.shutdown_timeout,
             ..Default::default()
         },
         deliver: args.role == Role::All,

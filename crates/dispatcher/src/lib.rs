@@ -47,6 +47,9 @@ pub struct DispatcherConfig {
     pub disable_after: Duration,
     /// Which internal addresses live endpoints may reach anyway (none by default).
     pub url_policy: UrlPolicy,
+    /// How long a shutdown waits for attempts in flight; those still running
+    /// then are abandoned unrecorded (their leases make them due again).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -59,6 +62,7 @@ impl Default for DispatcherConfig {
             poll_interval: Duration::from_secs(1),
             disable_after: Duration::from_secs(3 * 24 * 3600),
             url_policy: UrlPolicy::default(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -107,8 +111,11 @@ fn builder(timeout: Duration) -> reqwest::ClientBuilder {
         .user_agent(attempt::USER_AGENT)
 }
 
-/// Runs until `shutdown` is cancelled, then waits for in-flight attempts and
-/// records their outcomes.
+/// Runs until `shutdown` is cancelled, then waits up to `shutdown_timeout`
+/// for attempts in flight and records their outcomes. Deliveries still
+/// waiting for a slot are not started; attempts still running at the
+/// deadline are abandoned. Neither is recorded, so at-least-once holds: their
+/// leases make them due again (at once on the next start of a SQLite node).
 ///
 /// Deliveries to `stripecli://` endpoints go through `relay` (the server's
 /// `stripe listen` hub) instead of HTTP.
@@ -127,6 +134,8 @@ pub async fn run(
     let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record_outcomes(store.clone(), outcomes_rx));
     let tasks = TaskTracker::new();
+    // Cancelled at the shutdown deadline: abandons attempts still running.
+    let abandon = CancellationToken::new();
     let work = store.work_signal();
     let config = Arc::new(config);
     let held = Arc::new(Held::new(
@@ -167,22 +176,36 @@ pub async fn run(
                 outcomes_tx.clone(),
             );
             let (relay, held, permits) = (relay.clone(), held.clone(), permits.clone());
+            let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
             tasks.spawn(async move {
+                let endpoint = delivery.endpoint_id.clone();
                 // The endpoint's slot first: a delivery waiting for a busy
                 // endpoint must not hold one of the global slots meanwhile.
-                let endpoint_slot = endpoint_slots.acquire_owned().await.expect("never closed");
-                let slot = permits.acquire_owned().await.expect("never closed");
-                let endpoint = delivery.endpoint_id.clone();
-                let outcome = attempt::deliver(
-                    &clients,
-                    relay.as_deref(),
-                    clock.as_ref(),
-                    &config,
-                    delivery,
-                )
-                .await;
-                let _ = tx.send(outcome);
-                drop((slot, endpoint_slot));
+                // Once shutting down, a delivery still waiting is not started.
+                let slots = async {
+                    let endpoint_slot = endpoint_slots.acquire_owned().await.expect("never closed");
+                    let slot = permits.acquire_owned().await.expect("never closed");
+                    (endpoint_slot, slot)
+                };
+                let slots = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => None,
+                    s = slots => Some(s),
+                };
+                if let Some(slots) = slots {
+                    let attempt = attempt::deliver(
+                        &clients,
+                        relay.as_deref(),
+                        clock.as_ref(),
+                        &config,
+                        delivery,
+                    );
+                    tokio::select! {
+                        outcome = attempt => { let _ = tx.send(outcome); }
+                        _ = abandon.cancelled() => {}
+                    }
+                    drop(slots);
+                }
                 held.finish(&endpoint);
             });
         }
@@ -197,7 +220,17 @@ pub async fn run(
         }
     }
     tasks.close();
-    tasks.wait().await;
+    if tokio::time::timeout(config.shutdown_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = tasks.len(),
+            "shutdown deadline: abandoning attempts still running (they are due again on the next start)"
+        );
+        abandon.cancel();
+        tasks.wait().await;
+    }
     drop(outcomes_tx);
     let _ = recorder.await;
 }

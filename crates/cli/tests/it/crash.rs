@@ -171,3 +171,80 @@ async fn sigkill_loses_no_delivery() {
     );
     child.kill();
 }
+
+/// SIGTERM with a hanging endpoint: the process stops within its shutdown
+/// timeout (not the delivery timeout, times the queued deliveries), exits 0,
+/// and the abandoned delivery is made on the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_within_the_shutdown_timeout_and_loses_nothing() {
+    use crate::support::{Receiver, Reply};
+    let dir = tempfile::tempdir().unwrap();
+    // The first attempt hangs far longer than the shutdown timeout (and
+    // within the delivery timeout); later ones are answered at once.
+    let mut hanging = Receiver::scripted(vec![Reply::Delay(Duration::from_secs(120))]).await;
+    let args = [
+        "--retry-schedule",
+        "1s",
+        "--delivery-timeout",
+        "60s",
+        "--shutdown-timeout",
+        "1s",
+    ];
+    let (mut child, base) = spawn(dir.path(), &args);
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let post = |path: &str, body: String| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(TEST_KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let we = post(
+        "/v1/webhook_endpoints",
+        format!("url={}&enabled_events[]=customer.created", hanging.url),
+    )
+    .await
+    .unwrap();
+    assert_eq!(we.status(), 200);
+    let customer: serde_json::Value = serde_json::from_slice(
+        &post("/v1/customers", "name=Held".into())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    // The attempt is in flight (the receiver holds it) when SIGTERM arrives.
+    hanging.next().await;
+    let pid = child.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = child.0.wait();
+        (child, status)
+    });
+    let (child, status) = tokio::time::timeout(Duration::from_secs(20), exited)
+        .await
+        .expect("SIGTERM waited for the hanging delivery instead of the shutdown timeout")
+        .unwrap();
+    assert!(status.unwrap().success(), "a clean shutdown exits 0");
+    drop(child);
+
+    // Restarted, it makes the abandoned delivery again.
+    let (mut again, _) = spawn(dir.path(), &args);
+    let mut redelivered = None;
+    while redelivered.is_none() {
+        let got = hanging.next().await;
+        let event = got.json();
+        if event["data"]["object"]["id"] == customer["id"] {
+            redelivered = Some(event);
+        }
+    }
+    again.kill();
+}

@@ -99,6 +99,7 @@ impl TestNode {
                 url_policy: UrlPolicy {
                     allow: opts.allow_private.clone(),
                 },
+                ..Default::default()
             },
             deliver: true,
         };
