@@ -30,6 +30,8 @@ pub struct NodeConfig {
 pub struct Node {
     pub addr: SocketAddr,
     pub platform: Platform,
+    /// Whether this start created the platform (its keys were just generated).
+    pub created_platform: bool,
     pub store: Arc<dyn Store>,
     listen: Arc<ListenHub>,
     shutdown: CancellationToken,
@@ -44,15 +46,24 @@ impl Node {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&config.data_dir)?;
+        // Keys and webhook secrets live here: readable by this user only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&config.data_dir.join("switchboard.db"))?);
+        let generated = new_platform(clock.now());
+        let generated_id = generated.id.clone();
         let platform = store
             .bootstrap_platform(PlatformInit {
-                generated: new_platform(clock.now()),
+                generated,
                 test_key_override: config.test_key.clone(),
                 live_key_override: config.live_key.clone(),
             })
             .await?;
+        let created_platform = platform.id == generated_id;
         let shutdown = CancellationToken::new();
         let listen = Arc::new(ListenHub::new(config.server.api_version.clone()));
         let dispatcher = if config.deliver {
@@ -85,6 +96,7 @@ impl Node {
         Ok(Node {
             addr,
             platform,
+            created_platform,
             store,
             listen,
             shutdown,

@@ -207,18 +207,56 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         deliver: args.role == Role::All,
     };
+    let (test_given, live_given) = (config.test_key.is_some(), config.live_key.is_some());
     let node = Node::start(config, listener, Arc::new(SystemClock)).await?;
     let p = &node.platform;
     // The first line is machine-readable: tests and scripts read the address from it.
     println!("switchboard listening on http://{}", node.addr);
     println!("platform account:  {}", p.id);
     println!("connect client id: {}", p.client_id);
-    println!("test secret key:   {}", p.test_key);
-    println!("live secret key:   {}", p.live_key);
+    // A key is shown whole only the one time it is generated; keys given by
+    // flag or environment, and stored ones, only by their ends.
+    println!(
+        "test secret key:   {}",
+        banner_key(
+            &p.test_key,
+            node.created_platform && !test_given,
+            test_given
+        )
+    );
+    println!(
+        "live secret key:   {}",
+        banner_key(
+            &p.live_key,
+            node.created_platform && !live_given,
+            live_given
+        )
+    );
     wait_for_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
+}
+
+fn banner_key(key: &str, generated: bool, given: bool) -> String {
+    if generated {
+        return format!("{key}   (generated now; it is not shown again)");
+    }
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let prefix: String = key.chars().take(8).collect();
+    let whence = if given {
+        "as given"
+    } else {
+        "as stored in the data dir"
+    };
+    format!("{prefix}…{tail}   ({whence})")
 }
 
 async fn wait_for_signal() {

@@ -51,6 +51,10 @@ impl Mode {
 /// (the version stripe-python 16.1.0 pins).
 pub const DEFAULT_API_VERSION: &str = "2026-10-28.endive";
 
+/// How long an idempotency key's answer is replayed, as on Stripe: after
+/// 24 hours the key may be reused for a new request.
+pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+
 /// Where "now" comes from. Production reads the system clock; tests move a
 /// [`ManualClock`] by hand so retry schedules and tolerances are exact.
 pub trait Clock: Send + Sync + 'static {

@@ -113,7 +113,11 @@ impl FromRequest<AppState> for Ctx {
                     .into());
                 }
                 let fp = fingerprint(&parts.method, &path, &bytes);
-                if let Some(stored) = state.store.idempotent_response(&scope, &k).await? {
+                if let Some(stored) = state
+                    .store
+                    .idempotent_response(&scope, &k, state.clock.now())
+                    .await?
+                {
                     return Err(Rejection(replay(stored, &fp, &k)?));
                 }
                 Some((k, fp))

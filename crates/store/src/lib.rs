@@ -91,8 +91,14 @@ pub trait Store: Send + Sync + 'static {
         filter: &AttemptFilter,
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>>;
-    async fn idempotent_response(&self, scope: &Scope, key: &str)
-    -> Result<Option<StoredResponse>>;
+    /// The stored answer of an idempotency key still valid at `now` (unix
+    /// seconds): keys expire after `IDEMPOTENCY_TTL_SECS`.
+    async fn idempotent_response(
+        &self,
+        scope: &Scope,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<StoredResponse>>;
 
     // -- delivery queue --------------------------------------------------------
 

@@ -829,3 +829,41 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn idempotency_keys_expire_after_24_hours() {
+    let t = TestNode::with(Options {
+        manual_clock: true,
+        ..Options::default()
+    })
+    .await;
+    let key = [("Idempotency-Key", "daily-job")];
+    let (_, _, first) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=A", &key)
+        .await;
+    t.advance(23 * 3600 * 1000);
+    let (status, headers, replay) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=A", &key)
+        .await;
+    assert_eq!((status, &replay["id"]), (200, &first["id"]));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    let (status, _, mismatch) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=B", &key)
+        .await;
+    assert_eq!(
+        status, 400,
+        "still reserved for the first request: {mismatch}"
+    );
+    // A day later the key is free: a new request, with other parameters even.
+    t.advance(3600 * 1000 + 1000);
+    let (status, headers, fresh) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=B", &key)
+        .await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_ne!(fresh["id"], first["id"]);
+    assert!(headers.get("idempotent-replayed").is_none());
+    let (_, _, again) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=B", &key)
+        .await;
+    assert_eq!(again["id"], fresh["id"], "and it replays the new answer");
+}

@@ -248,3 +248,71 @@ async fn sigterm_exits_within_the_shutdown_timeout_and_loses_nothing() {
     }
     again.kill();
 }
+
+/// Keys and secrets at rest: the data dir and database are this user's only,
+/// and the banner shows a key whole only the once it is generated, never one
+/// given by flag.
+#[test]
+fn secrets_at_rest_are_private_and_the_banner_shows_keys_once() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let banner = |extra: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .env("SWITCHBOARD_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let lines: Vec<String> = (0..5)
+            .map(|_| {
+                let mut l = String::new();
+                out.read_line(&mut l).unwrap();
+                l
+            })
+            .collect();
+        let _ = child.kill();
+        let _ = child.wait();
+        lines.join("")
+    };
+    let first = banner(&[]);
+    let key_line = |text: &str, which: &str| {
+        text.lines()
+            .find(|l| l.starts_with(which))
+            .unwrap()
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .to_owned()
+    };
+    let test_key = key_line(&first, "test secret key");
+    assert!(
+        test_key.starts_with("sk_test_") && test_key.len() > 30,
+        "{first}"
+    );
+    assert!(key_line(&first, "live secret key").starts_with("sk_live_"));
+    assert!(first.contains("generated now"));
+    // Later starts show only the ends of the stored keys.
+    let second = banner(&[]);
+    assert!(!second.contains(&test_key), "{second}");
+    assert!(second.contains(&test_key[test_key.len() - 4..]), "{second}");
+    // A live key given by flag is never printed.
+    let given = "sk_live_given_by_flag_0000000000000000";
+    let third = banner(&["--live-key", given]);
+    assert!(!third.contains(given), "{third}");
+    for (path, mode) in [(data.clone(), 0o700), (data.join("switchboard.db"), 0o600)] {
+        let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "{}: {got:o}", path.display());
+    }
+    if let Ok(wal) = std::fs::metadata(data.join("switchboard.db-wal")) {
+        assert_eq!(
+            wal.permissions().mode() & 0o077,
+            0,
+            "the WAL holds the same secrets"
+        );
+    }
+}

@@ -33,6 +33,23 @@ pub struct SqliteStore {
     work: Arc<Notify>,
 }
 
+/// Creates `path` if needed and makes it readable and writable by its owner only.
+fn private_file(path: &Path) -> Result<()> {
+    let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        open.mode(0o600);
+        open.open(path).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    #[cfg(not(unix))]
+    open.open(path).map_err(io)?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     ///
@@ -40,6 +57,9 @@ impl SqliteStore {
     /// beside it), so claims left by a previous process are dead and are
     /// released at once instead of waiting for their leases to end.
     pub fn open(path: &Path) -> Result<Self> {
+        // The database holds keys and webhook secrets: this user's only.
+        // SQLite gives the -wal and -shm files the database file's mode.
+        private_file(path)?;
         let lock = std::fs::File::create(path.with_extension("lock"))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         lock.try_lock().map_err(|_| {
@@ -268,9 +288,10 @@ impl Store for SqliteStore {
         &self,
         scope: &Scope,
         key: &str,
+        now: i64,
     ) -> Result<Option<StoredResponse>> {
         let (scope, key) = (scope.clone(), key.to_owned());
-        self.read(move |c| read::idempotent_response(c, &scope, &key))
+        self.read(move |c| read::idempotent_response(c, &scope, &key, now))
             .await
     }
 

@@ -393,15 +393,31 @@ pub(super) fn idempotent_response(
     c: &Connection,
     scope: &Scope,
     key: &str,
+    now: i64,
 ) -> Result<Option<StoredResponse>> {
     c.prepare_cached(
-        "SELECT fingerprint, status, body FROM idempotency WHERE platform = ?1 AND livemode = ?2 AND account = ?3 AND key = ?4",
+        "SELECT fingerprint, status, body FROM idempotency
+         WHERE platform = ?1 AND livemode = ?2 AND account = ?3 AND key = ?4 AND created > ?5",
     )
     .and_then(|mut s| {
-        s.query_row(params![scope.platform, scope.livemode, scope.account.as_deref().unwrap_or(""), key], |r| {
-            let body: Vec<u8> = r.get(2)?;
-            Ok(StoredResponse { fingerprint: r.get(0)?, status: r.get(1)?, body: body.into() })
-        })
+        let expired = now - switchboard_core::IDEMPOTENCY_TTL_SECS;
+        s.query_row(
+            params![
+                scope.platform,
+                scope.livemode,
+                scope.account.as_deref().unwrap_or(""),
+                key,
+                expired
+            ],
+            |r| {
+                let body: Vec<u8> = r.get(2)?;
+                Ok(StoredResponse {
+                    fingerprint: r.get(0)?,
+                    status: r.get(1)?,
+                    body: body.into(),
+                })
+            },
+        )
         .optional()
     })
     .map_err(backend)

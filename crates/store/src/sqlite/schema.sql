@@ -104,3 +104,5 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created      INTEGER NOT NULL,
     PRIMARY KEY (platform, livemode, account, key)
 );
+-- Expired keys (older than 24 h) are purged a few at a time.
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created);

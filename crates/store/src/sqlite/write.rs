@@ -265,10 +265,15 @@ fn commit(
 ) -> Result<CommitOutcome> {
     if let Some(idem) = &change.idempotency {
         let scope = &idem.scope;
+        let expired = change.now - switchboard_core::IDEMPOTENCY_TTL_SECS;
+        // An expired record of the same key is replaced: the key is free again.
         let inserted = c
             .prepare_cached(
                 "INSERT INTO idempotency (platform, livemode, account, key, fingerprint, status, body, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+                     body = excluded.body, created = excluded.created
+                 WHERE idempotency.created <= ?9",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -279,12 +284,20 @@ fn commit(
                     idem.response.fingerprint,
                     idem.response.status,
                     idem.response.body.as_ref(),
-                    idem.created
+                    idem.created,
+                    expired
                 ])
             })
             .map_err(backend)?;
+        // Expired records go a few at a time, with the requests that make new ones.
+        c.prepare_cached(
+            "DELETE FROM idempotency WHERE rowid IN
+                 (SELECT rowid FROM idempotency WHERE created <= ?1 LIMIT 16)",
+        )
+        .and_then(|mut s| s.execute(params![expired]))
+        .map_err(backend)?;
         if inserted == 0 {
-            let stored = read::idempotent_response(c, scope, &idem.key)?
+            let stored = read::idempotent_response(c, scope, &idem.key, change.now)?
                 .ok_or_else(|| StoreError::Backend("idempotency row vanished".into()))?;
             return Ok(CommitOutcome::Replay(stored));
         }
