@@ -46,6 +46,9 @@ pub enum ApiError {
     Conflict,
     #[error("internal error: {0}")]
     Internal(String),
+    /// Storage cannot keep writes now: nothing was done; retry (SDKs do).
+    #[error("Switchboard cannot store this request right now, so nothing was done. Please retry.")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -119,6 +122,7 @@ impl ApiError {
                 None,
             ),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", None, None),
+            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "api_error", None, None),
         }
     }
 }
@@ -132,6 +136,7 @@ impl From<StoreError> for ApiError {
                 code: Some("resource_missing"),
             },
             StoreError::Conflict => ApiError::Conflict,
+            StoreError::Unavailable(why) => ApiError::Unavailable(why),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -144,6 +149,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 "An unexpected error occurred in Switchboard.".to_string()
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::error!(%detail, "storage unavailable");
+                self.to_string()
             }
             other => other.to_string(),
         };

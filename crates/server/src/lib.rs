@@ -28,7 +28,9 @@ pub use crate::state::{AppState, ServerConfig};
 pub fn router(state: AppState) -> Router {
     use api::*;
     Router::new()
+        // Liveness: the process answers. Readiness: it can also keep writes.
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .merge(webhook_endpoints::routes())
         .merge(customers::routes())
         .merge(accounts::routes())
@@ -68,6 +70,20 @@ async fn schema_audit(State(state): State<AppState>, req: Request, next: Next) -
         state.audit(&what, &json);
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.health().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {e}\n"),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn unknown_route(req: Request) -> ApiError {

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 pub use model::*;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A concurrent write changed the row first (optimistic concurrency).
     #[error("concurrent modification")]
@@ -34,6 +34,10 @@ pub enum StoreError {
     Backend(String),
     #[error("the store is shut down")]
     Closed,
+    /// The storage cannot be trusted to keep what is written (its file
+    /// vanished or was replaced): retry later, elsewhere.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -48,6 +52,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_platform(&self, platform: Platform) -> Result<()>;
     /// The platform and mode an API key belongs to.
     async fn platform_by_key(&self, key: &str) -> Result<Option<(Platform, bool)>>;
+
+    /// Whether the store can serve and keep writes now (readiness).
+    async fn health(&self) -> Result<()>;
 
     // -- writes ----------------------------------------------------------------
 

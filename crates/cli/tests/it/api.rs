@@ -867,3 +867,46 @@ async fn idempotency_keys_expire_after_24_hours() {
         .await;
     assert_eq!(again["id"], fresh["id"], "and it replays the new answer");
 }
+
+#[tokio::test]
+async fn a_vanished_database_refuses_writes_and_is_not_ready() {
+    let t = TestNode::start().await;
+    t.post("/v1/customers", "name=Before").await;
+    let ready = t
+        .http
+        .get(format!("{}/readyz", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    // The data dir removed under the running process (the fault probe's case:
+    // writes kept returning 200 and everything was gone at restart).
+    std::fs::remove_dir_all(t.data_dir()).unwrap();
+    let (status, headers, err) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=After", &[])
+        .await;
+    assert_eq!(
+        status, 503,
+        "a write that cannot be kept is never a success: {err}"
+    );
+    assert_eq!(err["error"]["type"], "api_error");
+    assert_eq!(headers["stripe-should-retry"], "true");
+    let ready = t
+        .http
+        .get(format!("{}/readyz", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "readiness reports the storage");
+    let live = t
+        .http
+        .get(format!("{}/healthz", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        live.status(),
+        200,
+        "liveness does not: restarting would not help"
+    );
+}

@@ -116,6 +116,10 @@ impl TestNode {
         }
     }
 
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn node(&self) -> &Node {
         self.node.as_ref().unwrap()
     }

@@ -31,6 +31,48 @@ pub struct SqliteStore {
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     readers: Arc<ReadPool>,
     work: Arc<Notify>,
+    identity: FileIdentity,
+}
+
+/// Which file the database is: a path whose file was deleted or replaced
+/// (the data dir removed under a running process) must not take writes that
+/// would vanish with the old file.
+#[derive(Debug, Clone)]
+pub(crate) struct FileIdentity {
+    path: PathBuf,
+    #[cfg(unix)]
+    id: (u64, u64),
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| StoreError::Backend(e.to_string()))?;
+        #[cfg(not(unix))]
+        let _ = meta;
+        Ok(FileIdentity {
+            path: path.to_owned(),
+            #[cfg(unix)]
+            id: {
+                use std::os::unix::fs::MetadataExt as _;
+                (meta.dev(), meta.ino())
+            },
+        })
+    }
+
+    /// `Unavailable` unless the path still names the file opened.
+    pub(crate) fn check(&self) -> Result<()> {
+        let now = FileIdentity::of(&self.path).map_err(|_| {
+            StoreError::Unavailable(format!("{} has vanished", self.path.display()))
+        })?;
+        #[cfg(unix)]
+        if now.id != self.id {
+            return Err(StoreError::Unavailable(format!(
+                "{} was replaced by another file",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Creates `path` if needed and makes it readable and writable by its owner only.
@@ -69,6 +111,7 @@ impl SqliteStore {
             ))
         })?;
         let conn = Connection::open(path).map_err(backend)?;
+        let identity = FileIdentity::of(path)?;
         configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         conn.execute(
@@ -78,7 +121,7 @@ impl SqliteStore {
         .map_err(backend)?;
         let work = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        let writer = write::Writer::new(conn, work.clone(), lock);
+        let writer = write::Writer::new(conn, work.clone(), lock, identity.clone());
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -97,6 +140,7 @@ impl SqliteStore {
                 idle: Mutex::new(Vec::new()),
             }),
             work,
+            identity,
         })
     }
 
@@ -199,6 +243,15 @@ impl Store for SqliteStore {
     async fn create_platform(&self, platform: Platform) -> Result<()> {
         self.send(|reply| Command::CreatePlatform(platform, reply))
             .await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.identity.check()?;
+        self.read(|c| {
+            c.query_row("SELECT count(*) FROM platforms", [], |_| Ok(()))
+                .map_err(backend)
+        })
+        .await
     }
 
     async fn platform_by_key(&self, key: &str) -> Result<Option<(Platform, bool)>> {

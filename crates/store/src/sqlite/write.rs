@@ -85,6 +85,8 @@ pub(super) struct Writer {
     routes: HashMap<String, Arc<Vec<RouteEntry>>>,
     /// Held for the life of the writer: the database belongs to this process.
     _lock: std::fs::File,
+    /// Checked before every transaction: never commit into a deleted file.
+    identity: super::FileIdentity,
 }
 
 /// Side effects of a group, applied only once it has committed.
@@ -96,12 +98,18 @@ struct Effects {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, work: Arc<Notify>, lock: std::fs::File) -> Self {
+    pub(super) fn new(
+        conn: Connection,
+        work: Arc<Notify>,
+        lock: std::fs::File,
+        identity: super::FileIdentity,
+    ) -> Self {
         Writer {
             conn,
             work,
             routes: HashMap::new(),
             _lock: lock,
+            identity,
         }
     }
 
@@ -125,6 +133,15 @@ impl Writer {
     /// runs again in a transaction of its own.
     fn run_group(&mut self, batch: &mut Vec<Command>) {
         let commands = std::mem::take(batch);
+        // One stat per group: cheap beside the commit, and what tells a
+        // success that would vanish from one that will not.
+        if let Err(e) = self.identity.check() {
+            tracing::error!(error = %e, "refusing writes");
+            for cmd in commands {
+                cmd.answer(Err(e.clone()));
+            }
+            return;
+        }
         let outputs = match self.transaction(&commands, true) {
             Ok(outputs) => outputs.into_iter().map(Ok).collect(),
             Err(_) => commands
