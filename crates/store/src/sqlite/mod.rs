@@ -99,6 +99,12 @@ impl SqliteStore {
     /// beside it), so claims left by a previous process are dead and are
     /// released at once instead of waiting for their leases to end.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, WAL_LIMIT)
+    }
+
+    /// [`SqliteStore::open`] with the WAL size past which checkpoints
+    /// truncate it (tests use a small one).
+    pub fn open_with(path: &Path, wal_limit: u64) -> Result<Self> {
         // The database holds keys and webhook secrets: this user's only.
         // SQLite gives the -wal and -shm files the database file's mode.
         private_file(path)?;
@@ -130,7 +136,7 @@ impl SqliteStore {
         let (db, flag) = (path.to_owned(), stop.clone());
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpointer(db, flag))
+            .spawn(move || checkpointer(db, flag, wal_limit))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(SqliteStore {
             commands: tx,
@@ -171,7 +177,7 @@ fn configure(conn: &Connection) -> Result<()> {
     // fsync would stall every writer behind them.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;", // = WAL_LIMIT
     )
     .map_err(backend)
 }
@@ -179,9 +185,20 @@ fn configure(conn: &Connection) -> Result<()> {
 /// How often the background thread copies the WAL back into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The WAL size (bytes) past which a checkpoint truncates it; also SQLite's
+/// `journal_size_limit`.
+pub const WAL_LIMIT: u64 = 64 << 20;
+
 /// Copies committed WAL frames into the database file without blocking the
-/// writer (PASSIVE), until the store is dropped.
-fn checkpointer(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>) {
+/// writer (PASSIVE), until the store is dropped. Under sustained load with
+/// readers always open, PASSIVE checkpoints never reach the end of the WAL,
+/// so it is never reset and grows without bound: past `wal_limit` the
+/// checkpoint escalates to TRUNCATE (briefly waiting for the writer and
+/// readers), which brings it back to empty.
+fn checkpointer(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>, wal_limit: u64) {
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
     let Ok(conn) = Connection::open(&path) else {
         return;
     };
@@ -192,6 +209,13 @@ fn checkpointer(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>) {
         std::thread::sleep(CHECKPOINT_EVERY);
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if size > wal_limit {
+            tracing::debug!(size, "WAL over its limit: truncating checkpoint");
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL truncating checkpoint failed");
+            }
         }
     }
 }
