@@ -47,6 +47,9 @@ spelled! {
         ListenerDisconnected = "listener_disconnected",
         /// A live endpoint's host is, or resolves only to, an internal address.
         InternalAddress = "internal_address",
+        /// The TLS handshake failed (no TLS on the port, untrusted or expired
+        /// certificate…); the attempt's body records the reason.
+        TlsError = "tls_error",
     }
 }
 

@@ -211,10 +211,18 @@ async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) 
     let mut resp = match sent {
         Ok(r) => r,
         Err(e) => {
+            let error = classify(&e);
+            // The attempt log shows why a handshake failed (expired or
+            // untrusted certificate, no TLS on the port…).
+            let body = if error == AttemptError::TlsError {
+                tls_reason(&e)
+            } else {
+                String::new()
+            };
             return Answer {
                 status: None,
-                error: Some(classify(&e)),
-                body: String::new(),
+                error: Some(error),
+                body,
                 retry_after_ms: None,
             };
         }
@@ -232,13 +240,20 @@ async fn post(client: &reqwest::Client, clock: &dyn Clock, d: &ClaimedDelivery) 
         })
         .flatten()
         .map(|s| s.saturating_mul(1000));
+    // The answer is the status; the body is only recorded, up to 4 KiB and
+    // for at most BODY_READ_TIME: an endless fast body and a trickling one
+    // are treated alike (the status counts), while a connection that breaks
+    // before either limit is an interrupted response.
     let mut body = Vec::new();
     let mut error = None;
+    let read_until = tokio::time::Instant::now() + BODY_READ_TIME;
     while body.len() < MAX_RECORDED_BODY {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(e) => {
+        match tokio::time::timeout_at(read_until, resp.chunk()).await {
+            Err(_) => break,
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) if e.is_timeout() => break,
+            Ok(Err(e)) => {
                 error = Some(classify(&e));
                 break;
             }
@@ -262,6 +277,9 @@ pub fn classify(e: &reqwest::Error) -> AttemptError {
         }
         source = s.source();
     }
+    if tls_error(e).is_some() {
+        return AttemptError::TlsError;
+    }
     if e.is_timeout() {
         AttemptError::Timeout
     } else if e.is_connect() {
@@ -272,5 +290,35 @@ pub fn classify(e: &reqwest::Error) -> AttemptError {
         AttemptError::ResponseInterrupted
     } else {
         AttemptError::NetworkError
+    }
+}
+
+/// How long a response body is read for the attempt log once its status is in.
+const BODY_READ_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The rustls error behind a request error, however deep: rustls reports
+/// handshake failures inside I/O errors, which hyper wraps in I/O errors
+/// again (and an I/O error's `source()` skips the error it carries).
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// The TLS failure's own words, for the attempt log.
+fn tls_reason(e: &reqwest::Error) -> String {
+    match tls_error(e) {
+        Some(tls) => format!("TLS handshake failed: {tls}"),
+        None => format!("TLS handshake failed: {e}"),
     }
 }

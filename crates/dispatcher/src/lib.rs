@@ -212,10 +212,20 @@ pub async fn run(
         if full_batch {
             continue;
         }
+        // Sleep until the next delivery is due (a retry fires on time, not
+        // at the next poll), or a wake-up, or the poll as a fallback.
+        let wait = match store.next_due_ms().await {
+            Ok(Some(due)) if due > clock.now_ms() => {
+                Duration::from_millis((due - clock.now_ms()) as u64).min(config.poll_interval)
+            }
+            // Due already but not claimed (its endpoint is saturated): the
+            // endpoint's freed slot wakes the loop.
+            _ => config.poll_interval,
+        };
         tokio::select! {
             _ = work.notified() => {}
             _ = held.freed.notified() => {}
-            _ = tokio::time::sleep(config.poll_interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => break,
         }
     }

@@ -116,6 +116,9 @@ pub trait Store: Send + Sync + 'static {
     async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()>;
     /// Counts of deliveries by state, for metrics and tests.
     async fn delivery_stats(&self) -> Result<DeliveryStats>;
+    /// When the next pending delivery is due (unix ms), leased ones included
+    /// (at their lease's end): the dispatcher sleeps until then.
+    async fn next_due_ms(&self) -> Result<Option<i64>>;
     /// Notified whenever new deliveries become due; the dispatcher also polls.
     fn work_signal(&self) -> Arc<Notify>;
 }

@@ -207,6 +207,9 @@ async fn every_kind_of_failure_is_retried_without_blocking_others() {
     let slow = Receiver::scripted(vec![Reply::Delay(Duration::from_secs(3)); 3]).await;
     let (reset_url, _) = resetting_server().await;
     let refused = refused_url().await;
+    // HTTPS to a port that speaks plain HTTP.
+    let plain = Receiver::start().await;
+    let tls_url = plain.url.replace("http://", "https://");
     let mut healthy = Receiver::start().await;
     let mut failing = Vec::new();
     for url in [
@@ -216,6 +219,7 @@ async fn every_kind_of_failure_is_retried_without_blocking_others() {
         &slow.url,
         &reset_url,
         &refused,
+        &tls_url,
     ] {
         failing.push(t.endpoint(url).await.0);
     }
@@ -237,6 +241,7 @@ async fn every_kind_of_failure_is_retried_without_blocking_others() {
         // The status line arrived, the body was cut off: still a failure.
         (Some(200), Some("response_interrupted")),
         (None, Some("connection_failed")),
+        (None, Some("tls_error")),
     ];
     for (we, (status, error)) in failing.iter().zip(expected) {
         let a = t
@@ -254,6 +259,13 @@ async fn every_kind_of_failure_is_retried_without_blocking_others() {
         );
         if let Some(e) = error {
             assert_eq!(last["error"], e, "{a:#}");
+        }
+        if error == Some("tls_error") {
+            let why = last["response_body"].as_str().unwrap();
+            assert!(
+                why.starts_with("TLS handshake failed: "),
+                "the reason is kept: {why}"
+            );
         }
         assert_eq!(a["data"][1]["next_action"], "retry");
     }
@@ -382,4 +394,60 @@ async fn a_slow_endpoint_cannot_take_every_delivery_slot() {
         "healthy deliveries waited {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn an_endless_body_and_a_trickling_one_are_judged_alike_by_their_status() {
+    // Stripe judges an attempt by its status; the body is only recorded.
+    // Before, a fast endless 200 counted as success and a trickling one as a
+    // timeout: now both are read up to 4 KiB or 2 s, and both succeed.
+    let t = TestNode::with(Options {
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
+    let fast = endless_body_server(Duration::ZERO).await;
+    let trickle = endless_body_server(Duration::from_millis(100)).await;
+    let mut ids = Vec::new();
+    for url in [&fast, &trickle] {
+        ids.push(t.endpoint(url).await.0);
+    }
+    t.post("/v1/customers", "name=x").await;
+    for (we, name) in ids.iter().zip(["fast endless body", "trickling body"]) {
+        let a = t
+            .eventually(
+                &format!("/switchboard/v1/webhook_endpoints/{we}/attempts"),
+                |a| !a["data"].as_array().unwrap().is_empty(),
+            )
+            .await;
+        let first = &a["data"][0];
+        assert_eq!(first["succeeded"], true, "{name}: {a:#}");
+        assert_eq!(first["status_code"], 200, "{name}");
+        assert!(
+            first["response_body"].as_str().unwrap().starts_with('x'),
+            "{name}"
+        );
+        assert!(
+            first["response_body"].as_str().unwrap().len() <= 4096,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_retry_fires_when_it_is_due_not_at_the_next_poll() {
+    // The fallback poll is a minute: only waking at the due time can deliver
+    // the retry within the receiver's patience.
+    let t = TestNode::with(Options {
+        retry: RetrySchedule::parse("300ms").unwrap(),
+        poll_interval: Some(Duration::from_secs(60)),
+        ..Default::default()
+    })
+    .await;
+    let mut rx = Receiver::scripted(vec![Reply::Status(500)]).await;
+    t.endpoint(&rx.url).await;
+    t.post("/v1/customers", "name=x").await;
+    let first = rx.next().await.json();
+    let retried = rx.next().await.json();
+    assert_eq!(first["id"], retried["id"]);
 }

@@ -43,6 +43,8 @@ pub struct Options {
     pub concurrency: usize,
     pub per_endpoint_concurrency: usize,
     pub rate_limit: Option<u32>,
+    /// The dispatcher's fallback poll (default: 200 ms, 60 s with a manual clock).
+    pub poll_interval: Option<Duration>,
     /// `--allow-private-endpoints`: loopback by default, so live endpoints
     /// can point at the tests' receivers.
     pub allow_private: Vec<switchboard_core::url_policy::Cidr>,
@@ -60,6 +62,7 @@ impl Default for Options {
             per_endpoint_concurrency: 64,
             rate_limit: None,
             allow_private: vec!["127.0.0.0/8".parse().unwrap()],
+            poll_interval: None,
         }
     }
 }
@@ -95,7 +98,9 @@ impl TestNode {
                 concurrency: opts.concurrency,
                 per_endpoint_concurrency: opts.per_endpoint_concurrency,
                 // Manual-clock tests wake the dispatcher explicitly; a slow poll keeps them honest.
-                poll_interval: Duration::from_millis(if opts.manual_clock { 60_000 } else { 200 }),
+                poll_interval: opts.poll_interval.unwrap_or(Duration::from_millis(
+                    if opts.manual_clock { 60_000 } else { 200 },
+                )),
                 url_policy: UrlPolicy {
                     allow: opts.allow_private.clone(),
                 },
@@ -315,6 +320,38 @@ pub fn assert_stripe_shape(body: &Value, what: &str) {
         "{what}: not what Stripe sends:\n  {}\nbody: {body:#}",
         errs.join("\n  ")
     );
+}
+
+/// A server answering 200 with a body that never ends, sent as fast as it
+/// is read (`pause` zero) or one byte every `pause` (a trickle).
+pub async fn endless_body_server(pause: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = sock.read(&mut buf).await;
+                let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n";
+                if sock.write_all(head).await.is_err() {
+                    return;
+                }
+                let chunk = if pause.is_zero() {
+                    vec![b'x'; 16384]
+                } else {
+                    vec![b'x']
+                };
+                while sock.write_all(&chunk).await.is_ok() {
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}/webhook")
 }
 
 /// A TCP server that answers every request with a truncated response and

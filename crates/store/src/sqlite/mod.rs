@@ -384,6 +384,18 @@ impl Store for SqliteStore {
         self.read(read::delivery_stats).await
     }
 
+    async fn next_due_ms(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT min(next_at_ms) FROM deliveries WHERE state = 0",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+
     fn work_signal(&self) -> Arc<Notify> {
         self.work.clone()
     }
