@@ -44,12 +44,11 @@ pub async fn closed_loop(n: usize, concurrency: usize, make: MakeRequest) -> Run
     }
 }
 
+/// One request of an open loop: when it was sent, when it was answered, and the answer.
+pub type Answer = (Instant, Instant, Option<bytes::Bytes>);
+
 /// Sends one request every `1/rate` seconds (open loop) and records when each was answered.
-pub async fn open_loop(
-    n: usize,
-    rate: u64,
-    make: MakeRequest,
-) -> Vec<(Instant, Instant, Option<bytes::Bytes>)> {
+pub async fn open_loop(n: usize, rate: u64, make: MakeRequest) -> Vec<Answer> {
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(n);

@@ -32,7 +32,7 @@ pub const KEY: &str = "sk_test_benchmark0000000000";
 #[derive(Parser, Clone)]
 #[command(about = "Measure Switchboard against baselines measured in the same run")]
 pub struct Args {
-    /// Scenarios to run: throughput, latency, fanout, isolation, verify, peer, backlog (default: all); also `api`.
+    /// Scenarios to run: throughput, latency, fanout, isolation, starvation, verify, peer, backlog (default: all); also `api`.
     pub scenarios: Vec<String>,
     /// Events created in the throughput and isolation scenarios.
     #[arg(long, default_value_t = 50_000)]
@@ -164,6 +164,7 @@ fn main() -> anyhow::Result<()> {
         "latency",
         "fanout",
         "isolation",
+        "starvation",
         "verify",
         "peer",
         "backlog",
@@ -189,6 +190,7 @@ fn main() -> anyhow::Result<()> {
             "latency" => runtime.block_on(scenarios::latency(&args)),
             "fanout" => runtime.block_on(scenarios::fanout(&args)),
             "isolation" => runtime.block_on(scenarios::isolation(&args)),
+            "starvation" => runtime.block_on(scenarios::starvation(&args)),
             "verify" => scenarios::verify(),
             "api" => runtime.block_on(scenarios::api_only(&args)),
             "peer" => runtime.block_on(scenarios::peer(&args)),

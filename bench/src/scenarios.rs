@@ -122,14 +122,9 @@ pub async fn throughput(args: &Args) {
     bench.node.shutdown().await;
 }
 
-pub async fn latency(args: &Args) {
-    let (sink, addr, bench, payload) = one_endpoint().await;
-    let n = (1000 * args.latency_seconds) as usize;
-
-    sink.reset();
-    sink.track_arrivals.store(true, Ordering::SeqCst);
-    let answered = load::open_loop(n, 1000, create_customers(&bench, "lat")).await;
-    sink.wait_for(n, Duration::from_secs(120)).await;
+/// Milliseconds from each API answer to its event's arrival at the sink,
+/// sorted, and how many arrived before the answer was read.
+fn arrival_latencies(answered: &[load::Answer], sink: &Sink) -> (Vec<f64>, usize) {
     let arrivals = sink.arrivals.lock().unwrap().clone();
     let mut early = 0;
     let mut lat: Vec<f64> = answered
@@ -148,6 +143,18 @@ pub async fn latency(args: &Args) {
         })
         .collect();
     lat.sort_by(f64::total_cmp);
+    (lat, early)
+}
+
+pub async fn latency(args: &Args) {
+    let (sink, addr, bench, payload) = one_endpoint().await;
+    let n = (1000 * args.latency_seconds) as usize;
+
+    sink.reset();
+    sink.track_arrivals.store(true, Ordering::SeqCst);
+    let answered = load::open_loop(n, 1000, create_customers(&bench, "lat")).await;
+    sink.wait_for(n, Duration::from_secs(120)).await;
+    let (lat, early) = arrival_latencies(&answered, &sink);
 
     let raw = load::open_loop(n, 1000, raw_posts(&bench.client, addr, payload)).await;
     let mut base: Vec<f64> = raw
@@ -261,6 +268,61 @@ pub async fn isolation(args: &Args) {
         rates[1] / rates[0],
         ">= 0.90 of baseline",
         rates[1] >= 0.9 * rates[0],
+    );
+}
+
+/// A healthy endpoint's delivery latency beside 50 endpoints that hang
+/// (never answer within the run), against the same endpoint alone and beside
+/// 50 endpoints that answer at once (the same fan-out, no starvation), in one run.
+pub async fn starvation(args: &Args) {
+    let rate = 200;
+    let n = rate * args.latency_seconds.max(3) as usize;
+    let mut p99s = Vec::new();
+    for (others, path) in [(0, "hook"), (50, "hook"), (50, "slow")] {
+        let (sink, addr) = Sink::start().await;
+        *sink.slow_for.lock().unwrap() = Duration::from_secs(600);
+        let bench = Bench::start().await;
+        let secret = bench.endpoint(&format!("http://{addr}/hook/main")).await;
+        sink.secret("main", &secret);
+        for i in 0..others {
+            let secret = bench.endpoint(&format!("http://{addr}/{path}/o{i}")).await;
+            sink.secret(&format!("o{i}"), &secret);
+        }
+        sink.reset();
+        sink.track_arrivals.store(true, Ordering::SeqCst);
+        let answered = load::open_loop(n, rate as u64, create_customers(&bench, "starve")).await;
+        sink.wait_for(
+            n * if path == "hook" { others + 1 } else { 1 },
+            Duration::from_secs(120),
+        )
+        .await;
+        let (lat, _) = arrival_latencies(&answered, &sink);
+        let what = match (others, path) {
+            (0, _) => "alone".to_owned(),
+            (n, "hook") => format!("beside {n} endpoints that answer at once"),
+            (n, _) => format!("beside {n} hanging endpoints"),
+        };
+        println!(
+            "  {what}: p50 {:.2} ms, p99 {:.2} ms ({} events at {rate}/s)",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.len()
+        );
+        p99s.push(percentile(&lat, 0.99));
+        drop(bench);
+    }
+    report(
+        "starvation p99",
+        &format!("{:.2} ms healthy p99 beside 50 hanging endpoints", p99s[2]),
+        &format!("{:.2} ms beside 50 answering ones", p99s[1]),
+        p99s[2] / p99s[1],
+        "<= 2x the same fan-out",
+        p99s[2] <= 2.0 * p99s[1],
+    );
+    println!(
+        "  against the endpoint alone ({:.2} ms): {:.1}x",
+        p99s[0],
+        p99s[2] / p99s[0]
     );
 }
 

@@ -90,7 +90,9 @@ impl Sink {
             self.invalid.fetch_add(1, Ordering::SeqCst);
             return StatusCode::BAD_REQUEST;
         };
+        // Arrivals are the `main` endpoint's: other endpoints share its events.
         if self.track_arrivals.load(Ordering::Relaxed)
+            && name == "main"
             && let Some(id) = event.data.object["id"].as_str()
         {
             self.arrivals

@@ -71,9 +71,13 @@ impl DispatcherConfig {
     /// A claim outlives the attempt it covers, its wait in its endpoint's
     /// queue (at most two attempts' worth), and the recording of the outcome.
     fn lease_ms(&self) -> i64 {
-        (1 + QUEUE_PER_ENDPOINT_SLOT as i64) * self.timeout.as_millis() as i64 + 5_000
+        (1 + QUEUE_PER_ENDPOINT_SLOT as i64) * self.timeout.as_millis() as i64
+            + 2 * LEASE_MARGIN.as_millis() as i64
     }
 }
+
+/// What an attempt must leave of its lease: time to record its outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Most deliveries claimed in one store round trip.
 const CLAIM_BATCH: usize = 256;
@@ -156,8 +160,10 @@ pub async fn run(
             now_ms: clock.now_ms(),
             lease_ms: config.lease_ms(),
             limit: want,
-            per_endpoint: config.per_endpoint_concurrency,
-            exclude: held.saturated(),
+            // Endpoints not held yet start at the initial limit.
+            per_endpoint: INITIAL_LIMIT.min(config.per_endpoint_concurrency)
+                * QUEUE_PER_ENDPOINT_SLOT,
+            endpoint_room: held.endpoint_room(),
         };
         let claimed = match store.claim_due(request).await {
             Ok(c) => c,
@@ -177,22 +183,34 @@ pub async fn run(
             );
             let (relay, held, permits) = (relay.clone(), held.clone(), permits.clone());
             let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
+            let claimed_at = tokio::time::Instant::now();
             tasks.spawn(async move {
                 let endpoint = delivery.endpoint_id.clone();
                 // The endpoint's slot first: a delivery waiting for a busy
                 // endpoint must not hold one of the global slots meanwhile.
                 // Once shutting down, a delivery still waiting is not started.
-                let slots = async {
-                    let endpoint_slot = endpoint_slots.acquire_owned().await.expect("never closed");
-                    let slot = permits.acquire_owned().await.expect("never closed");
-                    (endpoint_slot, slot)
-                };
-                let slots = tokio::select! {
+                let endpoint_slot = tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => None,
-                    s = slots => Some(s),
+                    s = endpoint_slots.acquire_owned() => Some(s.expect("never closed")),
                 };
-                if let Some(slots) = slots {
+                let Some(endpoint_slot) = endpoint_slot else {
+                    held.finish(&endpoint, None, None);
+                    return;
+                };
+                let slot = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => None,
+                    s = permits.acquire_owned() => Some(s.expect("never closed")),
+                };
+                // Its endpoint slowed down while it waited: an attempt now
+                // could outlast the lease (and run beside the next claimer's),
+                // so leave it unattempted for the lease to bring it back.
+                let lease_left = Duration::from_millis(config.lease_ms() as u64)
+                    .saturating_sub(claimed_at.elapsed());
+                let slot = slot.filter(|_| lease_left > config.timeout + LEASE_MARGIN);
+                let mut verdict = None;
+                if let Some(slot) = slot {
                     let attempt = attempt::deliver(
                         &clients,
                         relay.as_deref(),
@@ -201,12 +219,15 @@ pub async fn run(
                         delivery,
                     );
                     tokio::select! {
-                        outcome = attempt => { let _ = tx.send(outcome); }
+                        outcome = attempt => {
+                            verdict = Some(Verdict::of(&outcome));
+                            let _ = tx.send(outcome);
+                        }
                         _ = abandon.cancelled() => {}
                     }
-                    drop(slots);
+                    drop(slot);
                 }
-                held.finish(&endpoint);
+                held.finish(&endpoint, Some(endpoint_slot), verdict);
             });
         }
         if full_batch {
@@ -251,8 +272,40 @@ const HELD_PER_SLOT: usize = 4;
 /// Claimed deliveries one endpoint may have waiting or in flight, per slot it may use.
 const QUEUE_PER_ENDPOINT_SLOT: usize = 2;
 
+/// An endpoint's first concurrency limit: it grows by one with each success
+/// (doubling per round trip, like TCP's slow start) up to
+/// `per_endpoint_concurrency`, so a new endpoint that hangs holds this many
+/// slots, not `per_endpoint_concurrency`, while its first attempts time out.
+const INITIAL_LIMIT: usize = 4;
+
+/// How an attempt bears on its endpoint's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// 2xx: the endpoint keeps up; one more in flight.
+    Healthy,
+    /// Timeout, no connection, 429 or 5xx: it does not; half as many.
+    Struggling,
+    /// Anything else (a 4xx, a redirect) says nothing about its capacity.
+    Neutral,
+}
+
+impl Verdict {
+    fn of(outcome: &DeliveryOutcome) -> Verdict {
+        let a = &outcome.attempt;
+        match a.status_code {
+            _ if a.succeeded => Verdict::Healthy,
+            None => Verdict::Struggling,
+            Some(429) | Some(500..) => Verdict::Struggling,
+            Some(_) => Verdict::Neutral,
+        }
+    }
+}
+
 /// Deliveries claimed and not yet finished, per endpoint, each endpoint with
-/// its own concurrency limit.
+/// its own adaptive concurrency limit (AIMD): a success raises it by one up
+/// to the configured maximum, a struggling answer halves it (never below
+/// one). A hanging or failing endpoint thus ends up with one delivery in
+/// flight and two queued, never the global slots healthy endpoints need.
 struct Held {
     per_endpoint: usize,
     limit: usize,
@@ -264,8 +317,23 @@ struct Held {
 #[derive(Default)]
 struct HeldState {
     total: usize,
-    endpoints: HashMap<String, (usize, Arc<Semaphore>)>,
+    endpoints: HashMap<String, Gate>,
 }
+
+/// One endpoint's deliveries and limit. `slots` holds `limit` permits in
+/// all (handed out or not) plus `debt` still to be taken back: a halved
+/// limit takes permits back as in-flight attempts return them.
+struct Gate {
+    queued: usize,
+    limit: usize,
+    debt: usize,
+    slots: Arc<Semaphore>,
+    /// Since when nothing of this endpoint has been held.
+    idle_since: Option<std::time::Instant>,
+}
+
+/// How long an endpoint's learned limit outlives its last delivery.
+const FORGET_IDLE_AFTER: Duration = Duration::from_secs(600);
 
 impl Held {
     fn new(per_endpoint: usize, limit: usize) -> Self {
@@ -285,14 +353,21 @@ impl Held {
         self.limit.saturating_sub(self.lock().total)
     }
 
-    /// Endpoints with a full queue: the next claim skips them.
-    fn saturated(&self) -> Vec<String> {
-        let full = self.per_endpoint * QUEUE_PER_ENDPOINT_SLOT;
-        self.lock()
-            .endpoints
+    /// How many more deliveries each endpoint below its maximum may be
+    /// claimed for (two per slot: one in flight, one waiting), so a claim's
+    /// lease always covers its wait; endpoints at zero are skipped.
+    fn endpoint_room(&self) -> HashMap<String, usize> {
+        let mut st = self.lock();
+        // An endpoint idle for long is forgotten: it starts again at the
+        // initial limit, as a new one would.
+        st.endpoints
+            .retain(|_, g| g.idle_since.is_none_or(|t| t.elapsed() < FORGET_IDLE_AFTER));
+        st.endpoints
             .iter()
-            .filter(|(_, (n, _))| *n >= full)
-            .map(|(e, _)| e.clone())
+            .map(|(e, g)| {
+                let cap = g.limit * QUEUE_PER_ENDPOINT_SLOT;
+                (e.clone(), cap.saturating_sub(g.queued))
+            })
             .collect()
     }
 
@@ -300,28 +375,66 @@ impl Held {
     fn start(&self, endpoint: &str) -> Arc<Semaphore> {
         let mut st = self.lock();
         st.total += 1;
-        let per_endpoint = self.per_endpoint;
-        let entry = st
+        let initial = INITIAL_LIMIT.min(self.per_endpoint);
+        let gate = st
             .endpoints
             .entry(endpoint.to_owned())
-            .or_insert_with(|| (0, Arc::new(Semaphore::new(per_endpoint))));
-        entry.0 += 1;
-        entry.1.clone()
+            .or_insert_with(|| Gate {
+                queued: 0,
+                limit: initial,
+                debt: 0,
+                slots: Arc::new(Semaphore::new(initial)),
+                idle_since: None,
+            });
+        gate.queued += 1;
+        gate.idle_since = None;
+        gate.slots.clone()
     }
 
-    fn finish(&self, endpoint: &str) {
-        let full = self.per_endpoint * QUEUE_PER_ENDPOINT_SLOT;
+    /// A delivery is done (`verdict: None`: abandoned before its attempt);
+    /// `slot` is its endpoint permit, if it got one.
+    fn finish(
+        &self,
+        endpoint: &str,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        verdict: Option<Verdict>,
+    ) {
         let mut st = self.lock();
         st.total -= 1;
         let refill = st.total == self.limit / 2;
-        let Some(entry) = st.endpoints.get_mut(endpoint) else {
+        let max = self.per_endpoint;
+        let Some(gate) = st.endpoints.get_mut(endpoint) else {
             return;
         };
-        let was_full = entry.0 >= full;
-        entry.0 -= 1;
-        if entry.0 == 0 {
-            st.endpoints.remove(endpoint);
+        let was_full = gate.queued >= gate.limit * QUEUE_PER_ENDPOINT_SLOT;
+        gate.queued -= 1;
+        match verdict {
+            Some(Verdict::Healthy) if gate.limit < max => {
+                gate.limit += 1;
+                if gate.debt > 0 {
+                    gate.debt -= 1;
+                } else {
+                    gate.slots.add_permits(1);
+                }
+            }
+            Some(Verdict::Struggling) if gate.limit > 1 => {
+                let halved = (gate.limit / 2).max(1);
+                gate.debt += gate.limit - halved;
+                gate.limit = halved;
+                // Idle permits go at once; the rest as they come back.
+                gate.debt -= gate.slots.forget_permits(gate.debt);
+            }
+            _ => {}
         }
+        if let Some(slot) = slot {
+            if gate.debt > 0 {
+                slot.forget();
+                gate.debt -= 1;
+            } else {
+                drop(slot);
+            }
+        }
+        gate.idle_since = (gate.queued == 0).then(std::time::Instant::now);
         if was_full || refill {
             self.freed.notify_one();
         }
@@ -338,5 +451,48 @@ async fn record_outcomes(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<
             // The deliveries stay leased and will be attempted again: at-least-once.
             tracing::error!(error = %e, "recording delivery outcomes failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit_of(held: &Held, endpoint: &str) -> usize {
+        held.lock().endpoints.get(endpoint).map_or(0, |g| g.limit)
+    }
+
+    #[tokio::test]
+    async fn limits_grow_with_successes_and_halve_when_an_endpoint_struggles() {
+        let held = Held::new(16, 1000);
+        // Slow start: 4, then one more per success, up to the maximum.
+        let mut last = None;
+        for _ in 0..20 {
+            let slots = held.start("we_ok");
+            let permit = slots.clone().acquire_owned().await.unwrap();
+            held.start("we_ok"); // keep the endpoint held between rounds
+            held.finish("we_ok", Some(permit), Some(Verdict::Healthy));
+            last = Some(slots);
+        }
+        assert_eq!(limit_of(&held, "we_ok"), 16);
+        assert_eq!(last.unwrap().available_permits(), 16);
+
+        // A struggling endpoint: 4 in flight time out one after another.
+        let slots = held.start("we_hang");
+        let mut permits = vec![slots.clone().acquire_owned().await.unwrap()];
+        for _ in 0..3 {
+            held.start("we_hang");
+            permits.push(slots.clone().acquire_owned().await.unwrap());
+        }
+        held.start("we_hang"); // one more waits
+        assert_eq!(slots.available_permits(), 0);
+        for p in permits {
+            held.finish("we_hang", Some(p), Some(Verdict::Struggling));
+        }
+        // 4 → 2 → 1 → 1 → 1, and the permits taken back as they returned.
+        assert_eq!(limit_of(&held, "we_hang"), 1);
+        assert_eq!(slots.available_permits(), 1, "one slot, and it is free");
+        // Its claims shrink with it: one slot, two held, one already queued.
+        assert_eq!(held.endpoint_room()["we_hang"], 1);
     }
 }

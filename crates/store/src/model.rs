@@ -213,8 +213,10 @@ pub struct ClaimRequest {
     /// Most deliveries of one endpoint in this claim, so that one busy or
     /// slow endpoint cannot fill a batch.
     pub per_endpoint: usize,
-    /// Endpoints (ids) already at their concurrency limit: skip their deliveries.
-    pub exclude: Vec<String>,
+    /// Endpoints (ids) that may get fewer than `per_endpoint` deliveries
+    /// now (their adaptive limit is lower, or they have some already); zero
+    /// skips them.
+    pub endpoint_room: std::collections::HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]

@@ -115,7 +115,7 @@ fn claim(now_ms: i64) -> ClaimRequest {
         lease_ms: 10_000,
         limit: 10,
         per_endpoint: 10,
-        exclude: Vec::new(),
+        endpoint_room: Default::default(),
     }
 }
 

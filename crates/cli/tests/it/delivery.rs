@@ -451,3 +451,40 @@ async fn a_retry_fires_when_it_is_due_not_at_the_next_poll() {
     let retried = rx.next().await.json();
     assert_eq!(first["id"], retried["id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_endpoints_cannot_starve_a_healthy_one() {
+    // The fault probe: 8 hanging endpoints × 64 per-endpoint slots took all
+    // 512 global ones, and healthy deliveries waited for the timeouts. Here
+    // ten hanging endpoints could demand 160 of 64 slots; with adaptive
+    // per-endpoint limits (a new endpoint starts at 4) they hold 40.
+    let t = TestNode::with(Options {
+        timeout: Duration::from_secs(60),
+        concurrency: 64,
+        per_endpoint_concurrency: 16,
+        ..Default::default()
+    })
+    .await;
+    let mut hanging = Vec::new();
+    for _ in 0..10 {
+        let rx = Receiver::scripted(vec![Reply::Delay(Duration::from_secs(120)); 64]).await;
+        t.endpoint(&rx.url).await;
+        hanging.push(rx);
+    }
+    let mut healthy = Receiver::start().await;
+    t.endpoint(&healthy.url).await;
+    for i in 0..20 {
+        t.post("/v1/customers", &format!("name=c{i}")).await;
+    }
+    // Every one of the healthy endpoint's deliveries arrives long before any
+    // hanging attempt could time out (the receiver waits 20 s at most).
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 20 {
+        seen.insert(
+            healthy.next().await.json()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+}

@@ -72,7 +72,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     one_shot      INTEGER NOT NULL DEFAULT 0,
     leased        INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at_ms) WHERE state = 0;
+-- Claims walk due deliveries oldest first and skip saturated endpoints by
+-- seq: with the seq in the index, a skipped row costs no table lookup.
+DROP INDEX IF EXISTS deliveries_due;
+CREATE INDEX IF NOT EXISTS deliveries_due_by_endpoint ON deliveries (next_at_ms, endpoint_seq) WHERE state = 0;
 
 CREATE TABLE IF NOT EXISTS attempts (
     id             INTEGER PRIMARY KEY,

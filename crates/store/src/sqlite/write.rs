@@ -531,7 +531,13 @@ const SCAN_FACTOR: usize = 4;
 
 fn claim(c: &Connection, req: &ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
     let (now_ms, lease_ms, limit) = (req.now_ms, req.lease_ms, req.limit);
-    let exclude = to_json(&req.exclude);
+    let full: Vec<&String> = req
+        .endpoint_room
+        .iter()
+        .filter(|(_, room)| **room == 0)
+        .map(|(e, _)| e)
+        .collect();
+    let exclude = to_json(&full);
     let mut select = c
         .prepare_cached(
             "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
@@ -540,7 +546,8 @@ fn claim(c: &Connection, req: &ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
              JOIN events e ON e.seq = d.event_seq
              JOIN endpoints w ON w.seq = d.endpoint_seq
              WHERE d.state = 0 AND d.next_at_ms <= ?1
-               AND w.id NOT IN (SELECT value FROM json_each(?3))
+               AND d.endpoint_seq NOT IN
+                   (SELECT seq FROM endpoints WHERE id IN (SELECT value FROM json_each(?3)))
              ORDER BY d.next_at_ms LIMIT ?2",
         )
         .map_err(backend)?;
@@ -586,7 +593,12 @@ fn claim(c: &Connection, req: &ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
         match endpoint {
             Target::Live => {
                 let taken = per_endpoint.entry(d.endpoint_id.clone()).or_default();
-                if out.len() >= limit || *taken >= req.per_endpoint.max(1) {
+                let cap = req
+                    .endpoint_room
+                    .get(&d.endpoint_id)
+                    .copied()
+                    .unwrap_or(req.per_endpoint.max(1));
+                if out.len() >= limit || *taken >= cap {
                     continue;
                 }
                 *taken += 1;
