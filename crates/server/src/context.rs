@@ -20,6 +20,32 @@ use crate::state::AppState;
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// `axum::extract::Path` whose rejection (an id with invalid percent-encoding
+/// or UTF-8, say) is a Stripe error like every other, not axum's plain text.
+pub struct Path<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| Path(t))
+            .map_err(|e| ApiError::InvalidRequest {
+                message: format!("Invalid URL: {}", e.body_text()),
+                param: None,
+                code: None,
+            })
+    }
+}
+
 /// Set by the request-id middleware on every request.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

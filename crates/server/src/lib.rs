@@ -51,7 +51,26 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
         .layer(middleware::from_fn_with_state(state.clone(), schema_audit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            read_body_first,
+        ))
         .layer(middleware::from_fn_with_state(state, stripe_headers))
+}
+
+/// Reads the whole request body (within the body limit) before routing, so
+/// a request refused early (an unknown route, an id that is not valid
+/// UTF-8) is answered after its body was read: a client still sending would
+/// otherwise see the connection reset instead of the error.
+async fn read_body_first(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(_) => ApiError::BodyTooLarge(state.config.max_body_bytes).into_response(),
+    }
 }
 
 /// With `--check-schema`, every `/v1` JSON response is held to Stripe's schema.

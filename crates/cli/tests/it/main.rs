@@ -13,3 +13,4 @@ mod readme;
 mod schema;
 mod stripe_cli;
 mod support;
+mod sweep;

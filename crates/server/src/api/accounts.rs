@@ -5,7 +5,6 @@
 //! the account's own scope. Deleting or deauthorizing marks the account
 //! deleted, which is what makes later `Stripe-Account` requests fail.
 
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -17,7 +16,7 @@ use switchboard_store::{Change, PageRequest, Scope, StoredObject};
 
 use super::objects::{self, public};
 use super::patch::Patch;
-use crate::context::{Ctx, retry_conflicts};
+use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
 pub const KIND: &str = "account";

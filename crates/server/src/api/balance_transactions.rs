@@ -3,14 +3,13 @@
 //! scope, so the `balance_transaction` ids of charges and payouts can be
 //! retrieved and expanded.
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::json;
 use switchboard_core::ids;
 use switchboard_store::Change;
 
 use super::objects;
-use crate::context::Ctx;
+use crate::context::{Ctx, Path};
 use crate::error::ApiError;
 
 pub const KIND: &str = "balance_transaction";

@@ -1,6 +1,5 @@
 //! `/v1/customers`: the first objects that emit events.
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use switchboard_core::form::Params;
@@ -10,7 +9,7 @@ use switchboard_store::{ObjectWrite, StoredObject, Write};
 
 use super::objects;
 use super::patch::Patch;
-use crate::context::{Ctx, retry_conflicts};
+use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
 const KIND: &str = "customer";

@@ -1,6 +1,5 @@
 //! `/v1/events`: retrieve, list with Stripe's filters, and resend.
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::Value;
 use switchboard_core::catalog;
@@ -8,7 +7,7 @@ use switchboard_core::form::Value as FormValue;
 use switchboard_store::{EventFilter, EventRecord, Write};
 
 use super::{cursor_param, list_json, page_request};
-use crate::context::Ctx;
+use crate::context::{Ctx, Path};
 use crate::error::ApiError;
 
 const MAX_TYPES: usize = 20;

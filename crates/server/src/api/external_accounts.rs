@@ -2,7 +2,6 @@
 //! payouts go. A bank account's full number is kept privately so that the
 //! test numbers of failing banks make payouts fail.
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::connect;
@@ -14,7 +13,7 @@ use switchboard_store::StoredObject;
 use super::accounts::{self, account_scope};
 use super::objects::{self, PRIVATE, public};
 use super::patch::Patch;
-use crate::context::{Ctx, retry_conflicts};
+use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
 pub const KIND: &str = "external_account";

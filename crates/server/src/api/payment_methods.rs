@@ -3,7 +3,6 @@
 //! `pm_…` object the moment a PaymentIntent names them, as on Stripe; the
 //! alias is kept privately because it decides the card's outcome.
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::connect::{self, CardOutcome};
@@ -12,7 +11,7 @@ use switchboard_store::{Change, StoredObject};
 
 use super::objects::{self, PRIVATE};
 use super::patch::Patch;
-use crate::context::Ctx;
+use crate::context::{Ctx, Path};
 use crate::error::ApiError;
 
 pub const KIND: &str = "payment_method";

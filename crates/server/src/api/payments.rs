@@ -3,7 +3,6 @@
 //! or available at once for `pm_card_bypassPending`, which emits
 //! `balance.available`); a declined card is a 402 whose events still happen.
 
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -14,7 +13,7 @@ use switchboard_store::Change;
 
 use super::patch::Patch;
 use super::{balance, balance_transactions, objects, payment_methods};
-use crate::context::{Ctx, retry_conflicts};
+use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
 const PI: &str = "payment_intent";

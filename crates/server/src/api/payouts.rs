@@ -4,7 +4,6 @@
 //! funds, and marks the external account `errored`: later payouts to it are
 //! refused until it is updated or replaced.
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::connect;
@@ -16,7 +15,7 @@ use super::external_accounts::KIND as EXTERNAL;
 use super::objects::{self, PRIVATE, public};
 use super::patch::Patch;
 use super::{balance, balance_transactions};
-use crate::context::{Ctx, retry_conflicts};
+use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
 const KIND: &str = "payout";

@@ -1,7 +1,6 @@
 //! `/v1/accounts/{account}/persons`: the people behind a connected account.
 //! Each change can change the account's requirements (→ `account.updated`).
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::form::Params;
@@ -11,7 +10,7 @@ use switchboard_core::object::previous_attributes;
 use super::accounts::{self, account_scope};
 use super::objects;
 use super::patch::Patch;
-use crate::context::{Ctx, retry_conflicts};
+use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
 const KIND: &str = "person";

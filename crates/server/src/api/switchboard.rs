@@ -1,14 +1,13 @@
 //! Switchboard's own routes, under `/switchboard/v1/`, apart from Stripe's:
 //! the delivery attempt log and secret rolling.
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::ids;
 use switchboard_store::{AttemptFilter, AttemptRecord, SigningSecret, Write};
 
 use super::{cursor_param, list_json, page_request};
-use crate::context::{Ctx, ok_json, retry_conflicts};
+use crate::context::{Ctx, Path, ok_json, retry_conflicts};
 use crate::error::ApiError;
 
 /// Default time the old secret keeps signing after a roll.

@@ -1,6 +1,5 @@
 //! `/v1/webhook_endpoints`.
 
-use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::url_policy::{self, UrlProblem};
@@ -8,7 +7,7 @@ use switchboard_core::{catalog, ids};
 use switchboard_store::{EndpointRecord, SigningSecret, Write};
 
 use super::{cursor_param, list_json, page_request};
-use crate::context::{Ctx, retry_conflicts};
+use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
 const KIND: &str = "webhook endpoint";
