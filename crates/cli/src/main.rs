@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchboard::{Node, NodeConfig};
+use switchboard_core::chaos::Chaos;
 use switchboard_core::duration;
 use switchboard_core::retry::RetrySchedule;
 use switchboard_core::url_policy::{Cidr, UrlPolicy};
@@ -110,6 +111,12 @@ struct ServeArgs {
     /// unfinished ones are due again on the next start.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    /// Chaos mode, to rehearse what Stripe warns of: `duplicate=0.1` sends
+    /// events twice, `reorder=0.2,delay=5s` holds attempts back so later ones
+    /// overtake them, `fail=0.05` fails attempts unsent (they are retried);
+    /// `seed=N` reproduces a run. Every fault shows in the attempt log.
+    #[arg(long, env = "SWITCHBOARD_CHAOS", value_parser = Chaos::parse)]
+    chaos: Option<Chaos>,
     /// Address ranges live endpoints may point at although they are internal
     /// (loopback, private, link-local, CGNAT…), for self-hosted receivers:
     /// `10.0.0.0/8,127.0.0.1`. Plain HTTP is allowed to them too.
@@ -203,6 +210,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             per_endpoint_concurrency: args.per_endpoint_concurrency,
             url_policy,
             shutdown_timeout: args.shutdown_timeout,
+            chaos: args.chaos.unwrap_or_default(),
             ..Default::default()
         },
         deliver: args.role == Role::All,

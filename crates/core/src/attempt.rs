@@ -50,6 +50,8 @@ spelled! {
         /// The TLS handshake failed (no TLS on the port, untrusted or expired
         /// certificate…); the attempt's body records the reason.
         TlsError = "tls_error",
+        /// Chaos mode failed the attempt on purpose; nothing was sent.
+        ChaosFailure = "chaos_failure",
     }
 }
 

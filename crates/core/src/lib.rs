@@ -18,6 +18,7 @@
 
 pub mod attempt;
 pub mod catalog;
+pub mod chaos;
 pub mod connect;
 pub mod duration;
 pub mod event;

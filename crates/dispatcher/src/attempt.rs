@@ -72,9 +72,21 @@ pub(crate) async fn deliver(
     config: &DispatcherConfig,
     d: ClaimedDelivery,
 ) -> DeliveryOutcome {
+    let plan = config.chaos.plan(d.delivery_id, d.attempt);
+    if plan.hold_ms > 0 {
+        // Held back so that later events overtake it.
+        tokio::time::sleep(std::time::Duration::from_millis(plan.hold_ms)).await;
+    }
     let started_at_ms = clock.now_ms();
     let started = Instant::now();
-    let answer = if d.url.starts_with(LISTENER_SCHEME) {
+    let answer = if plan.fail {
+        Answer {
+            status: None,
+            error: Some(AttemptError::ChaosFailure),
+            body: String::new(),
+            retry_after_ms: None,
+        }
+    } else if d.url.starts_with(LISTENER_SCHEME) {
         relayed(relay, clock, config, &d).await
     } else if d.livemode {
         // Literal addresses never reach the resolver: check them here (the
@@ -91,6 +103,15 @@ pub(crate) async fn deliver(
     } else {
         post(&clients.test, clock, &d).await
     };
+    // A duplicate: the same event, signed afresh, sent once more.
+    if plan.duplicate && answer.status.is_some() && !d.url.starts_with(LISTENER_SCHEME) {
+        let client = if d.livemode {
+            &clients.live
+        } else {
+            &clients.test
+        };
+        let _ = post(client, clock, &d).await;
+    }
     let duration_ms = started.elapsed().as_millis() as i64;
     // A response cut off mid-body is a failed attempt even with a 2xx status.
     let succeeded =
@@ -125,6 +146,7 @@ pub(crate) async fn deliver(
             // The store decides it from `next` when recording.
             next_action: NextAction::Retry,
             next_at_ms: None,
+            chaos: plan.faults().into_iter().map(str::to_owned).collect(),
         },
         next,
         now_ms,

@@ -47,6 +47,8 @@ pub struct DispatcherConfig {
     pub disable_after: Duration,
     /// Which internal addresses live endpoints may reach anyway (none by default).
     pub url_policy: UrlPolicy,
+    /// Faults injected on purpose (chaos mode; off by default).
+    pub chaos: switchboard_core::chaos::Chaos,
     /// How long a shutdown waits for attempts in flight; those still running
     /// then are abandoned unrecorded (their leases make them due again).
     pub shutdown_timeout: Duration,
@@ -63,6 +65,7 @@ impl Default for DispatcherConfig {
             disable_after: Duration::from_secs(3 * 24 * 3600),
             url_policy: UrlPolicy::default(),
             shutdown_timeout: Duration::from_secs(10),
+            chaos: Default::default(),
         }
     }
 }

@@ -122,6 +122,8 @@ pub struct AttemptRecord {
     /// Set by the store from the outcome's [`Next`] when it records it.
     pub next_action: NextAction,
     pub next_at_ms: Option<i64>,
+    /// Faults chaos mode injected into this attempt (`fail`, `reorder`, `duplicate`).
+    pub chaos: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -234,6 +234,7 @@ async fn leases_hide_claimed_work_until_they_end_or_the_store_reopens() {
         response_body: "ok".into(),
         succeeded: true,
         next_action: switchboard_core::attempt::NextAction::Retry,
+        chaos: Vec::new(),
         next_at_ms: None,
     };
     store

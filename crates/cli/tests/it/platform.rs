@@ -189,3 +189,124 @@ async fn example_platform_handles_triggered_connect_events() {
     let gone = s["deauthorized"][0].as_str().unwrap();
     assert!(s["accounts"].get(gone).is_none(), "{s:#}");
 }
+
+/// Chaos mode: every event delivered twice, some held back so later ones
+/// overtake them, some attempts failed unsent. The example platform still
+/// applies each event exactly once, and every fault is in the attempt log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_platform_survives_chaos_mode() {
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = spawn(
+        data.path(),
+        &[
+            "--retry-schedule",
+            "fast",
+            "--chaos",
+            // fail=0.1: an event fails all five attempts of the fast schedule
+            // one time in 100,000.
+            "duplicate=1,reorder=0.5,delay=300ms,fail=0.1,seed=7",
+        ],
+    );
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let port = free_port();
+    let resp = http
+        .post(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth(TEST_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "url=http://127.0.0.1:{port}/webhook&enabled_events[]=*&connect=true"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let we: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let mut child = Command::new(platform_bin())
+        .args(["--port", &port.to_string()])
+        .env("STRIPE_WEBHOOK_SECRET", we["secret"].as_str().unwrap())
+        .env("STRIPE_SECRET_KEY", TEST_KEY)
+        .env("STRIPE_API_BASE", &base)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut first).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let _platform_process = KillOnDrop(child);
+    let platform = format!("http://127.0.0.1:{port}");
+
+    trigger(&base, "payout.failed");
+    let s = eventually(&http, &platform, |s| {
+        s["accounts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|a| a["payout_failed"] == true)
+    })
+    .await;
+    let acct = s["accounts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, a)| a["payout_failed"] == true)
+        .unwrap()
+        .0
+        .clone();
+    // Every event of the account delivered (despite the failures), once applied.
+    let listed = http
+        .get(format!("{base}/v1/events?limit=100"))
+        .bearer_auth(TEST_KEY)
+        .header("Stripe-Account", acct.as_str())
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&listed.bytes().await.unwrap()).unwrap();
+    let events: Vec<String> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut faults = std::collections::BTreeSet::new();
+    for evt in &events {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let a = http
+                .get(format!("{base}/switchboard/v1/events/{evt}/attempts"))
+                .bearer_auth(TEST_KEY)
+                .header("Stripe-Account", acct.as_str())
+                .send()
+                .await
+                .unwrap();
+            let a: Value = serde_json::from_slice(&a.bytes().await.unwrap()).unwrap();
+            let attempts = a["data"].as_array().unwrap();
+            for attempt in attempts {
+                for f in attempt["chaos"].as_array().unwrap() {
+                    faults.insert(f.as_str().unwrap().to_owned());
+                }
+                if attempt["error"] == "chaos_failure" {
+                    assert_eq!(attempt["chaos"], serde_json::json!(["fail"]), "{attempt:#}");
+                }
+            }
+            if attempts.iter().any(|x| x["succeeded"] == true) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{evt} never delivered: {a:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(faults.contains("duplicate"), "{faults:?}");
+    let s = eventually(&http, &platform, |s| {
+        s["processed_events"].as_u64().unwrap() as usize >= events.len()
+    })
+    .await;
+    assert_eq!(
+        s["processed_events"].as_u64().unwrap() as usize,
+        events.len(),
+        "each event applied exactly once, duplicates and all: {s:#}"
+    );
+}

@@ -19,6 +19,7 @@ pub fn render_attempt(a: &AttemptRecord) -> Value {
         "id": format!("att_{}", a.id),
         "object": "webhook_attempt",
         "attempt": a.attempt,
+        "chaos": a.chaos,
         "created": a.started_at_ms.div_euclid(1000),
         "duration_ms": a.duration_ms,
         "error": a.error.map(|e| e.as_str()),

@@ -120,6 +120,7 @@ impl SqliteStore {
         let identity = FileIdentity::of(path)?;
         configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        migrate(&conn)?;
         conn.execute(
             "UPDATE deliveries SET leased = 0, next_at_ms = 0 WHERE state = 0 AND leased = 1",
             [],
@@ -168,6 +169,20 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Backend(e.to_string()))?
     }
+}
+
+/// Columns added after a table was first created: `CREATE TABLE IF NOT
+/// EXISTS` leaves an older database's table as it was.
+fn migrate(conn: &Connection) -> Result<()> {
+    let has_chaos = conn
+        .prepare("SELECT 1 FROM pragma_table_info('attempts') WHERE name = 'chaos'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(backend)?;
+    if !has_chaos {
+        conn.execute_batch("ALTER TABLE attempts ADD COLUMN chaos TEXT")
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 fn configure(conn: &Connection) -> Result<()> {

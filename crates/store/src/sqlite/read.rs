@@ -364,7 +364,7 @@ pub(super) fn attempts(
     let order = Order {
         table: "attempts",
         columns: "id, event_id, endpoint_id, attempt, started_at_ms, duration_ms, status_code, error, \
-                  response_body, succeeded, next_action, next_at_ms",
+                  response_body, succeeded, next_action, next_at_ms, chaos",
         column: "id",
     };
     let args = vec![Sql::Text(platform.into()), Sql::Text(id.clone())];
@@ -385,6 +385,10 @@ pub(super) fn attempts(
             succeeded: r.get(9)?,
             next_action: spelled(10, &r.get::<_, String>(10)?, NextAction::parse)?,
             next_at_ms: r.get(11)?,
+            chaos: r
+                .get::<_, Option<String>>(12)?
+                .map(|c| c.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
         })
     })
 }

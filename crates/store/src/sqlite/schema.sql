@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     response_body  TEXT NOT NULL,
     succeeded      INTEGER NOT NULL,
     next_action    TEXT NOT NULL,
-    next_at_ms     INTEGER
+    next_at_ms     INTEGER,
+    chaos          TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id, id);
 CREATE INDEX IF NOT EXISTS attempts_endpoint ON attempts (endpoint_id, id);

@@ -649,8 +649,8 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
     let mut insert = c
         .prepare_cached(
             "INSERT INTO attempts (platform, delivery_id, event_id, endpoint_id, attempt, started_at_ms, duration_ms,
-                 status_code, error, response_body, succeeded, next_action, next_at_ms)
-             SELECT w.platform, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM endpoints w WHERE w.id = ?3",
+                 status_code, error, response_body, succeeded, next_action, next_at_ms, chaos)
+             SELECT w.platform, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 FROM endpoints w WHERE w.id = ?3",
         )
         .map_err(backend)?;
     for o in outcomes {
@@ -674,7 +674,8 @@ fn record(c: &Connection, outcomes: &[DeliveryOutcome], new_work: &mut bool) -> 
                 a.response_body,
                 a.succeeded,
                 action.as_str(),
-                next_at
+                next_at,
+                (!a.chaos.is_empty()).then(|| a.chaos.join(","))
             ])
             .map_err(backend)?;
         // One statement moves the delivery on and says what it belonged to.
