@@ -64,11 +64,9 @@ async fn eventually(http: &reqwest::Client, platform: &str, f: impl Fn(&Value) -
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn example_platform_handles_triggered_connect_events() {
-    let data = tempfile::tempdir().unwrap();
-    let (_server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
-    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+/// A Connect endpoint at a free port, and the example platform listening
+/// there with its secret: (process, platform URL, endpoint).
+async fn start_platform(http: &reqwest::Client, base: &str) -> (KillOnDrop, String, Value) {
     let port = free_port();
     let resp = http
         .post(format!("{base}/v1/webhook_endpoints"))
@@ -85,7 +83,7 @@ async fn example_platform_handles_triggered_connect_events() {
         .args(["--port", &port.to_string()])
         .env("STRIPE_WEBHOOK_SECRET", we["secret"].as_str().unwrap())
         .env("STRIPE_SECRET_KEY", TEST_KEY)
-        .env("STRIPE_API_BASE", &base)
+        .env("STRIPE_API_BASE", base)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -94,9 +92,16 @@ async fn example_platform_handles_triggered_connect_events() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     out.read_line(&mut first).unwrap();
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let _platform_process = KillOnDrop(child);
     assert!(first.contains("listening on"), "{first}");
-    let platform = format!("http://127.0.0.1:{port}");
+    (KillOnDrop(child), format!("http://127.0.0.1:{port}"), we)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_platform_handles_triggered_connect_events() {
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let (_platform_process, platform, we) = start_platform(&http, &base).await;
 
     // account.updated: the platform tracks the account's requirements.
     trigger(&base, "account.updated");
@@ -208,33 +213,7 @@ async fn the_example_platform_survives_chaos_mode() {
         ],
     );
     let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
-    let port = free_port();
-    let resp = http
-        .post(format!("{base}/v1/webhook_endpoints"))
-        .bearer_auth(TEST_KEY)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "url=http://127.0.0.1:{port}/webhook&enabled_events[]=*&connect=true"
-        ))
-        .send()
-        .await
-        .unwrap();
-    let we: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    let mut child = Command::new(platform_bin())
-        .args(["--port", &port.to_string()])
-        .env("STRIPE_WEBHOOK_SECRET", we["secret"].as_str().unwrap())
-        .env("STRIPE_SECRET_KEY", TEST_KEY)
-        .env("STRIPE_API_BASE", &base)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut first).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let _platform_process = KillOnDrop(child);
-    let platform = format!("http://127.0.0.1:{port}");
+    let (_platform_process, platform, _we) = start_platform(&http, &base).await;
 
     trigger(&base, "payout.failed");
     let s = eventually(&http, &platform, |s| {

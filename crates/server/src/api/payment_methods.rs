@@ -75,15 +75,16 @@ pub async fn resolve(ctx: &Ctx, named: &str, change: &mut Change) -> Result<Valu
         };
     }
     let pm = from_alias(ctx, named, None)?;
-    let id = pm["id"].as_str().unwrap_or_default().to_owned();
-    change.writes.push(objects::insert(
-        &ctx.scope,
-        KIND,
-        &id,
-        ctx.now(),
-        pm.clone(),
-    ));
+    store(ctx, change, &pm);
     Ok(pm)
+}
+
+/// Writes a new PaymentMethod into `change`, in the caller's scope.
+fn store(ctx: &Ctx, change: &mut Change, pm: &Value) {
+    let id = pm["id"].as_str().unwrap_or_default();
+    change
+        .writes
+        .push(objects::insert(&ctx.scope, KIND, id, ctx.now(), pm.clone()));
 }
 
 /// What charging this PaymentMethod does.
@@ -133,15 +134,8 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     }
     patch.apply(&mut pm);
     ctx.finish_params()?;
-    let id = pm["id"].as_str().unwrap_or_default().to_owned();
     let mut change = ctx.change();
-    change.writes.push(objects::insert(
-        &ctx.scope,
-        KIND,
-        &id,
-        ctx.now(),
-        pm.clone(),
-    ));
+    store(&ctx, &mut change, &pm);
     ctx.commit(change, &objects::public(&pm)).await
 }
 
