@@ -62,7 +62,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn columns() -> [output::Column; 7] {
+fn columns() -> [output::Column; 8] {
     [
         ("CREATED", |a| {
             a["created"]
@@ -79,6 +79,18 @@ fn columns() -> [output::Column; 7] {
             _ => String::new(),
         }),
         ("MS", |a| output::cell(&a["duration_ms"])),
+        // What chaos mode injected, if it ran.
+        ("CHAOS", |a| {
+            a["chaos"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        }),
         ("NEXT", |a| {
             let next = output::cell(&a["next_action"]);
             match a["next_attempt_at"].as_i64() {
