@@ -69,7 +69,16 @@ async fn read_body_first(State(state): State<AppState>, req: Request, next: Next
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
-        Err(_) => ApiError::BodyTooLarge(state.config.max_body_bytes).into_response(),
+        Err(_) => {
+            // The rest of the body stays unread, so the connection cannot be
+            // reused: say so, or a client's next request on it would fail.
+            let mut resp = ApiError::BodyTooLarge(state.config.max_body_bytes).into_response();
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+            resp
+        }
     }
 }
 

@@ -157,7 +157,13 @@ impl TestNode {
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body.to_owned());
         }
-        let resp = req.send().await.unwrap();
+        let resp = req.send().await.unwrap_or_else(|e| {
+            panic!(
+                "{method} {} with {} body bytes: {e}",
+                &path[..path.len().min(120)],
+                body.len()
+            )
+        });
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();

@@ -224,6 +224,7 @@ async fn malformed_requests_to_every_route_get_a_stripe_4xx() {
         )
         .await;
     assert_eq!(status, 413, "{json}");
+    // …and the client's next request, on a new connection, is answered.
     assert!(sent > 10_000, "{sent} requests");
     // Still up, still right.
     let again = t.get(&format!("/v1/customers/{customer}")).await;
