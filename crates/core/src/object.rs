@@ -2,15 +2,24 @@
 
 use serde_json::{Map, Value};
 
-/// Reorders an object's top-level keys the way Stripe emits them:
-/// `id`, `object`, then the rest alphabetically.
+/// Stripe's key order, at every level: `id`, `object`, then the rest
+/// alphabetically (map-like fields such as `metadata` too). Responses and
+/// event payloads are rendered through it, however a handler built them.
 pub fn stripe_order(value: Value) -> Value {
-    let Value::Object(map) = value else {
-        return value;
-    };
-    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-    entries.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
-    Value::Object(entries.into_iter().collect::<Map<String, Value>>())
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, stripe_order(v)))
+                    .collect::<Map<String, Value>>(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(stripe_order).collect()),
+        other => other,
+    }
 }
 
 fn rank(key: &str) -> u8 {

@@ -158,7 +158,7 @@ impl Schema {
         if let Some(t) = self.type_of(object) {
             self.complete(t, &mut values);
         }
-        sort_keys(values)
+        crate::object::stripe_order(values)
     }
 
     fn complete(&self, type_name: &str, value: &mut Value) {
@@ -427,33 +427,6 @@ fn show(alts: &[Alt]) -> String {
         })
         .collect();
     parts.join(" | ")
-}
-
-/// Stripe's key order at every level: `id`, `object`, then alphabetical.
-/// Map-like fields (`metadata`) are sorted too, as Stripe does.
-pub fn sort_keys(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, sort_keys(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
-        other => other,
-    }
-}
-
-fn rank(key: &str) -> u8 {
-    match key {
-        "id" => 0,
-        "object" => 1,
-        _ => 2,
-    }
 }
 
 #[cfg(test)]

@@ -298,7 +298,7 @@ pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
 /// (`id`, `object`, then alphabetical, at every level), however a handler
 /// happened to build the object.
 pub fn render(value: &serde_json::Value) -> Bytes {
-    let ordered = switchboard_core::schema::sort_keys(value.clone());
+    let ordered = switchboard_core::object::stripe_order(value.clone());
     Bytes::from(serde_json::to_vec_pretty(&ordered).expect("JSON values serialize"))
 }
 
@@ -364,9 +364,9 @@ impl Ctx {
             ),
             draft: EventDraft {
                 event_type: event_type.into(),
-                object: switchboard_core::schema::sort_keys(object),
+                object: switchboard_core::object::stripe_order(object),
                 previous_attributes: previous_attributes.map(|prev| {
-                    match switchboard_core::schema::sort_keys(serde_json::Value::Object(prev)) {
+                    match switchboard_core::object::stripe_order(serde_json::Value::Object(prev)) {
                         serde_json::Value::Object(m) => m,
                         _ => unreachable!("an object stays an object"),
                     }

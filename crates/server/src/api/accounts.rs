@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use switchboard_core::connect::currently_due;
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_core::object::{previous_attributes, stripe_order};
+use switchboard_core::object::previous_attributes;
 use switchboard_store::{Change, PageRequest, Scope, StoredObject};
 
 use super::objects::{self, public};
@@ -326,7 +326,6 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             external_accounts: Vec::new(),
         },
     );
-    let acct = stripe_order(acct);
     let mut change = ctx.change();
     change.writes.push(objects::insert(
         &platform_scope(&ctx),

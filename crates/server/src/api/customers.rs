@@ -4,7 +4,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_core::object::{previous_attributes, stripe_order};
+use switchboard_core::object::previous_attributes;
 use switchboard_store::{ObjectWrite, StoredObject, Write};
 
 use super::objects;
@@ -71,7 +71,6 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let created = ctx.now();
     let mut data = blank(&id, created, ctx.livemode());
     params.apply(&mut data);
-    let data = stripe_order(data);
     let mut change = ctx.change();
     change
         .events

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use switchboard_core::connect;
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_core::object::{previous_attributes, stripe_order};
+use switchboard_core::object::previous_attributes;
 use switchboard_store::StoredObject;
 
 use super::accounts::{self, account_scope};
@@ -205,7 +205,6 @@ pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Respons
             .iter()
             .any(|e| e["currency"] == currency);
         ea["default_for_currency"] = (make_default || first_in_currency).into();
-        let ea = stripe_order(ea);
         let scope = account_scope(&ctx, &account);
         let mut change = ctx.change();
         if make_default && !first_in_currency {

@@ -101,7 +101,6 @@ pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respons
         } else {
             Value::Null
         };
-        let body = switchboard_core::object::stripe_order(body);
         let mut change = ctx.change();
         change
             .writes

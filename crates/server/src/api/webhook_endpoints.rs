@@ -151,7 +151,6 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     };
     let mut body = render(&rec, &ctx.platform.client_id);
     body["secret"] = rec.secrets[0].secret.clone().into();
-    let body = switchboard_core::object::stripe_order(body);
     let mut change = ctx.change();
     change.writes.push(Write::Endpoint(Box::new(rec), None));
     ctx.commit(change, &body).await
