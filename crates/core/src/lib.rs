@@ -20,6 +20,7 @@ pub mod attempt;
 pub mod catalog;
 pub mod chaos;
 pub mod connect;
+pub mod delivery;
 pub mod duration;
 pub mod event;
 pub mod form;

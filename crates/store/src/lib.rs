@@ -11,7 +11,9 @@
 //! - The delivery queue is a table with leases: a claim pushes `next_at` past
 //!   the lease, so work claimed by a crashed process becomes due again.
 
+mod engine;
 mod model;
+pub mod postgres;
 pub mod relay;
 pub mod sqlite;
 
@@ -31,13 +33,20 @@ pub enum StoreError {
     #[error("no such object: {0}")]
     CursorNotFound(String),
     #[error("storage backend failed: {0}")]
-    Backend(String),
+    Backend(#[source] Arc<dyn std::error::Error + Send + Sync>),
     #[error("the store is shut down")]
     Closed,
     /// The storage cannot be trusted to keep what is written (its file
     /// vanished or was replaced): retry later, elsewhere.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+}
+
+impl StoreError {
+    /// A backend failure, its cause kept as the error's source.
+    pub fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Backend(Arc::from(e.into()))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -119,6 +128,9 @@ pub trait Store: Send + Sync + 'static {
     /// When the next pending delivery is due (unix ms), leased ones included
     /// (at their lease's end): the dispatcher sleeps until then.
     async fn next_due_ms(&self) -> Result<Option<i64>>;
+    /// Finishes the writes already submitted and releases the database (a
+    /// SQLite file can be opened again at once); later calls fail with `Closed`.
+    async fn close(&self);
     /// Notified whenever new deliveries become due; the dispatcher also polls.
     fn work_signal(&self) -> Arc<Notify>;
 }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde_json::Value;
 use switchboard_core::attempt::{AttemptError, NextAction};
+pub use switchboard_core::delivery::Next;
 use switchboard_core::event::EventDraft;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,9 +132,19 @@ pub struct PageRequest {
     pub limit: usize,
     pub starting_after: Option<String>,
     pub ending_before: Option<String>,
-    /// Equality filters on object fields: (JSON path such as `$.status`, value).
-    /// Only object lists use them.
-    pub filters: Vec<(String, serde_json::Value)>,
+    /// Equality filters on object fields. Only object lists use them.
+    pub filters: Vec<(Field, serde_json::Value)>,
+}
+
+/// A field of a stored object's data, by its dotted path
+/// (`status`, `relationship.owner`); each backend spells it in its own SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field(pub &'static str);
+
+impl Field {
+    pub fn segments(self) -> impl Iterator<Item = &'static str> {
+        self.0.split('.')
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -236,13 +247,6 @@ pub struct ClaimedDelivery {
     pub livemode: bool,
     /// Secrets valid at claim time, newest first.
     pub secrets: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    Done,
-    RetryAt(i64),
-    GiveUp,
 }
 
 #[derive(Debug, Clone)]

@@ -70,9 +70,9 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         KIND,
         "/v1/balance_transactions",
         &[
-            objects::by("type", "$.type"),
-            objects::by("source", "$.source"),
-            objects::by("currency", "$.currency"),
+            objects::by("type", "type"),
+            objects::by("source", "source"),
+            objects::by("currency", "currency"),
         ],
     )
     .await

@@ -164,7 +164,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         &scope,
         KIND,
         "/v1/customers",
-        &[super::objects::by("email", "$.email")],
+        &[super::objects::by("email", "email")],
     )
     .await
 }

@@ -394,7 +394,7 @@ pub async fn list(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response,
         &scope,
         KIND,
         &format!("/v1/accounts/{account}/external_accounts"),
-        &[objects::by("object", "$.object")],
+        &[objects::by("object", "object")],
     )
     .await
 }

@@ -84,7 +84,7 @@ pub struct Filter {
     pub boolean: bool,
 }
 
-/// String equality filters named like the field they match (`status` → `$.status`).
+/// String equality filters named like the field they match (`status` matches the field `status`).
 pub const fn by(param: &'static str, path: &'static str) -> Filter {
     Filter {
         param,
@@ -125,7 +125,7 @@ pub async fn list(
             params.string(key)?.map(Value::String)
         };
         if let Some(v) = value {
-            page.filters.push((f.path.to_owned(), v));
+            page.filters.push((switchboard_store::Field(f.path), v));
         }
     }
     for (_, rest) in nested {

@@ -153,8 +153,8 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         KIND,
         "/v1/payment_methods",
         &[
-            objects::by("customer", "$.customer"),
-            objects::by("type", "$.type"),
+            objects::by("customer", "customer"),
+            objects::by("type", "type"),
         ],
     )
     .await

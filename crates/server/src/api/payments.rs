@@ -400,7 +400,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         &scope,
         PI,
         "/v1/payment_intents",
-        &[objects::by("customer", "$.customer")],
+        &[objects::by("customer", "customer")],
     )
     .await
 }
@@ -423,8 +423,8 @@ pub async fn list_charges(mut ctx: Ctx) -> Result<Response, ApiError> {
         CHARGE,
         "/v1/charges",
         &[
-            objects::by("customer", "$.customer"),
-            objects::by("payment_intent", "$.payment_intent"),
+            objects::by("customer", "customer"),
+            objects::by("payment_intent", "payment_intent"),
         ],
     )
     .await

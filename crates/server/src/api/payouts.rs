@@ -255,8 +255,8 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         KIND,
         "/v1/payouts",
         &[
-            objects::by("status", "$.status"),
-            objects::by("destination", "$.destination"),
+            objects::by("status", "status"),
+            objects::by("destination", "destination"),
         ],
     )
     .await

@@ -20,22 +20,22 @@ const RELATIONSHIP_FLAGS: [&str; 4] = ["director", "executive", "owner", "repres
 const RELATIONSHIP_FILTERS: [objects::Filter; 4] = [
     objects::Filter {
         param: "relationship[director]",
-        path: "$.relationship.director",
+        path: "relationship.director",
         boolean: true,
     },
     objects::Filter {
         param: "relationship[executive]",
-        path: "$.relationship.executive",
+        path: "relationship.executive",
         boolean: true,
     },
     objects::Filter {
         param: "relationship[owner]",
-        path: "$.relationship.owner",
+        path: "relationship.owner",
         boolean: true,
     },
     objects::Filter {
         param: "relationship[representative]",
-        path: "$.relationship.representative",
+        path: "relationship.representative",
         boolean: true,
     },
 ];

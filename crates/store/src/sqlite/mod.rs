@@ -46,7 +46,7 @@ pub(crate) struct FileIdentity {
 
 impl FileIdentity {
     fn of(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let meta = std::fs::metadata(path).map_err(StoreError::backend)?;
         #[cfg(not(unix))]
         let _ = meta;
         Ok(FileIdentity {
@@ -77,7 +77,7 @@ impl FileIdentity {
 
 /// Creates `path` if needed and makes it readable and writable by its owner only.
 fn private_file(path: &Path) -> Result<()> {
-    let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| StoreError::backend(format!("{}: {e}", path.display()));
     let mut open = std::fs::OpenOptions::new();
     open.create(true).append(true);
     #[cfg(unix)]
@@ -108,10 +108,10 @@ impl SqliteStore {
         // The database holds keys and webhook secrets: this user's only.
         // SQLite gives the -wal and -shm files the database file's mode.
         private_file(path)?;
-        let lock = std::fs::File::create(path.with_extension("lock"))
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let lock =
+            std::fs::File::create(path.with_extension("lock")).map_err(StoreError::backend)?;
         lock.try_lock().map_err(|_| {
-            StoreError::Backend(format!(
+            StoreError::backend(format!(
                 "{} is in use by another Switchboard process",
                 path.display()
             ))
@@ -132,13 +132,13 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(StoreError::backend)?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (db, flag) = (path.to_owned(), stop.clone());
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpointer(db, flag, wal_limit))
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(StoreError::backend)?;
         Ok(SqliteStore {
             commands: tx,
             stop_checkpoints: stop,
@@ -167,7 +167,7 @@ impl SqliteStore {
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || pool.with(f))
             .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?
+            .map_err(StoreError::backend)?
     }
 }
 
@@ -236,7 +236,7 @@ fn checkpointer(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>, wal_lim
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::backend(e)
 }
 
 struct ReadPool {
@@ -409,6 +409,16 @@ impl Store for SqliteStore {
             .map_err(backend)
         })
         .await
+    }
+
+    async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.commands.send(Command::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+        self.stop_checkpoints
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.readers.idle.lock().expect("pool lock").clear();
     }
 
     fn work_signal(&self) -> Arc<Notify> {

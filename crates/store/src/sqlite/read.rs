@@ -167,7 +167,7 @@ pub(super) fn objects(
         "platform = ?1 AND livemode = ?2 AND account IS ?3 AND kind = ?4 AND deleted = 0",
     );
     for (path, value) in &page.filters {
-        a.push(Sql::Text(path.clone()));
+        a.push(Sql::Text(format!("$.{}", path.0)));
         a.push(match value {
             serde_json::Value::Bool(b) => Sql::Integer(*b as i64),
             serde_json::Value::Number(n) => Sql::Integer(n.as_i64().unwrap_or_default()),
@@ -189,7 +189,7 @@ fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
     fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
         serde_json::from_str(&s).unwrap_or_default()
     }
-    let secrets: Vec<serde_json::Value> = json(r.get(12)?);
+    let secrets: String = r.get(12)?;
     Ok(EndpointRecord {
         id: r.get(0)?,
         platform: r.get(1)?,
@@ -203,15 +203,7 @@ fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
         api_version: r.get(9)?,
         description: r.get(10)?,
         metadata: json(r.get(11)?),
-        secrets: secrets
-            .into_iter()
-            .filter_map(|s| {
-                Some(SigningSecret {
-                    secret: s["secret"].as_str()?.to_owned(),
-                    expires_at: s["expires_at"].as_i64(),
-                })
-            })
-            .collect(),
+        secrets: crate::engine::parse_secrets(&secrets),
         deleted: r.get(13)?,
         failing_since: r.get(14)?,
         listener: r.get::<_, String>(15)? == "listener",

@@ -1,0 +1,342 @@
+//! The store's domain logic, written once over the primitives every backend
+//! provides ([`Tx`]): what a commit writes (idempotency, objects, endpoints,
+//! events routed to their endpoints, rendered with `pending_webhooks`),
+//! which due deliveries a claim takes, and how an attempt's outcome moves a
+//! delivery on. Backends supply SQL and transactions; the decisions live
+//! here, and the pure ones in `switchboard_core::delivery`.
+//!
+//! The primitives are `async` so that PostgreSQL's can wait on the network;
+//! SQLite's never wait, and its writer thread polls them to completion once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use switchboard_core::attempt::NextAction;
+use switchboard_core::delivery::{self, Move, Streak};
+use switchboard_core::event::EventStamp;
+use switchboard_core::routing::{self, Audience, EndpointRoute, EventRoute};
+
+use crate::*;
+
+/// Routing view of one endpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteEntry {
+    pub seq: i64,
+    pub livemode: bool,
+    pub audience: Audience,
+    pub enabled: bool,
+    pub enabled_events: Vec<String>,
+}
+
+impl RouteEntry {
+    pub fn audience(kind_listener: bool, connect: bool) -> Audience {
+        match (kind_listener, connect) {
+            (true, _) => Audience::Listener,
+            (_, true) => Audience::Connect,
+            (_, false) => Audience::Platform,
+        }
+    }
+}
+
+/// A due delivery as a claim sees it.
+pub(crate) struct Due {
+    pub delivery: ClaimedDelivery,
+    pub target: Target,
+    pub event_seq: i64,
+}
+
+/// What a due delivery's endpoint allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    Live,
+    /// Retries stop while disabled; the event stays undelivered.
+    Disabled,
+    /// The endpoint is gone: it is no longer owed the event.
+    Deleted,
+}
+
+/// What a delivery that moved belonged to.
+pub(crate) struct Moved {
+    pub event_seq: i64,
+    pub endpoint_seq: i64,
+    pub one_shot: bool,
+}
+
+/// An event row as inserted.
+pub(crate) struct EventRow<'a> {
+    pub id: &'a str,
+    pub platform: &'a str,
+    pub livemode: bool,
+    pub account: Option<&'a str>,
+    pub event_type: &'a str,
+    pub created: i64,
+    pub pending_webhooks: i64,
+    pub payload: Bytes,
+}
+
+/// One backend transaction's primitives. Every call runs inside the
+/// transaction the backend opened; the engine never commits or rolls back.
+#[allow(async_fn_in_trait)] // crate-private; callers know the concrete type
+pub(crate) trait Tx {
+    /// Stores the key's record unless a record newer than `expired` (unix
+    /// seconds) exists; `false` if one does.
+    async fn put_idempotency(&mut self, rec: &IdempotencyRecord, expired: i64) -> Result<bool>;
+    /// Deletes a few records created at or before `expired`.
+    async fn purge_idempotency(&mut self, expired: i64) -> Result<()>;
+    async fn idempotent_response(
+        &mut self,
+        scope: &Scope,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<StoredResponse>>;
+    /// Inserts (`expected_version` none) or updates if the version is still
+    /// the expected one; `Conflict` otherwise.
+    async fn write_object(&mut self, o: &ObjectWrite) -> Result<()>;
+    /// As `write_object`; the routes of the endpoint's platform change.
+    async fn write_endpoint(&mut self, e: &EndpointRecord, expected: Option<i64>) -> Result<()>;
+    /// Queues a one-shot delivery; `false` if the event or endpoint is unknown.
+    async fn queue_resend(
+        &mut self,
+        event_id: &str,
+        endpoint_id: &str,
+        due_ms: i64,
+    ) -> Result<bool>;
+    /// The routing table of a platform, as of this transaction.
+    async fn routes(&mut self, platform: &str) -> Result<Arc<Vec<RouteEntry>>>;
+    /// Inserts an event; returns its seq.
+    async fn insert_event(&mut self, row: EventRow<'_>) -> Result<i64>;
+    async fn insert_deliveries(
+        &mut self,
+        event_seq: i64,
+        endpoints: &[i64],
+        due_ms: i64,
+    ) -> Result<()>;
+    /// Up to `scan` pending deliveries due at `req.now_ms`, oldest first,
+    /// skipping endpoints whose room in `req` is zero; backends that share the
+    /// queue lock them against other claimers until the transaction ends.
+    async fn due(&mut self, req: &ClaimRequest, scan: usize) -> Result<Vec<Due>>;
+    /// Takes one attempt of each delivery, hidden from claims until `until_ms`.
+    async fn lease(&mut self, deliveries: &[i64], until_ms: i64) -> Result<()>;
+    async fn cancel(&mut self, delivery: i64) -> Result<()>;
+    /// One endpoint fewer owes the event a success.
+    async fn settle_pending(&mut self, event_seq: i64) -> Result<()>;
+    async fn insert_attempt(
+        &mut self,
+        delivery: i64,
+        a: &AttemptRecord,
+        action: NextAction,
+        next_at_ms: Option<i64>,
+    ) -> Result<()>;
+    /// Moves a pending delivery whose attempt count is still `attempt` (a
+    /// claimer whose lease ran out and was overtaken moves nothing).
+    async fn move_delivery(
+        &mut self,
+        delivery: i64,
+        attempt: u32,
+        to: Move,
+    ) -> Result<Option<Moved>>;
+    async fn end_streak(&mut self, endpoint_seq: i64) -> Result<()>;
+    /// Starts the endpoint's failure streak at `now_ms` unless one is running.
+    async fn continue_streak(&mut self, endpoint_seq: i64, now_ms: i64) -> Result<()>;
+    /// Disables the endpoint if it is enabled and failing since at or before
+    /// `cutoff_ms`; whether it did.
+    async fn disable_failing(&mut self, endpoint_seq: i64, cutoff_ms: i64) -> Result<bool>;
+}
+
+/// Commits `change` in `tx`. Returns whether deliveries became due.
+pub(crate) async fn commit<T: Tx>(tx: &mut T, change: &Change) -> Result<(CommitOutcome, bool)> {
+    let mut new_work = false;
+    if let Some(idem) = &change.idempotency {
+        let expired = change.now - switchboard_core::IDEMPOTENCY_TTL_SECS;
+        let fresh = tx.put_idempotency(idem, expired).await?;
+        // Expired records go a few at a time, with the requests that make new ones.
+        tx.purge_idempotency(expired).await?;
+        if !fresh {
+            let stored = tx
+                .idempotent_response(&idem.scope, &idem.key, change.now)
+                .await?
+                .ok_or_else(|| StoreError::backend("idempotency record vanished"))?;
+            return Ok((CommitOutcome::Replay(stored), false));
+        }
+    }
+    for w in &change.writes {
+        match w {
+            Write::Object(o) => tx.write_object(o).await?,
+            Write::Endpoint(e, expected) => tx.write_endpoint(e, *expected).await?,
+            Write::Resend {
+                event_id,
+                endpoint_id,
+            } => {
+                new_work |= tx
+                    .queue_resend(event_id, endpoint_id, change.now_ms)
+                    .await?
+            }
+        }
+    }
+    if !change.events.is_empty() {
+        let table = tx.routes(&change.platform).await?;
+        for ev in &change.events {
+            new_work |= insert_event(tx, change, &table, ev).await?;
+        }
+    }
+    Ok((CommitOutcome::Committed, new_work))
+}
+
+/// Routes one event, renders it with its `pending_webhooks`, and queues a
+/// delivery per endpoint that receives it.
+async fn insert_event<T: Tx>(
+    tx: &mut T,
+    change: &Change,
+    table: &[RouteEntry],
+    ev: &NewEvent,
+) -> Result<bool> {
+    let draft = &ev.draft;
+    let route = EventRoute {
+        livemode: draft.livemode,
+        account: draft.account.as_deref(),
+        event_type: &draft.event_type,
+    };
+    let targets: Vec<i64> = table
+        .iter()
+        .filter(|e| {
+            routing::receives(
+                &EndpointRoute {
+                    livemode: e.livemode,
+                    audience: e.audience,
+                    enabled: e.enabled,
+                    enabled_events: &e.enabled_events,
+                },
+                &route,
+            )
+        })
+        .map(|e| e.seq)
+        .collect();
+    let pending = targets.len() as i64;
+    let payload = draft.render(EventStamp {
+        id: &ev.id,
+        created: change.now,
+        api_version: &change.api_version,
+        pending_webhooks: pending,
+    });
+    let seq = tx
+        .insert_event(EventRow {
+            id: &ev.id,
+            platform: &change.platform,
+            livemode: draft.livemode,
+            account: draft.account.as_deref(),
+            event_type: &draft.event_type,
+            created: change.now,
+            pending_webhooks: pending,
+            payload: payload.into(),
+        })
+        .await?;
+    if targets.is_empty() {
+        return Ok(false);
+    }
+    tx.insert_deliveries(seq, &targets, change.now_ms).await?;
+    Ok(true)
+}
+
+/// How many due rows one claim looks at, per delivery it may return: room to
+/// skip past deliveries of endpoints that reached their per-claim share.
+const SCAN_FACTOR: usize = 4;
+
+/// Leases due deliveries, at most `req.per_endpoint` (or the endpoint's room)
+/// per endpoint; deliveries of disabled or deleted endpoints are cancelled.
+pub(crate) async fn claim<T: Tx>(tx: &mut T, req: &ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
+    let rows = tx.due(req, req.limit * SCAN_FACTOR).await?;
+    let mut out = Vec::with_capacity(req.limit.min(rows.len()));
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    for due in rows {
+        let d = due.delivery;
+        match due.target {
+            Target::Live => {
+                let cap = req
+                    .endpoint_room
+                    .get(&d.endpoint_id)
+                    .copied()
+                    .unwrap_or(req.per_endpoint.max(1));
+                let n = taken.entry(d.endpoint_id.clone()).or_default();
+                if out.len() < req.limit && *n < cap {
+                    *n += 1;
+                    out.push(d);
+                }
+            }
+            Target::Disabled => tx.cancel(d.delivery_id).await?,
+            Target::Deleted => {
+                tx.cancel(d.delivery_id).await?;
+                if !d.one_shot {
+                    tx.settle_pending(due.event_seq).await?;
+                }
+            }
+        }
+    }
+    if !out.is_empty() {
+        let ids: Vec<i64> = out.iter().map(|d| d.delivery_id).collect();
+        tx.lease(&ids, req.now_ms + req.lease_ms).await?;
+    }
+    Ok(out)
+}
+
+/// Records attempts and moves each delivery on. Returns (deliveries became
+/// due again, an endpoint was disabled).
+pub(crate) async fn record<T: Tx>(
+    tx: &mut T,
+    outcomes: &[DeliveryOutcome],
+) -> Result<(bool, bool)> {
+    let (mut new_work, mut disabled) = (false, false);
+    for o in outcomes {
+        let a = &o.attempt;
+        let step = delivery::step(a.succeeded, o.next);
+        tx.insert_attempt(o.delivery_id, a, step.action, step.next_at_ms)
+            .await?;
+        let Some(moved) = tx.move_delivery(o.delivery_id, a.attempt, step.to).await? else {
+            continue; // overtaken by a later claim of the same delivery
+        };
+        if delivery::settles_pending(moved.one_shot, step.to) {
+            tx.settle_pending(moved.event_seq).await?;
+        }
+        match step.streak {
+            Streak::Ends => tx.end_streak(moved.endpoint_seq).await?,
+            Streak::Continues => tx.continue_streak(moved.endpoint_seq, o.now_ms).await?,
+        }
+        new_work |= matches!(step.to, Move::Retry(_));
+        if let Some(cutoff) =
+            delivery::disable_cutoff(moved.one_shot, step.to, o.now_ms, o.disable_after_ms)
+        {
+            disabled |= tx.disable_failing(moved.endpoint_seq, cutoff).await?;
+        }
+    }
+    Ok((new_work, disabled))
+}
+
+/// The secrets of a stored secrets list still valid at `now` (unix seconds).
+pub(crate) fn active_secrets(secrets: &[SigningSecret], now: i64) -> Vec<String> {
+    secrets
+        .iter()
+        .filter(|s| s.expires_at.is_none_or(|exp| exp > now))
+        .map(|s| s.secret.clone())
+        .collect()
+}
+
+/// Secrets as stored (JSON), shared by the backends.
+pub(crate) fn secrets_json(secrets: &[SigningSecret]) -> String {
+    let list: Vec<serde_json::Value> = secrets
+        .iter()
+        .map(|s| serde_json::json!({"secret": s.secret, "expires_at": s.expires_at}))
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+pub(crate) fn parse_secrets(json: &str) -> Vec<SigningSecret> {
+    let all: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    all.into_iter()
+        .filter_map(|s| {
+            Some(SigningSecret {
+                secret: s["secret"].as_str()?.to_owned(),
+                expires_at: s["expires_at"].as_i64(),
+            })
+        })
+        .collect()
+}

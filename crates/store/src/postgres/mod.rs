@@ -1,0 +1,416 @@
+//! The PostgreSQL store: several Switchboard nodes on one database.
+//!
+//! Everything nodes share lives in the database: objects, events, the
+//! delivery queue (claimed with `FOR UPDATE SKIP LOCKED` in short
+//! transactions, then leased: no row lock is held across an HTTP call),
+//! idempotency keys, endpoint state. Each node caches routing tables, valid
+//! while their platform's `routes_version` (bumped in every transaction that
+//! writes an endpoint) is unchanged. Commits that queue deliveries `NOTIFY`
+//! every node's dispatcher; the dispatcher's own poll covers a lost
+//! notification.
+
+mod read;
+mod tx;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::Notify;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use crate::engine::{self, RouteEntry};
+use crate::*;
+use tx::PgTx;
+
+/// Versioned migrations, applied in order, each once, under an advisory lock.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+/// The advisory lock nodes take to migrate one at a time ("SWBD").
+const MIGRATION_LOCK: i64 = 0x5357_4244;
+/// The channel commits notify when they queue deliveries.
+const WORK_CHANNEL: &str = "switchboard_work";
+/// Connections per node.
+const POOL_SIZE: usize = 16;
+/// Attempts of a transaction that PostgreSQL aborted to break a deadlock.
+const DEADLOCK_RETRIES: usize = 4;
+
+/// Routing tables by platform, each with the `routes_version` it was read at.
+#[derive(Default)]
+pub(crate) struct RoutesCache(Mutex<HashMap<String, (i64, Arc<Vec<RouteEntry>>)>>);
+
+impl RoutesCache {
+    fn get(&self, platform: &str, version: i64) -> Option<Arc<Vec<RouteEntry>>> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(platform)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, t)| t.clone())
+    }
+
+    fn put(&self, platform: &str, version: i64, table: Arc<Vec<RouteEntry>>) {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(platform.to_owned(), (version, table));
+    }
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+    routes: RoutesCache,
+    work: Arc<Notify>,
+    /// The connection that LISTENs for other nodes' work.
+    listener: tokio::task::JoinHandle<()>,
+}
+
+/// A PostgreSQL error as the store reports it: connection trouble makes the
+/// store unavailable (a 503, try again), anything else is a backend failure.
+pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
+    if e.as_db_error().is_none() || e.is_closed() {
+        return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+    }
+    StoreError::backend(e)
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL: {e}"))
+}
+
+fn is_deadlock(e: &tokio_postgres::Error) -> bool {
+    matches!(e.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`; `?options=-csearch_path%3Dschema`
+    /// puts Switchboard's tables in a schema of their own) and migrates it.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::backend(format!("invalid database URL: {e}")))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(StoreError::backend)?;
+        migrate(&pool).await?;
+        let work = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen_for_work(config, work.clone()));
+        Ok(PostgresStore {
+            pool,
+            routes: RoutesCache::default(),
+            work,
+            listener,
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        if self.pool.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+async fn migrate(pool: &Pool) -> Result<()> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let t = client.transaction().await.map_err(pg)?;
+    // Nodes starting together migrate one after the other; the lock ends with
+    // the transaction, and DDL is transactional: a failed migration leaves nothing.
+    t.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg)?;
+    t.batch_execute(
+        "CREATE TABLE IF NOT EXISTS switchboard_migrations (
+             version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(pg)?;
+    let applied: Vec<i32> = t
+        .query("SELECT version FROM switchboard_migrations", &[])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (version, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tracing::info!(version, "applying PostgreSQL migration");
+        t.batch_execute(sql).await.map_err(pg)?;
+        t.execute(
+            "INSERT INTO switchboard_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    t.commit().await.map_err(pg)
+}
+
+/// Wakes this node's dispatcher when any node queues deliveries; reconnects
+/// (and wakes it once, for what it may have missed) after a lost connection.
+async fn listen_for_work(config: tokio_postgres::Config, work: Arc<Notify>) {
+    use futures_util::StreamExt as _;
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let signal = work.clone();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(Ok(message)) = messages.next().await {
+                        if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                            signal.notify_one();
+                        }
+                    }
+                });
+                match client
+                    .batch_execute(&format!("LISTEN {WORK_CHANNEL}"))
+                    .await
+                {
+                    Ok(()) => {
+                        work.notify_one();
+                        let _ = driver.await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN failed");
+                        driver.abort();
+                    }
+                }
+                drop(client);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not open the LISTEN connection"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Runs `$body` (an engine call on `$tx`) in a transaction, again if
+/// PostgreSQL broke a deadlock by aborting it. Evaluates to the body's
+/// value; notifies other nodes when the body queued work.
+macro_rules! transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut tries = 0;
+        loop {
+            let mut client = $store.client().await?;
+            let t = client.transaction().await.map_err(pg)?;
+            let mut $tx = PgTx::new(&t, &$store.routes);
+            let out = $body.await;
+            let (new_work, aborted) = ($tx.new_work, $tx.deadlocked);
+            let out = match out {
+                Ok(v) => {
+                    let notified = if new_work {
+                        t.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
+                            .await
+                            .map(drop)
+                    } else {
+                        Ok(())
+                    };
+                    match notified {
+                        Ok(()) => t.commit().await.map(|()| v),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(_) if aborted && tries < DEADLOCK_RETRIES => {
+                    tries += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match out {
+                Ok(v) => {
+                    if new_work {
+                        $store.work.notify_one();
+                    }
+                    break v;
+                }
+                Err(e) if is_deadlock(&e) && tries < DEADLOCK_RETRIES => tries += 1,
+                Err(e) => return Err(pg(e)),
+            }
+        }
+    }};
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn bootstrap_platform(&self, init: PlatformInit) -> Result<Platform> {
+        let client = self.client().await?;
+        let p = &init.generated;
+        // Nodes starting together: the first insert wins, the others read it.
+        client
+            .execute(
+                "INSERT INTO platforms (id, client_id, test_key, live_key, created, is_default)
+                 VALUES ($1, $2, $3, $4, $5, true) ON CONFLICT DO NOTHING",
+                &[&p.id, &p.client_id, &p.test_key, &p.live_key, &p.created],
+            )
+            .await
+            .map_err(pg)?;
+        let row = client
+            .query_one(
+                "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE is_default",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        let mut platform = read::platform_row(&row)?;
+        if let Some(k) = init.test_key_override {
+            platform.test_key = k;
+        }
+        if let Some(k) = init.live_key_override {
+            platform.live_key = k;
+        }
+        client
+            .execute(
+                "UPDATE platforms SET test_key = $2, live_key = $3 WHERE id = $1",
+                &[&platform.id, &platform.test_key, &platform.live_key],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(platform)
+    }
+
+    async fn create_platform(&self, p: Platform) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO platforms (id, client_id, test_key, live_key, created) VALUES ($1, $2, $3, $4, $5)",
+                &[&p.id, &p.client_id, &p.test_key, &p.live_key, &p.created],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn platform_by_key(&self, key: &str) -> Result<Option<(Platform, bool)>> {
+        read::platform_by_key(&self.client().await?, key).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        let client = self.client().await?;
+        client.execute("SELECT 1", &[]).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn commit(&self, change: Change) -> Result<CommitOutcome> {
+        let (outcome, _) = transaction!(self, |tx| engine::commit(&mut tx, &change));
+        Ok(outcome)
+    }
+
+    async fn object(&self, scope: &Scope, kind: &str, id: &str) -> Result<Option<StoredObject>> {
+        read::object(&self.client().await?, scope, kind, id).await
+    }
+
+    async fn objects(
+        &self,
+        scope: &Scope,
+        kind: &str,
+        page: &PageRequest,
+    ) -> Result<Page<StoredObject>> {
+        read::objects(&self.client().await?, scope, kind, page).await
+    }
+
+    async fn endpoint(
+        &self,
+        platform: &str,
+        livemode: bool,
+        id: &str,
+    ) -> Result<Option<EndpointRecord>> {
+        read::endpoint(&self.client().await?, platform, livemode, id).await
+    }
+
+    async fn endpoints(
+        &self,
+        platform: &str,
+        livemode: bool,
+        page: &PageRequest,
+    ) -> Result<Page<EndpointRecord>> {
+        read::endpoints(&self.client().await?, platform, livemode, page).await
+    }
+
+    async fn listeners(&self, platform: &str, livemode: bool) -> Result<Vec<EndpointRecord>> {
+        read::listeners(&self.client().await?, platform, livemode).await
+    }
+
+    async fn event(&self, scope: &Scope, id: &str) -> Result<Option<EventRecord>> {
+        read::event(&self.client().await?, scope, id).await
+    }
+
+    async fn events(
+        &self,
+        scope: &Scope,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<EventRecord>> {
+        read::events(&self.client().await?, scope, filter, page).await
+    }
+
+    async fn attempts(
+        &self,
+        platform: &str,
+        _livemode: bool,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AttemptRecord>> {
+        read::attempts(&self.client().await?, platform, filter, page).await
+    }
+
+    async fn idempotent_response(
+        &self,
+        scope: &Scope,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<StoredResponse>> {
+        read::idempotent_response(&self.client().await?, scope, key, now).await
+    }
+
+    async fn claim_due(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
+        Ok(transaction!(self, |tx| engine::claim(&mut tx, &request)))
+    }
+
+    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()> {
+        transaction!(self, |tx| engine::record(&mut tx, &outcomes));
+        Ok(())
+    }
+
+    async fn delivery_stats(&self) -> Result<DeliveryStats> {
+        read::delivery_stats(&self.client().await?).await
+    }
+
+    async fn next_due_ms(&self) -> Result<Option<i64>> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT min(next_at_ms) FROM deliveries WHERE state = 0",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        row.try_get(0).map_err(pg)
+    }
+
+    async fn close(&self) {
+        self.listener.abort();
+        self.pool.close();
+    }
+
+    fn work_signal(&self) -> Arc<Notify> {
+        self.work.clone()
+    }
+}

@@ -1,0 +1,491 @@
+//! The engine's primitives on a PostgreSQL transaction.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use deadpool_postgres::Transaction;
+use switchboard_core::attempt::{AttemptError, NextAction};
+use switchboard_core::delivery::{DeliveryState, Move};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use super::{RoutesCache, is_deadlock, pg};
+use crate::engine::{self, Due, EventRow, Moved, RouteEntry, Target, Tx};
+use crate::*;
+
+pub(super) struct PgTx<'a> {
+    t: &'a Transaction<'a>,
+    routes: &'a RoutesCache,
+    pub new_work: bool,
+    /// PostgreSQL aborted the transaction to break a deadlock: run it again.
+    pub deadlocked: bool,
+}
+
+fn account(scope: &Scope) -> &str {
+    scope.account.as_deref().unwrap_or("")
+}
+
+impl<'a> PgTx<'a> {
+    pub fn new(t: &'a Transaction<'a>, routes: &'a RoutesCache) -> Self {
+        PgTx {
+            t,
+            routes,
+            new_work: false,
+            deadlocked: false,
+        }
+    }
+
+    fn fail(&mut self, e: tokio_postgres::Error) -> StoreError {
+        self.deadlocked |= is_deadlock(&e);
+        pg(e)
+    }
+
+    async fn exec(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let stmt = match self.t.prepare_cached(sql).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match self.t.execute(&stmt, p).await {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    async fn rows(
+        &mut self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let stmt = match self.t.prepare_cached(sql).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match self.t.query(&stmt, p).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// A write of one row, or a lost optimistic race (version or unique id).
+    async fn one_row(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<()> {
+        let stmt = match self.t.prepare_cached(sql).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match self.t.execute(&stmt, p).await {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(StoreError::Conflict),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Conflict),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
+    r: &'r tokio_postgres::Row,
+    i: usize,
+) -> Result<T> {
+    r.try_get(i).map_err(StoreError::backend)
+}
+
+impl Tx for PgTx<'_> {
+    async fn put_idempotency(&mut self, idem: &IdempotencyRecord, expired: i64) -> Result<bool> {
+        let scope = &idem.scope;
+        let status = i32::from(idem.response.status);
+        // A concurrent request with the same key waits here for the other's
+        // transaction, then sees its record (and replays it) or, if that one
+        // rolled back, takes the key.
+        let n = self
+            .exec(
+                "INSERT INTO idempotency (platform, livemode, account, key, fingerprint, status, body, created)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (platform, livemode, account, key) DO UPDATE SET fingerprint = excluded.fingerprint,
+                     status = excluded.status, body = excluded.body, created = excluded.created
+                 WHERE idempotency.created <= $9",
+                &[
+                    &scope.platform,
+                    &scope.livemode,
+                    &account(scope),
+                    &idem.key,
+                    &idem.response.fingerprint,
+                    &status,
+                    &idem.response.body.as_ref(),
+                    &idem.created,
+                    &expired,
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn purge_idempotency(&mut self, expired: i64) -> Result<()> {
+        self.exec(
+            "DELETE FROM idempotency WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM idempotency WHERE created <= $1 LIMIT 16 FOR UPDATE SKIP LOCKED))",
+            &[&expired],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn idempotent_response(
+        &mut self,
+        scope: &Scope,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<StoredResponse>> {
+        super::read::idempotent_response(self.t, scope, key, now).await
+    }
+
+    async fn write_object(&mut self, o: &ObjectWrite) -> Result<()> {
+        let obj = &o.object;
+        let data = tokio_postgres::types::Json(&obj.data);
+        match o.expected_version {
+            None => {
+                self.one_row(
+                    "INSERT INTO objects (id, platform, livemode, account, kind, created, version, deleted, data)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &obj.id,
+                        &o.scope.platform,
+                        &o.scope.livemode,
+                        &account(&o.scope),
+                        &obj.kind,
+                        &obj.created,
+                        &obj.version,
+                        &obj.deleted,
+                        &data,
+                    ],
+                )
+                .await
+            }
+            Some(v) => {
+                self.one_row(
+                    "UPDATE objects SET version = $2, deleted = $3, data = $4 WHERE id = $1 AND version = $5",
+                    &[&obj.id, &obj.version, &obj.deleted, &data, &v],
+                )
+                .await
+            }
+        }
+    }
+
+    async fn write_endpoint(&mut self, e: &EndpointRecord, expected: Option<i64>) -> Result<()> {
+        let events = serde_json::to_string(&e.enabled_events).map_err(StoreError::backend)?;
+        let metadata = serde_json::to_string(&e.metadata).map_err(StoreError::backend)?;
+        let secrets = engine::secrets_json(&e.secrets);
+        match expected {
+            None => {
+                let kind = if e.listener { "listener" } else { "webhook" };
+                self.one_row(
+                    "INSERT INTO endpoints (id, platform, livemode, version, created, url, connect, enabled, enabled_events,
+                         api_version, description, metadata, secrets, deleted, failing_since, kind)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    &[
+                        &e.id, &e.platform, &e.livemode, &e.version, &e.created, &e.url, &e.connect, &e.enabled,
+                        &events, &e.api_version, &e.description, &metadata, &secrets, &e.deleted,
+                        &e.failing_since, &kind,
+                    ],
+                )
+                .await?
+            }
+            // Re-enabling an endpoint forgets its failure streak.
+            Some(v) => {
+                self.one_row(
+                    "UPDATE endpoints SET version = $2, url = $3, enabled = $4, enabled_events = $5, description = $6,
+                         metadata = $7, secrets = $8, deleted = $9,
+                         failing_since = CASE WHEN NOT enabled AND $4 THEN NULL ELSE failing_since END
+                     WHERE id = $1 AND version = $10",
+                    &[
+                        &e.id, &e.version, &e.url, &e.enabled, &events, &e.description, &metadata, &secrets,
+                        &e.deleted, &v,
+                    ],
+                )
+                .await?
+            }
+        }
+        // Every node's cached routes of this platform are stale from this commit on.
+        self.exec(
+            "UPDATE platforms SET routes_version = routes_version + 1 WHERE id = $1",
+            &[&e.platform],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn queue_resend(
+        &mut self,
+        event_id: &str,
+        endpoint_id: &str,
+        due_ms: i64,
+    ) -> Result<bool> {
+        let n = self
+            .exec(
+                "INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms, one_shot)
+                 SELECT e.seq, w.seq, $3, true FROM events e, endpoints w WHERE e.id = $1 AND w.id = $2",
+                &[&event_id, &endpoint_id, &due_ms],
+            )
+            .await?;
+        self.new_work |= n > 0;
+        Ok(n > 0)
+    }
+
+    async fn routes(&mut self, platform: &str) -> Result<Arc<Vec<RouteEntry>>> {
+        let version: i64 = match self
+            .rows(
+                "SELECT routes_version FROM platforms WHERE id = $1",
+                &[&platform],
+            )
+            .await?
+            .first()
+        {
+            Some(r) => get(r, 0)?,
+            None => 0,
+        };
+        if let Some(t) = self.routes.get(platform, version) {
+            return Ok(t);
+        }
+        let rows = self
+            .rows(
+                "SELECT seq, livemode, connect, enabled, enabled_events, kind FROM endpoints
+                 WHERE platform = $1 AND NOT deleted",
+                &[&platform],
+            )
+            .await?;
+        let mut table = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let events: String = get(r, 4)?;
+            table.push(RouteEntry {
+                seq: get(r, 0)?,
+                livemode: get(r, 1)?,
+                audience: RouteEntry::audience(get::<&str>(r, 5)? == "listener", get(r, 2)?),
+                enabled: get(r, 3)?,
+                enabled_events: serde_json::from_str(&events).unwrap_or_default(),
+            });
+        }
+        let table = Arc::new(table);
+        // Read after the version: a write committed in between only makes
+        // this table newer than its version says, and the next read reloads.
+        self.routes.put(platform, version, table.clone());
+        Ok(table)
+    }
+
+    async fn insert_event(&mut self, row: EventRow<'_>) -> Result<i64> {
+        let stmt = "INSERT INTO events (id, platform, livemode, account, type, created, pending_webhooks, payload)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq";
+        let rows = self
+            .rows(
+                stmt,
+                &[
+                    &row.id,
+                    &row.platform,
+                    &row.livemode,
+                    &row.account.unwrap_or(""),
+                    &row.event_type,
+                    &row.created,
+                    &row.pending_webhooks,
+                    &row.payload.as_ref(),
+                ],
+            )
+            .await?;
+        let r = rows
+            .first()
+            .ok_or_else(|| StoreError::backend("INSERT returned no seq"))?;
+        get(r, 0)
+    }
+
+    async fn insert_deliveries(
+        &mut self,
+        event_seq: i64,
+        endpoints: &[i64],
+        due_ms: i64,
+    ) -> Result<()> {
+        // One statement for all of an event's deliveries.
+        self.exec(
+            "INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms) SELECT $1, unnest($2::bigint[]), $3",
+            &[&event_seq, &endpoints, &due_ms],
+        )
+        .await?;
+        self.new_work = true;
+        Ok(())
+    }
+
+    async fn due(&mut self, req: &ClaimRequest, scan: usize) -> Result<Vec<Due>> {
+        let full: Vec<&str> = req
+            .endpoint_room
+            .iter()
+            .filter(|(_, room)| **room == 0)
+            .map(|(e, _)| e.as_str())
+            .collect();
+        // SKIP LOCKED: nodes claiming at once take different rows, and none
+        // waits for another; the row locks end with this short transaction.
+        let rows = self
+            .rows(
+                "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
+                        d.event_seq, w.livemode
+                 FROM deliveries d
+                 JOIN events e ON e.seq = d.event_seq
+                 JOIN endpoints w ON w.seq = d.endpoint_seq
+                 WHERE d.state = 0 AND d.next_at_ms <= $1 AND NOT (w.id = ANY($3))
+                 ORDER BY d.next_at_ms LIMIT $2
+                 FOR UPDATE OF d SKIP LOCKED",
+                &[&req.now_ms, &(scan as i64), &full],
+            )
+            .await?;
+        let now = req.now_ms / 1000;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let target = match (get::<bool>(r, 8)?, get::<bool>(r, 9)?) {
+                (_, true) => Target::Deleted,
+                (false, false) => Target::Disabled,
+                (true, false) => Target::Live,
+            };
+            let payload: &[u8] = get(r, 4)?;
+            let secrets: &str = get(r, 7)?;
+            out.push(Due {
+                delivery: ClaimedDelivery {
+                    delivery_id: get(r, 0)?,
+                    attempt: get::<i32>(r, 1)? as u32 + 1,
+                    one_shot: get(r, 2)?,
+                    event_id: get(r, 3)?,
+                    payload: Bytes::copy_from_slice(payload),
+                    endpoint_id: get(r, 5)?,
+                    url: get(r, 6)?,
+                    livemode: get(r, 11)?,
+                    secrets: engine::active_secrets(&engine::parse_secrets(secrets), now),
+                },
+                target,
+                event_seq: get(r, 10)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn lease(&mut self, deliveries: &[i64], until_ms: i64) -> Result<()> {
+        self.exec(
+            "UPDATE deliveries SET attempts = attempts + 1, next_at_ms = $2, leased = true WHERE id = ANY($1)",
+            &[&deliveries, &until_ms],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn cancel(&mut self, delivery: i64) -> Result<()> {
+        self.exec(
+            "UPDATE deliveries SET state = $2 WHERE id = $1",
+            &[&delivery, &DeliveryState::Cancelled.code()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn settle_pending(&mut self, event_seq: i64) -> Result<()> {
+        self.exec(
+            "UPDATE events SET pending_webhooks = pending_webhooks - 1 WHERE seq = $1 AND pending_webhooks > 0",
+            &[&event_seq],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn insert_attempt(
+        &mut self,
+        delivery: i64,
+        a: &AttemptRecord,
+        action: NextAction,
+        next_at_ms: Option<i64>,
+    ) -> Result<()> {
+        let chaos = (!a.chaos.is_empty()).then(|| a.chaos.join(","));
+        let attempt = a.attempt as i32;
+        let status = a.status_code.map(i32::from);
+        self.exec(
+            "INSERT INTO attempts (platform, delivery_id, event_id, endpoint_id, attempt, started_at_ms, duration_ms,
+                 status_code, error, response_body, succeeded, next_action, next_at_ms, chaos)
+             SELECT w.platform, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM endpoints w WHERE w.id = $3",
+            &[
+                &delivery,
+                &a.event_id,
+                &a.endpoint_id,
+                &attempt,
+                &a.started_at_ms,
+                &a.duration_ms,
+                &status,
+                &a.error.map(AttemptError::as_str),
+                &a.response_body,
+                &a.succeeded,
+                &action.as_str(),
+                &next_at_ms,
+                &chaos,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn move_delivery(
+        &mut self,
+        delivery: i64,
+        attempt: u32,
+        to: Move,
+    ) -> Result<Option<Moved>> {
+        let next_at = match to {
+            Move::Retry(t) => Some(t),
+            Move::Succeed | Move::Fail => None,
+        };
+        let rows = self
+            .rows(
+                "UPDATE deliveries SET state = $3, leased = false, next_at_ms = coalesce($4, next_at_ms)
+                 WHERE id = $1 AND state = 0 AND attempts = $2 RETURNING event_seq, endpoint_seq, one_shot",
+                &[&delivery, &(attempt as i32), &to.state().code(), &next_at],
+            )
+            .await?;
+        self.new_work |= !rows.is_empty() && matches!(to, Move::Retry(_));
+        rows.first()
+            .map(|r| {
+                Ok(Moved {
+                    event_seq: get(r, 0)?,
+                    endpoint_seq: get(r, 1)?,
+                    one_shot: get(r, 2)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn end_streak(&mut self, endpoint_seq: i64) -> Result<()> {
+        self.exec(
+            "UPDATE endpoints SET failing_since = NULL WHERE seq = $1 AND failing_since IS NOT NULL",
+            &[&endpoint_seq],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn continue_streak(&mut self, endpoint_seq: i64, now_ms: i64) -> Result<()> {
+        self.exec(
+            "UPDATE endpoints SET failing_since = $2 WHERE seq = $1 AND failing_since IS NULL",
+            &[&endpoint_seq, &now_ms],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn disable_failing(&mut self, endpoint_seq: i64, cutoff_ms: i64) -> Result<bool> {
+        let rows = self
+            .rows(
+                "UPDATE endpoints SET enabled = false, version = version + 1
+                 WHERE seq = $1 AND enabled AND failing_since IS NOT NULL AND failing_since <= $2
+                 RETURNING platform",
+                &[&endpoint_seq, &cutoff_ms],
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(false);
+        };
+        let platform: String = get(r, 0)?;
+        self.exec(
+            "UPDATE platforms SET routes_version = routes_version + 1 WHERE id = $1",
+            &[&platform],
+        )
+        .await?;
+        Ok(true)
+    }
+}
