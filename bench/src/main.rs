@@ -77,7 +77,12 @@ pub fn node_config(dir: &std::path::Path, deliver: bool) -> NodeConfig {
             timeout: Duration::from_secs(2),
             ..Default::default()
         },
-        deliver,
+        database_url: None,
+        role: if deliver {
+            switchboard::Role::All
+        } else {
+            switchboard::Role::Api
+        },
     }
 }
 

@@ -10,20 +10,45 @@ use switchboard_core::{Clock, ids};
 use switchboard_dispatcher::DispatcherConfig;
 use switchboard_server::listen::ListenHub;
 use switchboard_server::{AppState, ServerConfig};
+use switchboard_store::postgres::PostgresStore;
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{Platform, PlatformInit, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Role {
+    /// The API and deliveries.
+    #[default]
+    All,
+    /// The API only; deliveries wait in the database for a node that delivers.
+    Api,
+    /// Deliveries only; the address answers `/healthz` and `/readyz`.
+    Worker,
+}
+
+impl Role {
+    fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+
+    fn delivers(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    /// Where the SQLite database lives (unless `database_url` is set).
     pub data_dir: PathBuf,
+    /// PostgreSQL, shared by several nodes, instead of the SQLite file.
+    pub database_url: Option<String>,
     pub test_key: Option<String>,
     pub live_key: Option<String>,
     pub server: ServerConfig,
     pub dispatcher: DispatcherConfig,
-    /// Whether this node delivers webhooks (`false`: API only, another node delivers).
-    pub deliver: bool,
+    pub role: Role,
 }
 
 /// A node serving the API and delivering webhooks until shut down.
@@ -45,15 +70,24 @@ impl Node {
         listener: TcpListener,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Node> {
-        std::fs::create_dir_all(&config.data_dir)?;
-        // Keys and webhook secrets live here: readable by this user only.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data_dir.join("switchboard.db"))?);
+        let store: Arc<dyn Store> = match &config.database_url {
+            Some(url) => Arc::new(PostgresStore::connect(url).await?),
+            None => {
+                std::fs::create_dir_all(&config.data_dir)?;
+                // Keys and webhook secrets live here: readable by this user only.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    std::fs::set_permissions(
+                        &config.data_dir,
+                        std::fs::Permissions::from_mode(0o700),
+                    )?;
+                }
+                Arc::new(SqliteStore::open(&config.data_dir.join("switchboard.db"))?)
+            }
+        };
+        // Names this process in listener holds and claims.
+        let node_id = ids::generate(ids::Prefix::Node, &mut rand::rng());
         let generated = new_platform(clock.now());
         let generated_id = generated.id.clone();
         let platform = store
@@ -65,12 +99,17 @@ impl Node {
             .await?;
         let created_platform = platform.id == generated_id;
         let shutdown = CancellationToken::new();
-        let listen = Arc::new(ListenHub::new(config.server.api_version.clone()));
-        let dispatcher = if config.deliver {
+        let listen = Arc::new(ListenHub::new(
+            config.server.api_version.clone(),
+            node_id.clone(),
+        ));
+        let dispatcher = if config.role.delivers() {
+            let mut dispatcher_config = config.dispatcher.clone();
+            dispatcher_config.node = node_id;
             tokio::spawn(switchboard_dispatcher::run(
                 store.clone(),
                 clock.clone(),
-                config.dispatcher.clone(),
+                dispatcher_config,
                 Some(listen.clone()),
                 shutdown.clone(),
             ))
@@ -78,10 +117,19 @@ impl Node {
             tokio::spawn(async {})
         };
         let state = AppState::new(store.clone(), clock, config.server.clone(), listen.clone());
+        tokio::spawn(switchboard_server::listen::keep_holds(
+            state.clone(),
+            shutdown.clone(),
+        ));
         let addr = listener.local_addr()?;
         let stop = shutdown.clone();
+        let serves_api = config.role.serves_api();
         let server = tokio::spawn(async move {
-            let app = switchboard_server::router(state);
+            let app = if serves_api {
+                switchboard_server::router(state)
+            } else {
+                switchboard_server::health_router(state)
+            };
             // Without TCP_NODELAY, small responses meet delayed ACKs: ~40 ms per request.
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
@@ -112,6 +160,7 @@ impl Node {
         self.listen.close_all();
         let _ = self.server.await;
         let _ = self.dispatcher.await;
+        self.store.close().await;
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchboard::{Node, NodeConfig};
+use switchboard::{Node, NodeConfig, Role};
 use switchboard_core::chaos::Chaos;
 use switchboard_core::duration;
 use switchboard_core::retry::RetrySchedule;
@@ -71,6 +71,11 @@ struct ServeArgs {
         default_value = "./switchboard-data"
     )]
     data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded SQLite file, for several nodes on one
+    /// database: `postgres://user:password@host:5432/db` (no TLS; keep it on a
+    /// private network). Tables are created (migrated) at start.
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// The platform's test secret key (generated once and stored if not given).
     #[arg(long, env = "SWITCHBOARD_TEST_KEY", hide_env_values = true)]
     test_key: Option<String>,
@@ -90,7 +95,8 @@ struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_CONCURRENCY", default_value_t = 512)]
     concurrency: usize,
     /// What this node does: `all` (API and deliveries), `api` (API only, deliveries
-    /// wait in the database for a node that delivers).
+    /// wait in the database for a node that delivers), `worker` (deliveries only;
+    /// its address answers `/healthz` and `/readyz`).
     #[arg(long, env = "SWITCHBOARD_ROLE", value_enum, default_value_t = Role::All)]
     role: Role,
     /// Deliveries in flight at once to any one endpoint.
@@ -131,14 +137,6 @@ struct ServeArgs {
     /// platforms, so never in production).
     #[arg(long, env = "SWITCHBOARD_CHECK_SCHEMA", hide = true)]
     check_schema: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Role {
-    /// The API and deliveries.
-    All,
-    /// The API only; deliveries wait in the database for a node that delivers.
-    Api,
 }
 
 // glibc's malloc serialises threads on its arena locks under this load
@@ -193,6 +191,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let config = NodeConfig {
         data_dir: args.data_dir,
+        database_url: args.database_url,
         test_key: args.test_key,
         live_key: args.live_key,
         server: ServerConfig {
@@ -213,7 +212,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             chaos: args.chaos.unwrap_or_default(),
             ..Default::default()
         },
-        deliver: args.role == Role::All,
+        role: args.role,
     };
     let (test_given, live_given) = (config.test_key.is_some(), config.live_key.is_some());
     let node = Node::start(config, listener, Arc::new(SystemClock)).await?;

@@ -41,6 +41,8 @@ prefixes! {
     WebhookEndpoint = "we",
     /// The id of one event sent to a `stripe listen` session.
     ListenWebhook = "wh",
+    /// One running Switchboard process (names its claims and listener holds).
+    Node = "node",
 }
 
 impl std::fmt::Display for Prefix {

@@ -52,6 +52,9 @@ pub struct DispatcherConfig {
     /// How long a shutdown waits for attempts in flight; those still running
     /// then are abandoned unrecorded (their leases make them due again).
     pub shutdown_timeout: Duration,
+    /// This node, as claims name it (deliveries to `stripe listen` devices
+    /// go only to the node holding their socket).
+    pub node: String,
 }
 
 impl Default for DispatcherConfig {
@@ -66,6 +69,7 @@ impl Default for DispatcherConfig {
             url_policy: UrlPolicy::default(),
             shutdown_timeout: Duration::from_secs(10),
             chaos: Default::default(),
+            node: String::new(),
         }
     }
 }
@@ -160,6 +164,7 @@ pub async fn run(
         }
         let want = room.min(CLAIM_BATCH);
         let request = ClaimRequest {
+            node: config.node.clone(),
             now_ms: clock.now_ms(),
             lease_ms: config.lease_ms(),
             limit: want,

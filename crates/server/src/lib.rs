@@ -25,12 +25,21 @@ use crate::context::RequestId;
 use crate::error::ApiError;
 pub use crate::state::{AppState, ServerConfig};
 
-pub fn router(state: AppState) -> Router {
-    use api::*;
+/// Liveness (the process answers) and readiness (it can also keep writes):
+/// all a node without the API (`--role worker`) serves.
+pub fn health_router(state: AppState) -> Router {
+    health().with_state(state)
+}
+
+fn health() -> Router<AppState> {
     Router::new()
-        // Liveness: the process answers. Readiness: it can also keep writes.
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+}
+
+pub fn router(state: AppState) -> Router {
+    use api::*;
+    health()
         .merge(webhook_endpoints::routes())
         .merge(customers::routes())
         .merge(accounts::routes())

@@ -7,6 +7,12 @@
 //! events then route to it like to any endpoint, and the dispatcher hands each
 //! delivery to this hub (a [`Relay`]), which sends it over the WebSocket and
 //! waits for the CLI's `webhook_response`, recorded as the attempt's answer.
+//!
+//! Several nodes: the session's `websocket_id` carries the session itself,
+//! signed with the device's secret, so any node can accept the WebSocket; the
+//! node holding a socket records its hold in the store (renewed while
+//! connected) and only holding nodes claim the device's deliveries, so events
+//! written through any node reach the CLI.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -22,7 +28,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use switchboard_core::ids;
 use switchboard_store::relay::{LISTENER_SCHEME, Relay, RelayError, RelayResponse};
-use switchboard_store::{Change, EndpointRecord, SigningSecret, StoreError, Write};
+use switchboard_store::{EndpointRecord, ListenerHold, SigningSecret, Write};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::context::{Ctx, ok_json};
@@ -32,24 +38,70 @@ use crate::state::AppState;
 /// How often the CLI re-creates its connection, in seconds.
 const RECONNECT_DELAY: u64 = 3600;
 
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Session {
     endpoint_id: String,
     platform: String,
     livemode: bool,
-    /// Unix ms; sessions are forgotten after [`SESSION_TTL_MS`].
+    /// Unix ms; a session's id stops working after [`SESSION_TTL_MS`].
     created_ms: i64,
 }
 
 /// A `websocket_id` may be used to (re)connect for this long.
 const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
+/// A node's hold on a device's socket lasts this long unless renewed (every
+/// third of it): a node that dies lets go of its devices by itself.
+pub const HOLD_MS: i64 = 15_000;
+
+impl Session {
+    fn signed(&self, secret: &str) -> String {
+        let text = format!(
+            "{}.{}.{}.{}",
+            self.platform,
+            if self.livemode { "l" } else { "t" },
+            self.endpoint_id,
+            self.created_ms
+        );
+        let mac = switchboard_core::signature::compute(secret, self.created_ms, text.as_bytes());
+        format!("{}_{text}.{}", ids::WEBSOCKET, &mac[..32])
+    }
+
+    /// The session a `websocket_id` names, unverified (see [`Session::verify`]).
+    fn parse(id: &str) -> Option<(Session, &str)> {
+        let rest = id.strip_prefix(ids::WEBSOCKET)?.strip_prefix('_')?;
+        let mut parts = rest.split('.');
+        let (platform, mode, endpoint, created, mac) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?.parse().ok()?,
+            parts.next()?,
+        );
+        if parts.next().is_some() || !matches!(mode, "l" | "t") {
+            return None;
+        }
+        let session = Session {
+            endpoint_id: endpoint.to_owned(),
+            platform: platform.to_owned(),
+            livemode: mode == "l",
+            created_ms: created,
+        };
+        Some((session, mac))
+    }
+
+    /// Whether `id` is this session's, signed with one of the device's secrets.
+    fn verify(&self, id: &str, secrets: &[SigningSecret]) -> bool {
+        use subtle::ConstantTimeEq as _;
+        secrets
+            .iter()
+            .any(|s| bool::from(self.signed(&s.secret).as_bytes().ct_eq(id.as_bytes())))
+    }
+}
 
 #[derive(Default)]
 struct Hub {
-    /// `websocket_id` → session, handed out by `POST /v1/stripecli/sessions`.
-    sessions: HashMap<String, Session>,
-    /// Listener endpoint id → its connected sockets (connection id, outbox).
-    connections: HashMap<String, Vec<(u64, mpsc::UnboundedSender<String>)>>,
+    /// Listener endpoint id → its platform and connected sockets (connection id, outbox).
+    connections: HashMap<String, (String, Vec<(u64, mpsc::UnboundedSender<String>)>)>,
     /// `webhook_id` → (connection id, who waits for the CLI's answer).
     pending: HashMap<String, (u64, oneshot::Sender<RelayResponse>)>,
     next_connection: u64,
@@ -60,14 +112,30 @@ pub struct ListenHub {
     hub: Mutex<Hub>,
     /// The version events are rendered at, as the CLI's `--latest` sees it.
     api_version: String,
+    /// This node, as its holds and claims name it.
+    node: String,
 }
 
 impl ListenHub {
-    pub fn new(api_version: String) -> ListenHub {
+    pub fn new(api_version: String, node: String) -> ListenHub {
         ListenHub {
             hub: Mutex::default(),
             api_version,
+            node,
         }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The devices with a socket here, by (platform, endpoint id).
+    fn held(&self) -> Vec<(String, String)> {
+        self.lock()
+            .connections
+            .iter()
+            .map(|(e, (p, _))| (p.clone(), e.clone()))
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Hub> {
@@ -75,12 +143,19 @@ impl ListenHub {
     }
 
     /// Registers a socket; `true` if it is the device's first.
-    fn connect(&self, endpoint_id: &str) -> (u64, mpsc::UnboundedReceiver<String>, bool) {
+    fn connect(
+        &self,
+        platform: &str,
+        endpoint_id: &str,
+    ) -> (u64, mpsc::UnboundedReceiver<String>, bool) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut hub = self.lock();
         hub.next_connection += 1;
         let id = hub.next_connection;
-        let conns = hub.connections.entry(endpoint_id.to_owned()).or_default();
+        let (_, conns) = hub
+            .connections
+            .entry(endpoint_id.to_owned())
+            .or_insert_with(|| (platform.to_owned(), Vec::new()));
         conns.push((id, tx));
         (id, rx, conns.len() == 1)
     }
@@ -89,7 +164,7 @@ impl ListenHub {
     fn disconnect(&self, endpoint_id: &str, connection: u64) -> bool {
         let mut hub = self.lock();
         hub.pending.retain(|_, (c, _)| *c != connection);
-        let Some(conns) = hub.connections.get_mut(endpoint_id) else {
+        let Some((_, conns)) = hub.connections.get_mut(endpoint_id) else {
             return true;
         };
         conns.retain(|(c, _)| *c != connection);
@@ -98,10 +173,6 @@ impl ListenHub {
             hub.connections.remove(endpoint_id);
         }
         last
-    }
-
-    fn is_connected(&self, endpoint_id: &str) -> bool {
-        self.lock().connections.contains_key(endpoint_id)
     }
 
     /// Ends every session (at shutdown): their sockets close, the CLIs reconnect elsewhere or later.
@@ -159,7 +230,7 @@ impl Relay for ListenHub {
                 let Some((connection, outbox)) = hub
                     .connections
                     .get(&endpoint_id)
-                    .and_then(|c| c.first())
+                    .and_then(|(_, c)| c.first())
                     .cloned()
                 else {
                     return Err(RelayError::Disconnected);
@@ -246,13 +317,14 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
             (rec, true)
         }
     };
-    let websocket_id = ids::generate_secret(ids::WEBSOCKET, &mut rand::rng());
     let session = Session {
         endpoint_id: endpoint.id.clone(),
         platform: ctx.platform.id.clone(),
         livemode: ctx.livemode(),
         created_ms: ctx.state.clock.now_ms(),
     };
+    let secret = endpoint.secrets.first().map(|s| s.secret.clone());
+    let websocket_id = session.signed(secret.as_deref().unwrap_or_default());
     let body = json!({
         "object": "stripecli_session",
         "default_version": ctx.state.config.api_version,
@@ -260,7 +332,7 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
         "display_connect_filter_warning": false,
         "latest_version": ctx.state.config.api_version,
         "reconnect_delay": RECONNECT_DELAY,
-        "secret": endpoint.secrets.first().map(|s| s.secret.clone()),
+        "secret": secret,
         "websocket_authorized_feature": "webhook-payloads",
         "websocket_id": websocket_id,
         "websocket_url": format!("ws://{host}/v1/stripecli/websocket"),
@@ -275,11 +347,6 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
     } else {
         ok_json(&body)
     };
-    let mut hub = ctx.state.listen.lock();
-    hub.sessions
-        .retain(|_, s| s.created_ms > session.created_ms - SESSION_TTL_MS);
-    hub.sessions.insert(websocket_id, session);
-    drop(hub);
     Ok(response)
 }
 
@@ -293,8 +360,7 @@ pub async fn websocket(
         .get("websocket-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let session = state.listen.lock().sessions.get(id).cloned();
-    let Some(session) = session else {
+    let Some(session) = verified_session(&state, id).await else {
         // The CLI recognises this exact message and opens a new session.
         return (
             StatusCode::BAD_REQUEST,
@@ -305,14 +371,19 @@ pub async fn websocket(
     // Registered and routed to before the upgrade completes: the CLI prints
     // "Ready!" once connected, and events created from then on must reach it
     // (deliveries queued before the socket is up wait in its outbox).
-    let (connection, outbox, _) = state.listen.connect(&session.endpoint_id);
-    sync_enabled(&state, &session).await;
+    let (connection, outbox, _) = state
+        .listen
+        .connect(&session.platform, &session.endpoint_id);
+    hold(&state, &session.platform, &session.endpoint_id, true).await;
     let failed = (state.clone(), session.clone());
     upgrade
         .on_failed_upgrade(move |_| {
             let (state, session) = failed;
-            state.listen.disconnect(&session.endpoint_id, connection);
-            tokio::spawn(async move { sync_enabled(&state, &session).await });
+            if state.listen.disconnect(&session.endpoint_id, connection) {
+                tokio::spawn(async move {
+                    hold(&state, &session.platform, &session.endpoint_id, false).await
+                });
+            }
         })
         .on_upgrade(move |socket| serve(state, session, connection, outbox, socket))
 }
@@ -341,8 +412,9 @@ async fn serve(
             },
         }
     }
-    state.listen.disconnect(&session.endpoint_id, connection);
-    sync_enabled(&state, &session).await;
+    if state.listen.disconnect(&session.endpoint_id, connection) {
+        hold(&state, &session.platform, &session.endpoint_id, false).await;
+    }
 }
 
 fn handle_message(state: &AppState, text: &str) {
@@ -359,43 +431,48 @@ fn handle_message(state: &AppState, text: &str) {
     // `event_ack` needs no answer: the response that follows is what counts.
 }
 
-/// Routes events to the device while it is connected, and stops when it is not.
-async fn sync_enabled(state: &AppState, session: &Session) {
-    for _ in 0..8 {
-        // Read the hub on every try: a socket may have come or gone meanwhile.
-        let enabled = state.listen.is_connected(&session.endpoint_id);
-        let rec = match state
-            .store
-            .endpoint(&session.platform, session.livemode, &session.endpoint_id)
-            .await
-        {
-            Ok(Some(r)) => r,
-            _ => return,
-        };
-        if rec.enabled == enabled {
-            return;
+/// The session a `websocket_id` stands for, if its device still exists and
+/// the id is signed with one of the device's secrets and not too old.
+async fn verified_session(state: &AppState, id: &str) -> Option<Session> {
+    let (session, _) = Session::parse(id)?;
+    if state.clock.now_ms() - session.created_ms > SESSION_TTL_MS {
+        return None;
+    }
+    let endpoint = state
+        .store
+        .endpoint(&session.platform, session.livemode, &session.endpoint_id)
+        .await
+        .ok()??;
+    (endpoint.listener && session.verify(id, &endpoint.secrets)).then_some(session)
+}
+
+/// Records that this node holds (or let go of) a device's socket: the
+/// device's endpoint is enabled while some node holds it, and this node
+/// claims its deliveries while it does.
+async fn hold(state: &AppState, platform: &str, endpoint_id: &str, held: bool) {
+    let now_ms = state.clock.now_ms();
+    let hold = ListenerHold {
+        platform: platform.to_owned(),
+        endpoint_id: endpoint_id.to_owned(),
+        node: state.listen.node().to_owned(),
+        until_ms: held.then_some(now_ms + HOLD_MS),
+        now_ms,
+    };
+    if let Err(e) = state.store.hold_listener(hold).await {
+        tracing::error!(error = %e, "could not record a listener's connection");
+    }
+}
+
+/// Renews this node's holds on its connected devices until `stop`.
+pub async fn keep_holds(state: AppState, stop: tokio_util::sync::CancellationToken) {
+    let every = Duration::from_millis(HOLD_MS as u64 / 3);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
         }
-        let expected = rec.version;
-        let mut rec = rec;
-        rec.enabled = enabled;
-        rec.version += 1;
-        let now_ms = state.clock.now_ms();
-        let change = Change {
-            platform: session.platform.clone(),
-            now: now_ms.div_euclid(1000),
-            now_ms,
-            api_version: state.config.api_version.clone(),
-            writes: vec![Write::Endpoint(Box::new(rec), Some(expected))],
-            events: Vec::new(),
-            idempotency: None,
-        };
-        match state.store.commit(change).await {
-            Err(StoreError::Conflict) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "could not update a listener endpoint");
-                return;
-            }
-            Ok(_) => return,
+        for (platform, endpoint) in state.listen.held() {
+            hold(&state, &platform, &endpoint, true).await;
         }
     }
 }

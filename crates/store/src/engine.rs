@@ -142,6 +142,31 @@ pub(crate) trait Tx {
     /// Disables the endpoint if it is enabled and failing since at or before
     /// `cutoff_ms`; whether it did.
     async fn disable_failing(&mut self, endpoint_seq: i64, cutoff_ms: i64) -> Result<bool>;
+    /// Holds a listener on `node` until `until_ms`, or (`None`) lets go.
+    async fn put_presence(
+        &mut self,
+        endpoint_id: &str,
+        node: &str,
+        until_ms: Option<i64>,
+    ) -> Result<()>;
+    /// Whether any node holds the listener at `now_ms`.
+    async fn held(&mut self, endpoint_id: &str, now_ms: i64) -> Result<bool>;
+    /// Enables or disables a listener endpoint (its platform's routes change if it did).
+    async fn set_listener_enabled(
+        &mut self,
+        platform: &str,
+        endpoint_id: &str,
+        enabled: bool,
+    ) -> Result<()>;
+}
+
+/// A listener is enabled exactly while some node holds it.
+pub(crate) async fn hold_listener<T: Tx>(tx: &mut T, hold: &ListenerHold) -> Result<()> {
+    tx.put_presence(&hold.endpoint_id, &hold.node, hold.until_ms)
+        .await?;
+    let held = tx.held(&hold.endpoint_id, hold.now_ms).await?;
+    tx.set_listener_enabled(&hold.platform, &hold.endpoint_id, held)
+        .await
 }
 
 /// Commits `change` in `tx`. Returns whether deliveries became due.

@@ -116,6 +116,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<StoredResponse>>;
 
+    /// Records that `hold.node` holds (or let go of) a listener's socket.
+    async fn hold_listener(&self, hold: ListenerHold) -> Result<()>;
+
     // -- delivery queue --------------------------------------------------------
 
     /// Leases due deliveries (see [`ClaimRequest`]). Deliveries whose endpoint

@@ -215,9 +215,25 @@ pub enum CommitOutcome {
     Replay(StoredResponse),
 }
 
+/// A `stripe listen` device's socket held on one node, or let go. The
+/// device's endpoint is enabled exactly while some node holds it, and only
+/// the nodes holding it claim its deliveries.
+#[derive(Debug, Clone)]
+pub struct ListenerHold {
+    pub platform: String,
+    pub endpoint_id: String,
+    pub node: String,
+    /// Held until this unix ms (renewed while connected); `None` lets go.
+    pub until_ms: Option<i64>,
+    pub now_ms: i64,
+}
+
 /// What the dispatcher asks of the queue.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimRequest {
+    /// The claiming node: deliveries to a `stripe listen` device held by
+    /// other nodes are theirs.
+    pub node: String,
     pub now_ms: i64,
     /// The claim holds until `now_ms + lease_ms`.
     pub lease_ms: i64,

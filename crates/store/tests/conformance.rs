@@ -130,6 +130,7 @@ suite!(
     resends_are_one_shot,
     lists_paginate_and_filter_by_field,
     a_closed_store_refuses_work,
+    a_listener_is_claimed_only_by_the_nodes_holding_it,
 );
 
 const T0: i64 = 1_767_225_600_000;
@@ -222,6 +223,7 @@ fn event(id: &str) -> NewEvent {
 
 fn claim(now_ms: i64) -> ClaimRequest {
     ClaimRequest {
+        node: "node_a".into(),
         now_ms,
         lease_ms: 10_000,
         limit: 10,
@@ -753,6 +755,100 @@ async fn a_closed_store_refuses_work(backend: Backend) {
         .commit(change(vec![object("cus_1", 1, None)], vec![]))
         .await;
     assert!(matches!(refused, Err(StoreError::Closed)), "{refused:?}");
+    fx.finish().await;
+}
+
+async fn a_listener_is_claimed_only_by_the_nodes_holding_it(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let store = &fx.store;
+    let mut device = match endpoint("we_cli") {
+        Write::Endpoint(e, _) => *e,
+        _ => unreachable!(),
+    };
+    device.listener = true;
+    device.enabled = false;
+    store
+        .commit(change(
+            vec![Write::Endpoint(Box::new(device), None)],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let hold = |node: &str, until_ms: Option<i64>, now_ms: i64| ListenerHold {
+        platform: "acct_platform".into(),
+        endpoint_id: "we_cli".into(),
+        node: node.into(),
+        until_ms,
+        now_ms,
+    };
+    let enabled = || async { store.listeners("acct_platform", false).await.unwrap()[0].enabled };
+    assert!(!enabled().await, "no node holds it yet");
+    store
+        .hold_listener(hold("node_b", Some(T0 + 15_000), T0))
+        .await
+        .unwrap();
+    assert!(enabled().await, "held by node B");
+    store
+        .commit(change(vec![], vec![event("evt_1")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .event(&scope(), "evt_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .pending_webhooks,
+        1
+    );
+    // Node A does not hold the socket: the delivery is node B's.
+    assert!(store.claim_due(claim(T0)).await.unwrap().is_empty());
+    assert_eq!(store.delivery_stats().await.unwrap().pending, 1);
+    let on_b = store
+        .claim_due(ClaimRequest {
+            node: "node_b".into(),
+            ..claim(T0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_b.len(), 1, "node B claims what it holds");
+    store
+        .record_outcomes(vec![outcome(&on_b[0], true, Next::Done, T0 + 1)])
+        .await
+        .unwrap();
+    // Node B dies: its hold runs out, and an undeliverable delivery is cancelled, not stuck.
+    store
+        .commit(change(vec![], vec![event("evt_2")]))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due(claim(T0 + 15_001))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stats = store.delivery_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.cancelled), (0, 1));
+    // Letting go disables the device: no more events route to it.
+    store
+        .hold_listener(hold("node_b", None, T0 + 2))
+        .await
+        .unwrap();
+    assert!(!enabled().await);
+    store
+        .commit(change(vec![], vec![event("evt_3")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .event(&scope(), "evt_3")
+            .await
+            .unwrap()
+            .unwrap()
+            .pending_webhooks,
+        0
+    );
     fx.finish().await;
 }
 

@@ -14,7 +14,7 @@ use crate::support::{
     KillOnDrop, Receiver, TEST_KEY, assert_no_schema_violations, spawn, spawn_with_lines,
 };
 
-fn stripe_bin() -> PathBuf {
+pub(crate) fn stripe_bin() -> PathBuf {
     let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../compat/cli/node_modules");
     // The Go binary itself where npm put it: killing the node shim would orphan it.
     let native = modules.join("@stripe/cli-linux-x64/bin/stripe");
@@ -30,7 +30,7 @@ fn stripe_bin() -> PathBuf {
     bin
 }
 
-fn stripe(home: &Path, base: &str, args: &[&str]) -> Command {
+pub(crate) fn stripe(home: &Path, base: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(stripe_bin());
     cmd.args(args)
         .args(["--api-base", base, "--api-key", TEST_KEY])
@@ -40,7 +40,7 @@ fn stripe(home: &Path, base: &str, args: &[&str]) -> Command {
     cmd
 }
 
-fn run(home: &Path, base: &str, args: &[&str]) -> String {
+pub(crate) fn run(home: &Path, base: &str, args: &[&str]) -> String {
     let out = stripe(home, base, args).output().unwrap();
     let text = format!(
         "{}{}",
@@ -52,7 +52,7 @@ fn run(home: &Path, base: &str, args: &[&str]) -> String {
 }
 
 /// Runs `stripe listen` and returns it once it printed "Ready!", with its output lines.
-async fn listen(
+pub(crate) async fn listen(
     home: &Path,
     base: &str,
     forward: &str,
@@ -82,7 +82,12 @@ async fn listen(
 }
 
 /// Waits for an event of `event_type` at `rx`, verifies it with the listen secret, returns it.
-async fn expect(rx: &mut Receiver, event_type: &str, account: Option<&str>, secret: &str) -> Value {
+pub(crate) async fn expect(
+    rx: &mut Receiver,
+    event_type: &str,
+    account: Option<&str>,
+    secret: &str,
+) -> Value {
     loop {
         let got = rx.next().await;
         let now = std::time::SystemTime::now()

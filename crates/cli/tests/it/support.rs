@@ -106,7 +106,8 @@ impl TestNode {
                 },
                 ..Default::default()
             },
-            deliver: true,
+            role: switchboard::Role::All,
+            database_url: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let node = Node::start(config, listener, clock.clone()).await.unwrap();

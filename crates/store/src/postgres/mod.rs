@@ -27,7 +27,10 @@ use crate::*;
 use tx::PgTx;
 
 /// Versioned migrations, applied in order, each once, under an advisory lock.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_listener_presence.sql")),
+];
 /// The advisory lock nodes take to migrate one at a time ("SWBD").
 const MIGRATION_LOCK: i64 = 0x5357_4244;
 /// The channel commits notify when they queue deliveries.
@@ -378,6 +381,11 @@ impl Store for PostgresStore {
         now: i64,
     ) -> Result<Option<StoredResponse>> {
         read::idempotent_response(&self.client().await?, scope, key, now).await
+    }
+
+    async fn hold_listener(&self, hold: ListenerHold) -> Result<()> {
+        transaction!(self, |tx| engine::hold_listener(&mut tx, &hold));
+        Ok(())
     }
 
     async fn claim_due(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>> {

@@ -321,20 +321,26 @@ impl Tx for PgTx<'_> {
         let rows = self
             .rows(
                 "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
-                        d.event_seq, w.livemode
+                        d.event_seq, w.livemode, w.kind <> 'listener' OR EXISTS (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node = $4 AND p.until_ms > $1)
                  FROM deliveries d
                  JOIN events e ON e.seq = d.event_seq
                  JOIN endpoints w ON w.seq = d.endpoint_seq
                  WHERE d.state = 0 AND d.next_at_ms <= $1 AND NOT (w.id = ANY($3))
+                   AND (w.kind <> 'listener' OR EXISTS (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node = $4 AND p.until_ms > $1) OR NOT EXISTS
+                       (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node <> $4 AND p.until_ms > $1))
                  ORDER BY d.next_at_ms LIMIT $2
                  FOR UPDATE OF d SKIP LOCKED",
-                &[&req.now_ms, &(scan as i64), &full],
+                &[&req.now_ms, &(scan as i64), &full, &req.node],
             )
             .await?;
         let now = req.now_ms / 1000;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let target = match (get::<bool>(r, 8)?, get::<bool>(r, 9)?) {
+            // A listener no node holds is not connected: like a disabled endpoint.
+            let target = match (
+                get::<bool>(r, 8)? && get::<bool>(r, 12)?,
+                get::<bool>(r, 9)?,
+            ) {
                 (_, true) => Target::Deleted,
                 (false, false) => Target::Disabled,
                 (true, false) => Target::Live,
@@ -487,5 +493,66 @@ impl Tx for PgTx<'_> {
         )
         .await?;
         Ok(true)
+    }
+
+    async fn put_presence(
+        &mut self,
+        endpoint_id: &str,
+        node: &str,
+        until_ms: Option<i64>,
+    ) -> Result<()> {
+        match until_ms {
+            Some(until) => {
+                self.exec(
+                    "INSERT INTO listener_presence (endpoint_id, node, until_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (endpoint_id, node) DO UPDATE SET until_ms = excluded.until_ms",
+                    &[&endpoint_id, &node, &until],
+                )
+                .await
+            }
+            None => {
+                self.exec(
+                    "DELETE FROM listener_presence WHERE endpoint_id = $1 AND node = $2",
+                    &[&endpoint_id, &node],
+                )
+                .await
+            }
+        }
+        .map(drop)
+    }
+
+    async fn held(&mut self, endpoint_id: &str, now_ms: i64) -> Result<bool> {
+        let rows = self
+            .rows(
+                "SELECT EXISTS (SELECT 1 FROM listener_presence WHERE endpoint_id = $1 AND until_ms > $2)",
+                &[&endpoint_id, &now_ms],
+            )
+            .await?;
+        rows.first()
+            .map(|r| get(r, 0))
+            .transpose()
+            .map(|h| h.unwrap_or(false))
+    }
+
+    async fn set_listener_enabled(
+        &mut self,
+        platform: &str,
+        endpoint_id: &str,
+        enabled: bool,
+    ) -> Result<()> {
+        let n = self
+            .exec(
+                "UPDATE endpoints SET enabled = $2, version = version + 1 WHERE id = $1 AND kind = 'listener' AND enabled <> $2",
+                &[&endpoint_id, &enabled],
+            )
+            .await?;
+        if n > 0 {
+            self.exec(
+                "UPDATE platforms SET routes_version = routes_version + 1 WHERE id = $1",
+                &[&platform],
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -121,9 +121,12 @@ impl SqliteStore {
         configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         migrate(&conn)?;
-        conn.execute(
-            "UPDATE deliveries SET leased = 0, next_at_ms = 0 WHERE state = 0 AND leased = 1",
-            [],
+        // The previous owner is gone: its claims are dead, and so are its
+        // `stripe listen` sockets.
+        conn.execute_batch(
+            "UPDATE deliveries SET leased = 0, next_at_ms = 0 WHERE state = 0 AND leased = 1;
+             DELETE FROM listener_presence;
+             UPDATE endpoints SET enabled = 0, version = version + 1 WHERE kind = 'listener' AND enabled = 1;",
         )
         .map_err(backend)?;
         let work = Arc::new(Notify::new());
@@ -385,6 +388,10 @@ impl Store for SqliteStore {
         let (scope, key) = (scope.clone(), key.to_owned());
         self.read(move |c| read::idempotent_response(c, &scope, &key, now))
             .await
+    }
+
+    async fn hold_listener(&self, hold: ListenerHold) -> Result<()> {
+        self.send(|reply| Command::HoldListener(hold, reply)).await
     }
 
     async fn claim_due(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>> {

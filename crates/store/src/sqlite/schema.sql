@@ -110,3 +110,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 -- Expired keys (older than 24 h) are purged a few at a time.
 CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created);
+
+-- Which node holds a `stripe listen` device's socket, until when (renewed
+-- while connected). A process that opens the file holds none yet.
+CREATE TABLE IF NOT EXISTS listener_presence (
+    endpoint_id  TEXT NOT NULL,
+    node         TEXT NOT NULL,
+    until_ms     INTEGER NOT NULL,
+    PRIMARY KEY (endpoint_id, node)
+);

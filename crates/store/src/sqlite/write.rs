@@ -26,6 +26,7 @@ pub(super) enum Command {
         reply: Reply<Vec<ClaimedDelivery>>,
     },
     Record(Vec<DeliveryOutcome>, Reply<()>),
+    HoldListener(ListenerHold, Reply<()>),
     /// Ends the writer once the commands before it are done; answered after
     /// the connection and the lock are released.
     Close(oneshot::Sender<()>),
@@ -52,7 +53,9 @@ impl Command {
                     _ => None,
                 }));
             }
-            Command::CreatePlatform(_, tx) | Command::Record(_, tx) => {
+            Command::CreatePlatform(_, tx)
+            | Command::Record(_, tx)
+            | Command::HoldListener(_, tx) => {
                 let _ = tx.send(pick(result, |o| matches!(o, Output::Unit).then_some(())));
             }
             Command::Commit(_, tx) => {
@@ -241,6 +244,9 @@ impl SqliteTx<'_> {
                 let (work, _) = run_now(engine::record(self, outcomes))?;
                 self.new_work |= work;
                 Ok(Output::Unit)
+            }
+            Command::HoldListener(hold, _) => {
+                run_now(engine::hold_listener(self, hold)).map(|()| Output::Unit)
             }
             Command::Close(_) => Ok(Output::Unit),
         }
@@ -506,42 +512,51 @@ impl Tx for SqliteTx<'_> {
             .c
             .prepare_cached(
                 "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
-                        d.event_seq, w.livemode
+                        d.event_seq, w.livemode, w.kind <> 'listener' OR EXISTS (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node = ?4 AND p.until_ms > ?1)
                  FROM deliveries d
                  JOIN events e ON e.seq = d.event_seq
                  JOIN endpoints w ON w.seq = d.endpoint_seq
                  WHERE d.state = 0 AND d.next_at_ms <= ?1
                    AND d.endpoint_seq NOT IN
                        (SELECT seq FROM endpoints WHERE id IN (SELECT value FROM json_each(?3)))
+                   AND (w.kind <> 'listener' OR EXISTS (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node = ?4 AND p.until_ms > ?1) OR NOT EXISTS
+                       (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node <> ?4 AND p.until_ms > ?1))
                  ORDER BY d.next_at_ms LIMIT ?2",
             )
             .map_err(backend)?;
         let now = req.now_ms / 1000;
         select
-            .query_map(params![req.now_ms, scan as i64, to_json(&full)], |r| {
-                let payload: Vec<u8> = r.get(4)?;
-                let secrets: String = r.get(7)?;
-                let target = match (r.get::<_, bool>(8)?, r.get::<_, bool>(9)?) {
-                    (_, true) => Target::Deleted,
-                    (false, false) => Target::Disabled,
-                    (true, false) => Target::Live,
-                };
-                Ok(Due {
-                    delivery: ClaimedDelivery {
-                        delivery_id: r.get(0)?,
-                        attempt: r.get::<_, u32>(1)? + 1,
-                        one_shot: r.get(2)?,
-                        event_id: r.get(3)?,
-                        payload: Bytes::from(payload),
-                        endpoint_id: r.get(5)?,
-                        url: r.get(6)?,
-                        livemode: r.get(11)?,
-                        secrets: engine::active_secrets(&engine::parse_secrets(&secrets), now),
-                    },
-                    target,
-                    event_seq: r.get(10)?,
-                })
-            })
+            .query_map(
+                params![req.now_ms, scan as i64, to_json(&full), req.node],
+                |r| {
+                    let payload: Vec<u8> = r.get(4)?;
+                    let secrets: String = r.get(7)?;
+                    // A listener no node holds is not connected: like a disabled endpoint.
+                    let target = match (
+                        r.get::<_, bool>(8)? && r.get::<_, bool>(12)?,
+                        r.get::<_, bool>(9)?,
+                    ) {
+                        (_, true) => Target::Deleted,
+                        (false, false) => Target::Disabled,
+                        (true, false) => Target::Live,
+                    };
+                    Ok(Due {
+                        delivery: ClaimedDelivery {
+                            delivery_id: r.get(0)?,
+                            attempt: r.get::<_, u32>(1)? + 1,
+                            one_shot: r.get(2)?,
+                            event_id: r.get(3)?,
+                            payload: Bytes::from(payload),
+                            endpoint_id: r.get(5)?,
+                            url: r.get(6)?,
+                            livemode: r.get(11)?,
+                            secrets: engine::active_secrets(&engine::parse_secrets(&secrets), now),
+                        },
+                        target,
+                        event_seq: r.get(10)?,
+                    })
+                },
+            )
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)
@@ -661,5 +676,48 @@ impl Tx for SqliteTx<'_> {
             self.routes.clear();
         }
         Ok(n > 0)
+    }
+
+    async fn put_presence(
+        &mut self,
+        endpoint_id: &str,
+        node: &str,
+        until_ms: Option<i64>,
+    ) -> Result<()> {
+        match until_ms {
+            Some(until) => self.exec(
+                "INSERT INTO listener_presence (endpoint_id, node, until_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO UPDATE SET until_ms = excluded.until_ms",
+                params![endpoint_id, node, until],
+            ),
+            None => self.exec(
+                "DELETE FROM listener_presence WHERE endpoint_id = ?1 AND node = ?2",
+                params![endpoint_id, node],
+            ),
+        }
+        .map(drop)
+    }
+
+    async fn held(&mut self, endpoint_id: &str, now_ms: i64) -> Result<bool> {
+        self.c
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM listener_presence WHERE endpoint_id = ?1 AND until_ms > ?2)")
+            .and_then(|mut s| s.query_row(params![endpoint_id, now_ms], |r| r.get(0)))
+            .map_err(backend)
+    }
+
+    async fn set_listener_enabled(
+        &mut self,
+        platform: &str,
+        endpoint_id: &str,
+        enabled: bool,
+    ) -> Result<()> {
+        let n = self.exec(
+            "UPDATE endpoints SET enabled = ?2, version = version + 1 WHERE id = ?1 AND kind = 'listener' AND enabled <> ?2",
+            params![endpoint_id, enabled],
+        )?;
+        if n > 0 {
+            self.routes.remove(platform);
+        }
+        Ok(())
     }
 }
