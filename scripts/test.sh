@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs Switchboard's whole test suite: unit, integration, crash-safety and the
-# official stripe-python compatibility suite. Usage: scripts/test.sh [cargo test args]
+# Runs Switchboard's whole test suite: unit, integration, crash-safety, the
+# store suite on SQLite and PostgreSQL, several nodes on one database, and
+# the official clients' compatibility suites. Usage: scripts/test.sh [cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +21,12 @@ for dir in compat/node compat/cli compat/schema; do
         npm install --prefix "$dir" --no-audit --no-fund --no-save --silent
     fi
 done
+
+# PostgreSQL for the store's conformance suite and the multi-node tests:
+# the one on 127.0.0.1:5432, started or replaced by a throwaway cluster if need be.
+if [ -z "${SWITCHBOARD_TEST_DATABASE_URL:-}" ]; then
+    SWITCHBOARD_TEST_DATABASE_URL=$(scripts/postgres.sh)
+    export SWITCHBOARD_TEST_DATABASE_URL
+fi
 
 cargo test --workspace --all-features "$@"

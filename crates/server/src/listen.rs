@@ -98,10 +98,17 @@ impl Session {
     }
 }
 
+/// A device's connected sockets on this node.
+struct Device {
+    platform: String,
+    /// (connection id, outbox)
+    sockets: Vec<(u64, mpsc::UnboundedSender<String>)>,
+}
+
 #[derive(Default)]
 struct Hub {
-    /// Listener endpoint id → its platform and connected sockets (connection id, outbox).
-    connections: HashMap<String, (String, Vec<(u64, mpsc::UnboundedSender<String>)>)>,
+    /// Listener endpoint id → the device's sockets here.
+    connections: HashMap<String, Device>,
     /// `webhook_id` → (connection id, who waits for the CLI's answer).
     pending: HashMap<String, (u64, oneshot::Sender<RelayResponse>)>,
     next_connection: u64,
@@ -134,7 +141,7 @@ impl ListenHub {
         self.lock()
             .connections
             .iter()
-            .map(|(e, (p, _))| (p.clone(), e.clone()))
+            .map(|(e, d)| (d.platform.clone(), e.clone()))
             .collect()
     }
 
@@ -152,23 +159,26 @@ impl ListenHub {
         let mut hub = self.lock();
         hub.next_connection += 1;
         let id = hub.next_connection;
-        let (_, conns) = hub
+        let device = hub
             .connections
             .entry(endpoint_id.to_owned())
-            .or_insert_with(|| (platform.to_owned(), Vec::new()));
-        conns.push((id, tx));
-        (id, rx, conns.len() == 1)
+            .or_insert_with(|| Device {
+                platform: platform.to_owned(),
+                sockets: Vec::new(),
+            });
+        device.sockets.push((id, tx));
+        (id, rx, device.sockets.len() == 1)
     }
 
     /// Unregisters a socket, failing its unanswered deliveries; `true` if it was the device's last.
     fn disconnect(&self, endpoint_id: &str, connection: u64) -> bool {
         let mut hub = self.lock();
         hub.pending.retain(|_, (c, _)| *c != connection);
-        let Some((_, conns)) = hub.connections.get_mut(endpoint_id) else {
+        let Some(device) = hub.connections.get_mut(endpoint_id) else {
             return true;
         };
-        conns.retain(|(c, _)| *c != connection);
-        let last = conns.is_empty();
+        device.sockets.retain(|(c, _)| *c != connection);
+        let last = device.sockets.is_empty();
         if last {
             hub.connections.remove(endpoint_id);
         }
@@ -230,7 +240,7 @@ impl Relay for ListenHub {
                 let Some((connection, outbox)) = hub
                     .connections
                     .get(&endpoint_id)
-                    .and_then(|(_, c)| c.first())
+                    .and_then(|d| d.sockets.first())
                     .cloned()
                 else {
                     return Err(RelayError::Disconnected);

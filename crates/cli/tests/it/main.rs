@@ -4,6 +4,7 @@
 mod api;
 mod async_stripe;
 mod cli;
+mod cluster;
 mod compat;
 mod connect;
 mod crash;

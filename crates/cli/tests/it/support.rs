@@ -500,3 +500,40 @@ pub fn spawn_with_lines(
     }
     (child, rx)
 }
+
+/// A new, empty schema of the test database (`SWITCHBOARD_TEST_DATABASE_URL`,
+/// default `postgres://postgres@127.0.0.1:5432/test`), for nodes started with
+/// `--database-url` [`PgSchema::url`].
+pub struct PgSchema {
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+pub async fn fresh_postgres() -> PgSchema {
+    let admin = std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("cluster_{:016x}", rand::random::<u64>());
+    pg_admin(&admin, &format!("CREATE SCHEMA {name}")).await;
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    PgSchema {
+        url: format!("{admin}{sep}options=-csearch_path%3D{name}"),
+        name,
+        admin,
+    }
+}
+
+impl PgSchema {
+    /// Drops the schema (at the end of a passing test; a failing one leaves it to look at).
+    pub async fn drop(self) {
+        pg_admin(&self.admin, &format!("DROP SCHEMA {} CASCADE", self.name)).await;
+    }
+}
+
+async fn pg_admin(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (.ci/run starts it)");
+    tokio::spawn(connection);
+    client.batch_execute(sql).await.unwrap();
+}

@@ -40,9 +40,12 @@ const POOL_SIZE: usize = 16;
 /// Attempts of a transaction that PostgreSQL aborted to break a deadlock.
 const DEADLOCK_RETRIES: usize = 4;
 
-/// Routing tables by platform, each with the `routes_version` it was read at.
+/// A platform's routing table and the `routes_version` it was read at.
+type Versioned = (i64, Arc<Vec<RouteEntry>>);
+
+/// Routing tables by platform.
 #[derive(Default)]
-pub(crate) struct RoutesCache(Mutex<HashMap<String, (i64, Arc<Vec<RouteEntry>>)>>);
+pub(crate) struct RoutesCache(Mutex<HashMap<String, Versioned>>);
 
 impl RoutesCache {
     fn get(&self, platform: &str, version: i64) -> Option<Arc<Vec<RouteEntry>>> {
@@ -73,7 +76,27 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     if e.as_db_error().is_none() || e.is_closed() {
         return StoreError::Unavailable(format!("PostgreSQL: {e}"));
     }
-    StoreError::backend(e)
+    StoreError::backend(PgError(e))
+}
+
+/// A PostgreSQL error that says what the server said (tokio-postgres's own
+/// message is only "db error"), its cause kept as the source.
+#[derive(Debug)]
+struct PgError(tokio_postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(f, "PostgreSQL: {db}"),
+            None => write!(f, "PostgreSQL: {}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
