@@ -57,6 +57,11 @@ pub const DEFAULT_API_VERSION: &str = "2026-10-28.endive";
 /// 24 hours the key may be reused for a new request.
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 
+/// A request holds its idempotency key "in flight" (others get Stripe's 409)
+/// until it commits; a reservation older than this was left by a node that
+/// died mid-request, and the key is free again.
+pub const IDEMPOTENCY_IN_FLIGHT_SECS: i64 = 60;
+
 /// Where "now" comes from. Production reads the system clock; tests move a
 /// [`ManualClock`] by hand so retry schedules and tolerances are exact.
 pub trait Clock: Send + Sync + 'static {

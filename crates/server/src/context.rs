@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use switchboard_core::event::{EventDraft, RequestInfo};
 use switchboard_core::form::Params;
 use switchboard_store::{
-    Change, CommitOutcome, IdempotencyRecord, NewEvent, Platform, Scope, StoreError, StoredResponse,
+    Begun, Change, CommitOutcome, IdempotencyRecord, NewEvent, Platform, Scope, StoreError,
+    StoredResponse,
 };
 
 use crate::error::ApiError;
@@ -62,7 +63,28 @@ pub struct Ctx {
     pub headers: HeaderMap,
     /// `expand[]`, read by `finish_params` and applied to the response.
     pub expand: Vec<String>,
+    /// The idempotency key and the request's fingerprint.
     idempotency: Option<(String, String)>,
+    reserved: ReservedKey,
+}
+
+/// The idempotency key a request reserved in the store (another request
+/// with the key meanwhile gets Stripe's 409), until its commit stores an
+/// answer. Set by the extractor; the `free_unused_keys` middleware frees a
+/// key still reserved when the handler returns (a validation error: Stripe
+/// saves no answer for a request that never started executing), before the
+/// response leaves, so that a corrected retry with the key is not refused.
+#[derive(Clone, Default)]
+pub struct ReservedKey(std::sync::Arc<std::sync::Mutex<Option<(Scope, String)>>>);
+
+impl ReservedKey {
+    fn set(&self, reserved: Option<(Scope, String)>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = reserved;
+    }
+
+    pub fn take(&self) -> Option<(Scope, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 /// What a failed extraction answers: an error, or a replayed response.
@@ -90,6 +112,11 @@ impl FromRequest<AppState> for Ctx {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_else(|| switchboard_core::ids::generate_request_id(&mut rand::rng()));
+        let reserved = parts
+            .extensions
+            .get::<ReservedKey>()
+            .cloned()
+            .unwrap_or_default();
         let key = api_key(&parts.headers)?;
         let (platform, livemode) = state.authenticate(&key).await?.ok_or_else(|| {
             ApiError::Unauthenticated(format!("Invalid API Key provided: {}", redact(&key)))
@@ -139,14 +166,18 @@ impl FromRequest<AppState> for Ctx {
                     .into());
                 }
                 let fp = fingerprint(&parts.method, &path, &bytes);
-                if let Some(stored) = state
+                match state
                     .store
-                    .idempotent_response(&scope, &k, state.clock.now())
+                    .begin_idempotent(&scope, &k, &fp, state.clock.now())
                     .await?
                 {
-                    return Err(Rejection(replay(stored, &fp, &k)?));
+                    Begun::Done(stored) => return Err(Rejection(replay(stored, &fp, &k)?)),
+                    Begun::InFlight => return Err(ApiError::IdempotencyInFlight(k).into()),
+                    Begun::Fresh => {
+                        reserved.set(Some((scope.clone(), k.clone())));
+                        Some((k, fp))
+                    }
                 }
-                Some((k, fp))
             }
             _ => None,
         };
@@ -161,6 +192,7 @@ impl FromRequest<AppState> for Ctx {
             headers: parts.headers,
             expand: Vec::new(),
             idempotency,
+            reserved,
         })
     }
 }
@@ -430,12 +462,15 @@ impl Ctx {
                 created: change.now,
             });
         }
-        match self.state.store.commit(change).await? {
-            CommitOutcome::Committed => Ok(json_bytes(status, body)),
-            CommitOutcome::Replay(stored) => {
-                let (key, fp) = self.idempotency.as_ref().expect("replay implies a key");
-                replay(stored, fp, key)
-            }
+        let outcome = self.state.store.commit(change).await?;
+        // The key now holds an answer (this one, or one that beat it).
+        self.reserved.take();
+        match (outcome, &self.idempotency) {
+            (CommitOutcome::Committed, _) => Ok(json_bytes(status, body)),
+            (CommitOutcome::Replay(stored), Some((key, fp))) => replay(stored, fp, key),
+            (CommitOutcome::Replay(_), None) => Err(ApiError::Internal(
+                "a replay of a request without an idempotency key".into(),
+            )),
         }
     }
 

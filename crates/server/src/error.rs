@@ -29,6 +29,11 @@ pub enum ApiError {
     Permission(String),
     #[error("{0}")]
     Idempotency(String),
+    /// Another request with the same key is being handled; SDKs retry a 409.
+    #[error(
+        "There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {0}. Please try again later."
+    )]
+    IdempotencyInFlight(String),
     #[error("Request body too large: the limit is {0} bytes")]
     BodyTooLarge(usize),
     #[error(
@@ -102,6 +107,7 @@ impl ApiError {
                 None,
             ),
             Idempotency(_) => (StatusCode::BAD_REQUEST, "idempotency_error", None, None),
+            IdempotencyInFlight(_) => (StatusCode::CONFLICT, "idempotency_error", None, None),
             BodyTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",

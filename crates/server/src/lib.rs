@@ -64,7 +64,25 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             read_body_first,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            free_unused_keys,
+        ))
         .layer(middleware::from_fn_with_state(state, stripe_headers))
+}
+
+/// Frees the idempotency key of a request that reserved one and ended without
+/// committing (see [`context::ReservedKey`]), before its response leaves.
+async fn free_unused_keys(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let reserved = context::ReservedKey::default();
+    req.extensions_mut().insert(reserved.clone());
+    let response = next.run(req).await;
+    if let Some((scope, key)) = reserved.take()
+        && let Err(e) = state.store.abandon_idempotent(&scope, &key).await
+    {
+        tracing::warn!(error = %e, "could not free an idempotency key");
+    }
+    response
 }
 
 /// Reads the whole request body (within the body limit) before routing, so

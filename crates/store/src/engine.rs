@@ -84,12 +84,18 @@ pub(crate) trait Tx {
     async fn put_idempotency(&mut self, rec: &IdempotencyRecord, expired: i64) -> Result<bool>;
     /// Deletes a few records created at or before `expired`.
     async fn purge_idempotency(&mut self, expired: i64) -> Result<()>;
+    /// The stored (not in-flight) answer of a key newer than the TTL.
     async fn idempotent_response(
         &mut self,
         scope: &Scope,
         key: &str,
         now: i64,
     ) -> Result<Option<StoredResponse>>;
+    /// Reserves the key in flight unless a record newer than `expired`
+    /// holds it (an in-flight one only if newer than `stale`); whether it did.
+    async fn reserve_idempotency(&mut self, r: &Reserve<'_>) -> Result<bool>;
+    /// Deletes the key's in-flight reservation.
+    async fn abandon_idempotency(&mut self, scope: &Scope, key: &str) -> Result<()>;
     /// Inserts (`expected_version` none) or updates if the version is still
     /// the expected one; `Conflict` otherwise.
     async fn write_object(&mut self, o: &ObjectWrite) -> Result<()>;
@@ -167,6 +173,43 @@ pub(crate) async fn hold_listener<T: Tx>(tx: &mut T, hold: &ListenerHold) -> Res
     let held = tx.held(&hold.endpoint_id, hold.now_ms).await?;
     tx.set_listener_enabled(&hold.platform, &hold.endpoint_id, held)
         .await
+}
+
+/// A key to reserve, and which existing records give way.
+pub(crate) struct Reserve<'a> {
+    pub scope: &'a Scope,
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+    pub now: i64,
+    /// Records created at or before this are expired.
+    pub expired: i64,
+    /// In-flight reservations created at or before this were abandoned by a
+    /// node that died.
+    pub stale: i64,
+}
+
+pub(crate) async fn begin_idempotent<T: Tx>(
+    tx: &mut T,
+    scope: &Scope,
+    key: &str,
+    fingerprint: &str,
+    now: i64,
+) -> Result<Begun> {
+    let reserve = Reserve {
+        scope,
+        key,
+        fingerprint,
+        now,
+        expired: now - switchboard_core::IDEMPOTENCY_TTL_SECS,
+        stale: now - switchboard_core::IDEMPOTENCY_IN_FLIGHT_SECS,
+    };
+    if tx.reserve_idempotency(&reserve).await? {
+        return Ok(Begun::Fresh);
+    }
+    Ok(match tx.idempotent_response(scope, key, now).await? {
+        Some(stored) => Begun::Done(stored),
+        None => Begun::InFlight,
+    })
 }
 
 /// Commits `change` in `tx`. Returns whether deliveries became due.

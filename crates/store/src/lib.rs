@@ -107,6 +107,21 @@ pub trait Store: Send + Sync + 'static {
         filter: &AttemptFilter,
         page: &PageRequest,
     ) -> Result<Page<AttemptRecord>>;
+    /// Starts a request with an idempotency key at `now` (unix seconds):
+    /// reserves the key unless a stored answer or another request in flight
+    /// holds it. A reservation ends with the commit that stores the request's
+    /// answer, or with [`Store::abandon_idempotent`]; one left by a node that
+    /// died is free again after `IDEMPOTENCY_IN_FLIGHT_SECS`.
+    async fn begin_idempotent(
+        &self,
+        scope: &Scope,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Begun>;
+    /// Frees a key reserved by a request that ended without committing (a
+    /// validation error: Stripe saves no answer for those).
+    async fn abandon_idempotent(&self, scope: &Scope, key: &str) -> Result<()>;
     /// The stored answer of an idempotency key still valid at `now` (unix
     /// seconds): keys expire after `IDEMPOTENCY_TTL_SECS`.
     async fn idempotent_response(

@@ -161,6 +161,17 @@ pub struct StoredResponse {
     pub body: Bytes,
 }
 
+/// What starting a request with an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// The key is this request's now (reserved in flight until its commit).
+    Fresh,
+    /// Another request with the key is still being handled (Stripe's 409).
+    InFlight,
+    /// The key's stored answer.
+    Done(StoredResponse),
+}
+
 #[derive(Debug, Clone)]
 pub struct IdempotencyRecord {
     pub scope: Scope,

@@ -131,6 +131,7 @@ suite!(
     lists_paginate_and_filter_by_field,
     a_closed_store_refuses_work,
     a_listener_is_claimed_only_by_the_nodes_holding_it,
+    a_key_in_flight_is_refused_until_committed_abandoned_or_stale,
 );
 
 const T0: i64 = 1_767_225_600_000;
@@ -848,6 +849,101 @@ async fn a_listener_is_claimed_only_by_the_nodes_holding_it(backend: Backend) {
             .unwrap()
             .pending_webhooks,
         0
+    );
+    fx.finish().await;
+}
+
+async fn a_key_in_flight_is_refused_until_committed_abandoned_or_stale(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let store = &fx.store;
+    let now = T0 / 1000;
+    assert_eq!(
+        store
+            .begin_idempotent(&scope(), "k1", "fp", now)
+            .await
+            .unwrap(),
+        Begun::Fresh
+    );
+    assert_eq!(
+        store
+            .begin_idempotent(&scope(), "k1", "fp", now)
+            .await
+            .unwrap(),
+        Begun::InFlight
+    );
+    assert!(
+        store
+            .idempotent_response(&scope(), "k1", now)
+            .await
+            .unwrap()
+            .is_none(),
+        "no answer yet"
+    );
+    // Other scopes have keys of their own.
+    let live = Scope {
+        livemode: true,
+        ..scope()
+    };
+    assert_eq!(
+        store
+            .begin_idempotent(&live, "k1", "fp", now)
+            .await
+            .unwrap(),
+        Begun::Fresh
+    );
+    // The commit stores the answer over the reservation.
+    let committed = store
+        .commit(keyed("k1", "answer", vec![object("cus_1", 1, None)]))
+        .await
+        .unwrap();
+    assert!(matches!(committed, CommitOutcome::Committed));
+    match store
+        .begin_idempotent(&scope(), "k1", "fp", now)
+        .await
+        .unwrap()
+    {
+        Begun::Done(stored) => assert_eq!(stored.body, "answer".as_bytes()),
+        other => panic!("{other:?}"),
+    }
+    // An abandoned reservation frees the key at once; a stale one after a minute.
+    assert_eq!(
+        store
+            .begin_idempotent(&scope(), "k2", "fp", now)
+            .await
+            .unwrap(),
+        Begun::Fresh
+    );
+    store.abandon_idempotent(&scope(), "k2").await.unwrap();
+    assert_eq!(
+        store
+            .begin_idempotent(&scope(), "k2", "fp", now)
+            .await
+            .unwrap(),
+        Begun::Fresh
+    );
+    let later = now + switchboard_core::IDEMPOTENCY_IN_FLIGHT_SECS;
+    assert_eq!(
+        store
+            .begin_idempotent(&scope(), "k2", "fp", later - 1)
+            .await
+            .unwrap(),
+        Begun::InFlight
+    );
+    assert_eq!(
+        store
+            .begin_idempotent(&scope(), "k2", "fp", later)
+            .await
+            .unwrap(),
+        Begun::Fresh
+    );
+    // Abandoning never drops a stored answer.
+    store.abandon_idempotent(&scope(), "k1").await.unwrap();
+    assert!(
+        store
+            .idempotent_response(&scope(), "k1", now)
+            .await
+            .unwrap()
+            .is_some()
     );
     fx.finish().await;
 }

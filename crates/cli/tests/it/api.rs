@@ -207,15 +207,66 @@ async fn concurrent_requests_with_one_key_create_one_object() {
             .await
         }));
     }
+    // Each racer either gets the one customer, or Stripe's 409 while the
+    // first is in flight (SDKs retry it, and then get the replay).
     let mut ids = std::collections::HashSet::new();
     for task in tasks {
         let (status, _, body) = task.await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        ids.insert(body["id"].as_str().unwrap().to_owned());
+        match status {
+            200 => {
+                ids.insert(body["id"].as_str().unwrap().to_owned());
+            }
+            409 => {
+                assert_eq!(body["error"]["type"], "idempotency_error", "{body}");
+                assert!(
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("another in-progress request"),
+                    "{body}"
+                );
+            }
+            other => panic!("{other}: {body}"),
+        }
     }
+    let (status, headers, retried) = t
+        .request(
+            "POST",
+            "/v1/customers",
+            Some(TEST_KEY),
+            "name=Race",
+            &[("Idempotency-Key", "race")],
+        )
+        .await;
+    assert_eq!(
+        (status, &headers["idempotent-replayed"]),
+        (200, &"true".parse::<axum::http::HeaderValue>().unwrap())
+    );
+    ids.insert(retried["id"].as_str().unwrap().to_owned());
     assert_eq!(ids.len(), 1);
     let list = t.get("/v1/customers").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_refused_before_it_ran_leaves_its_key_free() {
+    let t = TestNode::start().await;
+    let key = [("Idempotency-Key", "fix-and-retry")];
+    let (status, _, err) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "nmae=Typo", &key)
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["param"], "nmae");
+    // Stripe saves no answer for a request that failed validation: the
+    // corrected request with the same key runs (and is then replayed).
+    let (status, _, created) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=Fixed", &key)
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let (status, _, again) = t
+        .request("POST", "/v1/customers", Some(TEST_KEY), "name=Fixed", &key)
+        .await;
+    assert_eq!((status, &again["id"]), (200, &created["id"]));
 }
 
 #[tokio::test]

@@ -397,6 +397,28 @@ impl Store for PostgresStore {
         read::attempts(&self.client().await?, platform, filter, page).await
     }
 
+    async fn begin_idempotent(
+        &self,
+        scope: &Scope,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Begun> {
+        Ok(transaction!(self, |tx| engine::begin_idempotent(
+            &mut tx,
+            scope,
+            key,
+            fingerprint,
+            now
+        )))
+    }
+
+    async fn abandon_idempotent(&self, scope: &Scope, key: &str) -> Result<()> {
+        use crate::engine::Tx as _;
+        transaction!(self, |tx| tx.abandon_idempotency(scope, key));
+        Ok(())
+    }
+
     async fn idempotent_response(
         &self,
         scope: &Scope,

@@ -421,7 +421,7 @@ pub(super) async fn idempotent_response<C: GenericClient>(
     let rows = query(
         c,
         "SELECT fingerprint, status, body FROM idempotency
-         WHERE platform = $1 AND livemode = $2 AND account = $3 AND key = $4 AND created > $5",
+         WHERE platform = $1 AND livemode = $2 AND account = $3 AND key = $4 AND created > $5 AND status > 0",
         &a,
     )
     .await?;

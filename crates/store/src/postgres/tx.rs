@@ -101,7 +101,7 @@ impl Tx for PgTx<'_> {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (platform, livemode, account, key) DO UPDATE SET fingerprint = excluded.fingerprint,
                      status = excluded.status, body = excluded.body, created = excluded.created
-                 WHERE idempotency.created <= $9",
+                 WHERE idempotency.created <= $9 OR idempotency.status = 0",
                 &[
                     &scope.platform,
                     &scope.livemode,
@@ -116,6 +116,40 @@ impl Tx for PgTx<'_> {
             )
             .await?;
         Ok(n > 0)
+    }
+
+    async fn reserve_idempotency(&mut self, r: &engine::Reserve<'_>) -> Result<bool> {
+        // status 0: in flight, no answer yet. A node reserving the same key
+        // at once waits here for this transaction, then finds the key taken.
+        let n = self
+            .exec(
+                "INSERT INTO idempotency (platform, livemode, account, key, fingerprint, status, body, created)
+                 VALUES ($1, $2, $3, $4, $5, 0, ''::bytea, $6)
+                 ON CONFLICT (platform, livemode, account, key) DO UPDATE SET fingerprint = excluded.fingerprint,
+                     status = 0, body = ''::bytea, created = excluded.created
+                 WHERE idempotency.created <= $7 OR (idempotency.status = 0 AND idempotency.created <= $8)",
+                &[
+                    &r.scope.platform,
+                    &r.scope.livemode,
+                    &account(r.scope),
+                    &r.key,
+                    &r.fingerprint,
+                    &r.now,
+                    &r.expired,
+                    &r.stale,
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn abandon_idempotency(&mut self, scope: &Scope, key: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM idempotency WHERE platform = $1 AND livemode = $2 AND account = $3 AND key = $4 AND status = 0",
+            &[&scope.platform, &scope.livemode, &account(scope), &key],
+        )
+        .await
+        .map(drop)
     }
 
     async fn purge_idempotency(&mut self, expired: i64) -> Result<()> {

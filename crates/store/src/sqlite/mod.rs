@@ -379,6 +379,30 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn begin_idempotent(
+        &self,
+        scope: &Scope,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Begun> {
+        let (scope, key, fingerprint) = (scope.clone(), key.to_owned(), fingerprint.to_owned());
+        self.send(|reply| Command::BeginIdempotent {
+            scope,
+            key,
+            fingerprint,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn abandon_idempotent(&self, scope: &Scope, key: &str) -> Result<()> {
+        let (scope, key) = (scope.clone(), key.to_owned());
+        self.send(|reply| Command::AbandonIdempotent(scope, key, reply))
+            .await
+    }
+
     async fn idempotent_response(
         &self,
         scope: &Scope,

@@ -393,7 +393,7 @@ pub(super) fn idempotent_response(
 ) -> Result<Option<StoredResponse>> {
     c.prepare_cached(
         "SELECT fingerprint, status, body FROM idempotency
-         WHERE platform = ?1 AND livemode = ?2 AND account = ?3 AND key = ?4 AND created > ?5",
+         WHERE platform = ?1 AND livemode = ?2 AND account = ?3 AND key = ?4 AND created > ?5 AND status > 0",
     )
     .and_then(|mut s| {
         let expired = now - switchboard_core::IDEMPOTENCY_TTL_SECS;

@@ -27,6 +27,14 @@ pub(super) enum Command {
     },
     Record(Vec<DeliveryOutcome>, Reply<()>),
     HoldListener(ListenerHold, Reply<()>),
+    BeginIdempotent {
+        scope: Scope,
+        key: String,
+        fingerprint: String,
+        now: i64,
+        reply: Reply<Begun>,
+    },
+    AbandonIdempotent(Scope, String, Reply<()>),
     /// Ends the writer once the commands before it are done; answered after
     /// the connection and the lock are released.
     Close(oneshot::Sender<()>),
@@ -38,6 +46,7 @@ enum Output {
     Unit,
     Commit(CommitOutcome),
     Claim(Vec<ClaimedDelivery>),
+    Begun(Begun),
 }
 
 impl Command {
@@ -55,7 +64,8 @@ impl Command {
             }
             Command::CreatePlatform(_, tx)
             | Command::Record(_, tx)
-            | Command::HoldListener(_, tx) => {
+            | Command::HoldListener(_, tx)
+            | Command::AbandonIdempotent(_, _, tx) => {
                 let _ = tx.send(pick(result, |o| matches!(o, Output::Unit).then_some(())));
             }
             Command::Commit(_, tx) => {
@@ -67,6 +77,12 @@ impl Command {
             Command::Claim { reply, .. } => {
                 let _ = reply.send(pick(result, |o| match o {
                     Output::Claim(c) => Some(c),
+                    _ => None,
+                }));
+            }
+            Command::BeginIdempotent { reply, .. } => {
+                let _ = reply.send(pick(result, |o| match o {
+                    Output::Begun(b) => Some(b),
                     _ => None,
                 }));
             }
@@ -248,6 +264,23 @@ impl SqliteTx<'_> {
             Command::HoldListener(hold, _) => {
                 run_now(engine::hold_listener(self, hold)).map(|()| Output::Unit)
             }
+            Command::BeginIdempotent {
+                scope,
+                key,
+                fingerprint,
+                now,
+                ..
+            } => run_now(engine::begin_idempotent(
+                self,
+                scope,
+                key,
+                fingerprint,
+                *now,
+            ))
+            .map(Output::Begun),
+            Command::AbandonIdempotent(scope, key, _) => {
+                run_now(self.abandon_idempotency(scope, key)).map(|()| Output::Unit)
+            }
             Command::Close(_) => Ok(Output::Unit),
         }
     }
@@ -327,7 +360,7 @@ impl Tx for SqliteTx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
                  body = excluded.body, created = excluded.created
-             WHERE idempotency.created <= ?9",
+             WHERE idempotency.created <= ?9 OR idempotency.status = 0",
             params![
                 scope.platform,
                 scope.livemode,
@@ -341,6 +374,36 @@ impl Tx for SqliteTx<'_> {
             ],
         )?;
         Ok(n > 0)
+    }
+
+    async fn reserve_idempotency(&mut self, r: &engine::Reserve<'_>) -> Result<bool> {
+        // status 0: in flight, no answer yet.
+        let n = self.exec(
+            "INSERT INTO idempotency (platform, livemode, account, key, fingerprint, status, body, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, x'', ?6)
+             ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint, status = 0, body = x'',
+                 created = excluded.created
+             WHERE idempotency.created <= ?7 OR (idempotency.status = 0 AND idempotency.created <= ?8)",
+            params![
+                r.scope.platform,
+                r.scope.livemode,
+                r.scope.account.as_deref().unwrap_or(""),
+                r.key,
+                r.fingerprint,
+                r.now,
+                r.expired,
+                r.stale
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    async fn abandon_idempotency(&mut self, scope: &Scope, key: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM idempotency WHERE platform = ?1 AND livemode = ?2 AND account = ?3 AND key = ?4 AND status = 0",
+            params![scope.platform, scope.livemode, scope.account.as_deref().unwrap_or(""), key],
+        )
+        .map(drop)
     }
 
     async fn purge_idempotency(&mut self, expired: i64) -> Result<()> {
