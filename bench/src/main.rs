@@ -10,8 +10,10 @@
 //! ```
 
 mod load;
+mod postgres;
 mod scenarios;
 mod sink;
+mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +34,7 @@ pub const KEY: &str = "sk_test_benchmark0000000000";
 #[derive(Parser, Clone)]
 #[command(about = "Measure Switchboard against baselines measured in the same run")]
 pub struct Args {
-    /// Scenarios to run: throughput, latency, fanout, isolation, starvation, verify, peer, backlog (default: all); also `api`.
+    /// Scenarios to run: throughput, latency, fanout, isolation, starvation, verify, peer, backlog (default: all); also `api` and `postgres` (one and two nodes on PostgreSQL beside pgbench).
     pub scenarios: Vec<String>,
     /// Events created in the throughput and isolation scenarios.
     #[arg(long, default_value_t = 50_000)]
@@ -56,6 +58,13 @@ pub struct Args {
     /// Endpoints in the fan-out scenario.
     #[arg(long, default_value_t = 500)]
     pub fanout: usize,
+    /// PostgreSQL for the `postgres` scenario (a fresh schema per run).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_url: String,
 }
 
 /// A node as `switchboard serve` runs it, on a fresh data dir.
@@ -125,12 +134,21 @@ impl Bench {
 
     /// Creates an endpoint for `*` at `url` and returns its secret.
     pub async fn endpoint(&self, url: &str) -> String {
-        let we = self
-            .post(
-                "/v1/webhook_endpoints",
-                format!("url={url}&enabled_events[]=*"),
-            )
-            .await;
+        Self::endpoint_at(&self.base, url).await
+    }
+
+    /// [`Bench::endpoint`] on the node at `base`.
+    pub async fn endpoint_at(base: &str, url: &str) -> String {
+        let resp = client()
+            .post(format!("{base}/v1/webhook_endpoints"))
+            .bearer_auth(KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("url={url}&enabled_events[]=*"))
+            .send()
+            .await
+            .expect("request");
+        let we: serde_json::Value =
+            serde_json::from_slice(&resp.bytes().await.expect("body")).expect("json");
         we["secret"].as_str().expect("secret").to_owned()
     }
 }
@@ -200,6 +218,8 @@ fn main() -> anyhow::Result<()> {
             "api" => runtime.block_on(scenarios::api_only(&args)),
             "peer" => runtime.block_on(scenarios::peer(&args)),
             "backlog" => runtime.block_on(scenarios::backlog(&args)),
+            "postgres" => runtime.block_on(postgres::scenario(&args)),
+            "store" => runtime.block_on(store::scenario(args.events.min(5_000))),
             other => anyhow::bail!("unknown scenario {other}; choose from {all:?}"),
         }
     }

@@ -44,6 +44,8 @@ pub(crate) struct Due {
     pub delivery: ClaimedDelivery,
     pub target: Target,
     pub event_seq: i64,
+    /// To a `stripe listen` device: only a node holding its socket takes it.
+    pub listener: bool,
 }
 
 /// What a due delivery's endpoint allows.
@@ -155,8 +157,8 @@ pub(crate) trait Tx {
         node: &str,
         until_ms: Option<i64>,
     ) -> Result<()>;
-    /// Whether any node holds the listener at `now_ms`.
-    async fn held(&mut self, endpoint_id: &str, now_ms: i64) -> Result<bool>;
+    /// The nodes holding the listener at `now_ms`.
+    async fn holders(&mut self, endpoint_id: &str, now_ms: i64) -> Result<Vec<String>>;
     /// Enables or disables a listener endpoint (its platform's routes change if it did).
     async fn set_listener_enabled(
         &mut self,
@@ -170,7 +172,7 @@ pub(crate) trait Tx {
 pub(crate) async fn hold_listener<T: Tx>(tx: &mut T, hold: &ListenerHold) -> Result<()> {
     tx.put_presence(&hold.endpoint_id, &hold.node, hold.until_ms)
         .await?;
-    let held = tx.held(&hold.endpoint_id, hold.now_ms).await?;
+    let held = !tx.holders(&hold.endpoint_id, hold.now_ms).await?.is_empty();
     tx.set_listener_enabled(&hold.platform, &hold.endpoint_id, held)
         .await
 }
@@ -316,9 +318,21 @@ pub(crate) async fn claim<T: Tx>(tx: &mut T, req: &ClaimRequest) -> Result<Vec<C
     let rows = tx.due(req, req.limit * SCAN_FACTOR).await?;
     let mut out = Vec::with_capacity(req.limit.min(rows.len()));
     let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut holders: HashMap<String, Vec<String>> = HashMap::new();
     for due in rows {
         let d = due.delivery;
-        match due.target {
+        let mut target = due.target;
+        if due.listener && target == Target::Live {
+            if !holders.contains_key(&d.endpoint_id) {
+                let h = tx.holders(&d.endpoint_id, req.now_ms).await?;
+                holders.insert(d.endpoint_id.clone(), h);
+            }
+            match listener_target(&holders[&d.endpoint_id], &req.node) {
+                Some(t) => target = t,
+                None => continue, // another node's socket: its delivery
+            }
+        }
+        match target {
             Target::Live => {
                 let cap = req
                     .endpoint_room
@@ -345,6 +359,19 @@ pub(crate) async fn claim<T: Tx>(tx: &mut T, req: &ClaimRequest) -> Result<Vec<C
         tx.lease(&ids, req.now_ms + req.lease_ms).await?;
     }
     Ok(out)
+}
+
+/// Who delivers to a `stripe listen` device: a node holding its socket
+/// (`Live`); none, if another node does (`None`: leave it to that node);
+/// nobody, when no node holds it (it is not connected: `Disabled`).
+fn listener_target(holders: &[String], me: &str) -> Option<Target> {
+    if holders.iter().any(|h| h == me) {
+        Some(Target::Live)
+    } else if holders.is_empty() {
+        Some(Target::Disabled)
+    } else {
+        None
+    }
 }
 
 /// Records attempts and moves each delivery on. Returns (deliveries became
@@ -386,6 +413,33 @@ pub(crate) fn active_secrets(secrets: &[SigningSecret], now: i64) -> Vec<String>
         .filter(|s| s.expires_at.is_none_or(|exp| exp > now))
         .map(|s| s.secret.clone())
         .collect()
+}
+
+/// The active secrets of each stored secrets list seen in one claim, parsed
+/// once: a claim's rows mostly share a few endpoints, and parsing the JSON
+/// per row was 5 % of the writer's instructions.
+pub(crate) struct SecretsMemo {
+    now: i64,
+    parsed: HashMap<String, Vec<String>>,
+}
+
+impl SecretsMemo {
+    /// For secrets valid at `now` (unix seconds).
+    pub fn new(now: i64) -> Self {
+        SecretsMemo {
+            now,
+            parsed: HashMap::new(),
+        }
+    }
+
+    pub fn active(&mut self, json: &str) -> Vec<String> {
+        if let Some(s) = self.parsed.get(json) {
+            return s.clone();
+        }
+        let s = active_secrets(&parse_secrets(json), self.now);
+        self.parsed.insert(json.to_owned(), s.clone());
+        s
+    }
 }
 
 /// Secrets as stored (JSON), shared by the backends.

@@ -105,6 +105,31 @@ async fn all_event_ids(http: &reqwest::Client, base: &str) -> Vec<String> {
     }
 }
 
+/// Waits until no event is still owed to an endpoint: every delivery recorded as made.
+async fn await_nothing_owed(http: &reqwest::Client, base: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let owed: Value = http
+            .get(format!("{base}/v1/events?delivery_success=false&limit=1"))
+            .bearer_auth(TEST_KEY)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap();
+        if owed["data"].as_array().unwrap().is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events still owed: {owed}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until every (event, endpoint) pair arrived at least once.
 async fn await_all(seen: &Seen, events: &[String], endpoints: usize, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
@@ -164,27 +189,7 @@ async fn a_burst_through_two_nodes_is_delivered_once_per_endpoint() {
     assert_eq!(events.len(), EVENTS, "both nodes list every event");
     await_all(&seen, &events, 2, Duration::from_secs(60)).await;
     // Nothing is still owed (no retry is coming that could duplicate one).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let owed: Value = http
-            .get(format!("{a}/v1/events?delivery_success=false&limit=1"))
-            .bearer_auth(TEST_KEY)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap();
-        if owed["data"].as_array().unwrap().is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "events still pending: {owed}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    await_nothing_owed(&http, &a, Duration::from_secs(10)).await;
     let counts = seen.lock().unwrap().clone();
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
@@ -249,6 +254,15 @@ async fn a_sigkilled_node_loses_nothing_and_the_other_finishes_its_work() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     victim.kill();
+    let (acked_at_kill, delivered_at_kill) = (
+        acknowledged.load(std::sync::atomic::Ordering::SeqCst),
+        seen.lock().unwrap().len(),
+    );
+    assert!(
+        delivered_at_kill < acked_at_kill * 2,
+        "the kill should land with deliveries outstanding ({delivered_at_kill} of {})",
+        acked_at_kill * 2
+    );
     for c in clients {
         c.await.unwrap();
     }
@@ -259,15 +273,13 @@ async fn a_sigkilled_node_loses_nothing_and_the_other_finishes_its_work() {
         "{} events for {acknowledged} acknowledged creates",
         events.len()
     );
-    let before = seen.lock().unwrap().len();
-    assert!(
-        before < events.len() * 2,
-        "the kill should land with deliveries outstanding"
-    );
-    // Node B alone finishes everything, node A's leased work included.
+    // Node B alone finishes everything: it delivers what A never sent, and
+    // once A's leases run out, records (re-sending if need be) what A had
+    // claimed, so that no event is left owed.
     await_all(&seen, &events, 2, Duration::from_secs(90)).await;
+    await_nothing_owed(&http, &b, Duration::from_secs(90)).await;
     eprintln!(
-        "cluster kill: {} events ({acknowledged} acknowledged), {before} deliveries before SIGKILL",
+        "cluster kill: {} events ({acknowledged} acknowledged), {delivered_at_kill} deliveries before SIGKILL",
         events.len()
     );
     stop_then_drop(db, [victim, node_b]).await;

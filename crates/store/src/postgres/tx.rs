@@ -355,26 +355,21 @@ impl Tx for PgTx<'_> {
         let rows = self
             .rows(
                 "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
-                        d.event_seq, w.livemode, w.kind <> 'listener' OR EXISTS (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node = $4 AND p.until_ms > $1)
+                        d.event_seq, w.livemode, w.kind = 'listener'
                  FROM deliveries d
                  JOIN events e ON e.seq = d.event_seq
                  JOIN endpoints w ON w.seq = d.endpoint_seq
                  WHERE d.state = 0 AND d.next_at_ms <= $1 AND NOT (w.id = ANY($3))
-                   AND (w.kind <> 'listener' OR EXISTS (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node = $4 AND p.until_ms > $1) OR NOT EXISTS
-                       (SELECT 1 FROM listener_presence p WHERE p.endpoint_id = w.id AND p.node <> $4 AND p.until_ms > $1))
                  ORDER BY d.next_at_ms LIMIT $2
                  FOR UPDATE OF d SKIP LOCKED",
-                &[&req.now_ms, &(scan as i64), &full, &req.node],
+                &[&req.now_ms, &(scan as i64), &full],
             )
             .await?;
         let now = req.now_ms / 1000;
         let mut out = Vec::with_capacity(rows.len());
+        let mut memo = engine::SecretsMemo::new(now);
         for r in &rows {
-            // A listener no node holds is not connected: like a disabled endpoint.
-            let target = match (
-                get::<bool>(r, 8)? && get::<bool>(r, 12)?,
-                get::<bool>(r, 9)?,
-            ) {
+            let target = match (get::<bool>(r, 8)?, get::<bool>(r, 9)?) {
                 (_, true) => Target::Deleted,
                 (false, false) => Target::Disabled,
                 (true, false) => Target::Live,
@@ -391,10 +386,11 @@ impl Tx for PgTx<'_> {
                     endpoint_id: get(r, 5)?,
                     url: get(r, 6)?,
                     livemode: get(r, 11)?,
-                    secrets: engine::active_secrets(&engine::parse_secrets(secrets), now),
+                    secrets: memo.active(secrets),
                 },
                 target,
                 event_seq: get(r, 10)?,
+                listener: get(r, 12)?,
             });
         }
         Ok(out)
@@ -555,17 +551,14 @@ impl Tx for PgTx<'_> {
         .map(drop)
     }
 
-    async fn held(&mut self, endpoint_id: &str, now_ms: i64) -> Result<bool> {
+    async fn holders(&mut self, endpoint_id: &str, now_ms: i64) -> Result<Vec<String>> {
         let rows = self
             .rows(
-                "SELECT EXISTS (SELECT 1 FROM listener_presence WHERE endpoint_id = $1 AND until_ms > $2)",
+                "SELECT node FROM listener_presence WHERE endpoint_id = $1 AND until_ms > $2",
                 &[&endpoint_id, &now_ms],
             )
             .await?;
-        rows.first()
-            .map(|r| get(r, 0))
-            .transpose()
-            .map(|h| h.unwrap_or(false))
+        rows.iter().map(|r| get(r, 0)).collect()
     }
 
     async fn set_listener_enabled(
