@@ -116,6 +116,49 @@ fn sql_lives_only_in_store() {
     }
 }
 
+/// The store's logic is written once, in `engine.rs`, over each backend's
+/// primitives: SQL belongs to the backends, never to the engine.
+#[test]
+fn the_store_engine_is_backend_neutral() {
+    let engine = read(&root().join("crates/store/src/engine.rs"));
+    for sql in [
+        "SELECT ",
+        "INSERT INTO",
+        "UPDATE ",
+        "DELETE FROM",
+        "rusqlite",
+        "tokio_postgres",
+    ] {
+        assert!(
+            !engine.contains(sql),
+            "engine.rs mentions {sql}: that belongs to a backend"
+        );
+    }
+}
+
+/// Every PostgreSQL migration file is applied, in order, exactly once.
+#[test]
+fn every_postgres_migration_is_listed() {
+    let dir = root().join("crates/store/src/postgres/migrations");
+    let listed = read(&root().join("crates/store/src/postgres/mod.rs"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    for (i, f) in files.iter().enumerate() {
+        let version = i + 1;
+        assert!(
+            f.starts_with(&format!("{version:04}_")),
+            "{f}: migrations are numbered 0001, 0002, …"
+        );
+        assert!(
+            listed.contains(&format!("({version}, include_str!(\"migrations/{f}\"))")),
+            "{f} is not in postgres::MIGRATIONS as version {version}"
+        );
+    }
+}
+
 #[test]
 fn stripe_error_json_is_built_only_in_error_rs() {
     // ApiError is the one mapping to Stripe's error JSON. Exceptions, each
