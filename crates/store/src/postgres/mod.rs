@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -63,12 +63,32 @@ impl RoutesCache {
 }
 
 pub struct PostgresStore {
+    shared: Arc<Shared>,
+    /// Commits wait here for a committer to fold them into a transaction.
+    commits: mpsc::Sender<Pending>,
+    /// The connection that LISTENs for other nodes' work, and the committers.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What the store's tasks share.
+struct Shared {
     pool: Pool,
     routes: RoutesCache,
     work: Arc<Notify>,
-    /// The connection that LISTENs for other nodes' work.
-    listener: tokio::task::JoinHandle<()>,
 }
+
+/// A commit waiting for its transaction.
+struct Pending {
+    change: Change,
+    reply: oneshot::Sender<Result<CommitOutcome>>,
+}
+
+/// Committers, each folding the commits waiting when it starts a
+/// transaction into that one transaction: concurrent API writes share one
+/// commit (one WAL flush) instead of paying one each.
+const COMMITTERS: usize = 4;
+/// Most commits folded into one transaction.
+const MAX_BATCH: usize = 64;
 
 /// A PostgreSQL error as the store reports it: connection trouble makes the
 /// store unavailable (a 503, try again), anything else is a backend failure.
@@ -130,15 +150,30 @@ impl PostgresStore {
             .map_err(StoreError::backend)?;
         migrate(&pool).await?;
         let work = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen_for_work(config, work.clone()));
-        Ok(PostgresStore {
+        let shared = Arc::new(Shared {
             pool,
             routes: RoutesCache::default(),
-            work,
-            listener,
+            work: work.clone(),
+        });
+        let (commits, queue) = mpsc::channel(4 * MAX_BATCH);
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        let mut tasks = vec![tokio::spawn(listen_for_work(config, work))];
+        for _ in 0..COMMITTERS {
+            tasks.push(tokio::spawn(committer(shared.clone(), queue.clone())));
+        }
+        Ok(PostgresStore {
+            shared,
+            commits,
+            tasks,
         })
     }
 
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.shared.client().await
+    }
+}
+
+impl Shared {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         if self.pool.is_closed() {
             return Err(StoreError::Closed);
@@ -149,7 +184,9 @@ impl PostgresStore {
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        self.listener.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -274,6 +311,57 @@ macro_rules! transaction {
     }};
 }
 
+/// Takes the commits waiting, runs them in one transaction, answers each.
+async fn committer(shared: Arc<Shared>, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            match queue.recv().await {
+                Some(p) => batch.push(p),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+        }
+        if batch.len() > 1 {
+            let changes: Vec<&Change> = batch.iter().map(|p| &p.change).collect();
+            if let Ok(outcomes) = shared.commit_all(&changes).await {
+                for (p, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = p.reply.send(Ok(outcome));
+                }
+                continue;
+            }
+            // One change failed (a lost optimistic race, usually) and sank
+            // the transaction: each runs again alone, so only it fails.
+        }
+        for p in batch {
+            let outcome = shared
+                .commit_all(&[&p.change])
+                .await
+                .map(|mut o| o.remove(0));
+            let _ = p.reply.send(outcome);
+        }
+    }
+}
+
+impl Shared {
+    /// Commits `changes` in one transaction: all or none.
+    async fn commit_all(&self, changes: &[&Change]) -> Result<Vec<CommitOutcome>> {
+        Ok(transaction!(self, |tx| async {
+            let mut outcomes = Vec::with_capacity(changes.len());
+            for change in changes {
+                outcomes.push(engine::commit(&mut tx, change).await?.0);
+            }
+            Ok::<_, StoreError>(outcomes)
+        }))
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn bootstrap_platform(&self, init: PlatformInit) -> Result<Platform> {
@@ -335,8 +423,12 @@ impl Store for PostgresStore {
     }
 
     async fn commit(&self, change: Change) -> Result<CommitOutcome> {
-        let (outcome, _) = transaction!(self, |tx| engine::commit(&mut tx, &change));
-        Ok(outcome)
+        let (reply, answer) = oneshot::channel();
+        self.commits
+            .send(Pending { change, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn object(&self, scope: &Scope, kind: &str, id: &str) -> Result<Option<StoredObject>> {
@@ -404,7 +496,7 @@ impl Store for PostgresStore {
         fingerprint: &str,
         now: i64,
     ) -> Result<Begun> {
-        Ok(transaction!(self, |tx| engine::begin_idempotent(
+        Ok(transaction!(self.shared, |tx| engine::begin_idempotent(
             &mut tx,
             scope,
             key,
@@ -415,7 +507,7 @@ impl Store for PostgresStore {
 
     async fn abandon_idempotent(&self, scope: &Scope, key: &str) -> Result<()> {
         use crate::engine::Tx as _;
-        transaction!(self, |tx| tx.abandon_idempotency(scope, key));
+        transaction!(self.shared, |tx| tx.abandon_idempotency(scope, key));
         Ok(())
     }
 
@@ -429,16 +521,18 @@ impl Store for PostgresStore {
     }
 
     async fn hold_listener(&self, hold: ListenerHold) -> Result<()> {
-        transaction!(self, |tx| engine::hold_listener(&mut tx, &hold));
+        transaction!(self.shared, |tx| engine::hold_listener(&mut tx, &hold));
         Ok(())
     }
 
     async fn claim_due(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>> {
-        Ok(transaction!(self, |tx| engine::claim(&mut tx, &request)))
+        Ok(transaction!(self.shared, |tx| engine::claim(
+            &mut tx, &request
+        )))
     }
 
     async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()> {
-        transaction!(self, |tx| engine::record(&mut tx, &outcomes));
+        transaction!(self.shared, |tx| engine::record(&mut tx, &outcomes));
         Ok(())
     }
 
@@ -459,11 +553,13 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        self.listener.abort();
-        self.pool.close();
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.shared.pool.close();
     }
 
     fn work_signal(&self) -> Arc<Notify> {
-        self.work.clone()
+        self.shared.work.clone()
     }
 }
