@@ -35,7 +35,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API server and the delivery engine on an embedded SQLite database.
+    /// Run the API server and the delivery engine (embedded SQLite, or PostgreSQL with --database-url).
     Serve(ServeArgs),
     /// Receive events over a WebSocket and forward them to a local URL, like `stripe listen`.
     ///

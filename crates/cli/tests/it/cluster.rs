@@ -370,3 +370,46 @@ async fn two_nodes_racing_one_idempotency_key_create_one_object() {
     assert_eq!(list["data"].as_array().unwrap().len(), KEYS);
     stop_then_drop(db, [node_a, node_b]).await;
 }
+
+/// The README's split deployment: a node that only serves the API and one
+/// that only delivers, on one database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_node_and_a_worker_node_split_the_work() {
+    let db = fresh_postgres().await;
+    let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (api_node, api) = spawn(
+        api_dir.path(),
+        &["--database-url", &db.url, "--role", "api"],
+    );
+    let (worker_node, worker) = spawn(
+        worker_dir.path(),
+        &["--database-url", &db.url, "--role", "worker"],
+    );
+    let http = client();
+    // The worker serves health checks only.
+    let health = http.get(format!("{worker}/readyz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let api_call = http
+        .get(format!("{worker}/v1/customers"))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_call.status(), 404, "a worker serves no API");
+    let mut rx = Receiver::start().await;
+    let r = post(
+        &http,
+        &api,
+        "/v1/webhook_endpoints",
+        &format!("url={}&enabled_events[]=*", rx.url),
+    )
+    .await;
+    assert!(r.status().is_success());
+    let r = post(&http, &api, "/v1/customers", "name=split").await;
+    assert!(r.status().is_success());
+    // The API node queues; the worker delivers.
+    let got = rx.next().await;
+    assert_eq!(got.json()["type"], "customer.created");
+    assert_eq!(got.json()["data"]["object"]["name"], "split");
+    stop_then_drop(db, [api_node, worker_node]).await;
+}
