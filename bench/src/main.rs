@@ -134,12 +134,12 @@ impl Bench {
 
     /// Creates an endpoint for `*` at `url` and returns its secret.
     pub async fn endpoint(&self, url: &str) -> String {
-        Self::endpoint_at(&self.base, url).await
+        Self::endpoint_at(&self.client, &self.base, url).await
     }
 
     /// [`Bench::endpoint`] on the node at `base`.
-    pub async fn endpoint_at(base: &str, url: &str) -> String {
-        let resp = client()
+    pub async fn endpoint_at(client: &reqwest::Client, base: &str, url: &str) -> String {
+        let resp = client
             .post(format!("{base}/v1/webhook_endpoints"))
             .bearer_auth(KEY)
             .header("content-type", "application/x-www-form-urlencoded")

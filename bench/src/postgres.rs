@@ -113,7 +113,8 @@ pub async fn scenario(args: &Args) {
 
     let dir = tempfile::tempdir().unwrap();
     let (one, base) = start(&in_schema(&url, &s_one), dir.path()).await;
-    let secret = crate::Bench::endpoint_at(&base, &format!("http://{addr}/hook/one")).await;
+    let secret =
+        crate::Bench::endpoint_at(&client(), &base, &format!("http://{addr}/hook/one")).await;
     sink.secret("one", &secret);
     let one_rate = e2e(args, &sink, vec![base]).await;
     one.shutdown().await;
@@ -121,7 +122,8 @@ pub async fn scenario(args: &Args) {
     let schema = in_schema(&url, &s_two);
     let (a, base_a) = start(&schema, dir.path()).await;
     let (b, base_b) = start(&schema, dir.path()).await;
-    let secret = crate::Bench::endpoint_at(&base_a, &format!("http://{addr}/hook/two")).await;
+    let secret =
+        crate::Bench::endpoint_at(&client(), &base_a, &format!("http://{addr}/hook/two")).await;
     sink.secret("two", &secret);
     let two_rate = e2e(args, &sink, vec![base_a, base_b]).await;
     a.shutdown().await;
