@@ -415,6 +415,52 @@ pub(crate) fn active_secrets(secrets: &[SigningSecret], now: i64) -> Vec<String>
         .collect()
 }
 
+/// One condition of an event list, as every backend spells it in its SQL.
+pub(crate) enum EventCond<'a> {
+    /// `type LIKE ? ESCAPE '\'`, the pattern already escaped.
+    TypeLike(String),
+    Type(&'a str),
+    TypeIn(&'a [String]),
+    /// `created <op> ?`
+    Created(&'static str, i64),
+    /// Every endpoint has it (`pending_webhooks = 0`), or not.
+    Delivered(bool),
+}
+
+/// The conditions a filter of `/v1/events` asks for.
+pub(crate) fn event_conditions(f: &EventFilter) -> Vec<EventCond<'_>> {
+    let mut conds = Vec::new();
+    if let Some(t) = &f.event_type {
+        conds.push(match t.strip_suffix('*') {
+            Some(prefix) => EventCond::TypeLike(format!("{}%", escape_like(prefix))),
+            None => EventCond::Type(t),
+        });
+    }
+    if !f.types.is_empty() {
+        conds.push(EventCond::TypeIn(&f.types));
+    }
+    for (op, v) in [
+        (">", f.created_gt),
+        (">=", f.created_gte),
+        ("<", f.created_lt),
+        ("<=", f.created_lte),
+    ] {
+        if let Some(v) = v {
+            conds.push(EventCond::Created(op, v));
+        }
+    }
+    if let Some(delivered) = f.delivery_success {
+        conds.push(EventCond::Delivered(delivered));
+    }
+    conds
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// The active secrets of each stored secrets list seen in one claim, parsed
 /// once: a claim's rows mostly share a few endpoints, and parsing the JSON
 /// per row was 5 % of the writer's instructions.

@@ -5,44 +5,15 @@
 //! on one node receives events written through another, and racing requests
 //! with one idempotency key create one object.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
 use serde_json::Value;
 
 use crate::support::{
-    KillOnDrop, Receiver, TEST_KEY, assert_no_schema_violations, fresh_postgres, spawn,
+    KillOnDrop, Receiver, Seen, TEST_KEY, all_event_ids, assert_no_schema_violations, await_all,
+    counting_receivers, fresh_postgres, spawn,
 };
-
-type Seen = Arc<Mutex<HashMap<(String, String), usize>>>;
-
-/// Receivers that count deliveries per (event id, endpoint tag), a little slowly
-/// so that work is in flight on every node.
-async fn counting_receivers(n: usize, seen: &Seen) -> Vec<String> {
-    async fn record(State((seen, tag)): State<(Seen, String)>, body: Bytes) -> &'static str {
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        *seen
-            .lock()
-            .unwrap()
-            .entry((v["id"].as_str().unwrap().to_owned(), tag))
-            .or_default() += 1;
-        "ok"
-    }
-    let mut urls = Vec::new();
-    for i in 0..n {
-        let app = axum::Router::new()
-            .fallback(record)
-            .with_state((seen.clone(), format!("ep{i}")));
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        urls.push(format!("http://{}/hook", l.local_addr().unwrap()));
-        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    }
-    urls
-}
 
 /// Two nodes on one fresh database, started at the same moment (so that
 /// they migrate it concurrently).
@@ -81,30 +52,6 @@ async fn post(http: &reqwest::Client, base: &str, path: &str, body: &str) -> req
         .unwrap()
 }
 
-/// Every event id the API lists, oldest last.
-async fn all_event_ids(http: &reqwest::Client, base: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after = String::new();
-    loop {
-        let page: Value = http
-            .get(format!("{base}/v1/events?limit=100{after}"))
-            .bearer_auth(TEST_KEY)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap();
-        let data = page["data"].as_array().unwrap();
-        ids.extend(data.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
-        if !page["has_more"].as_bool().unwrap() {
-            return ids;
-        }
-        after = format!("&starting_after={}", ids.last().unwrap());
-    }
-}
-
 /// Waits until no event is still owed to an endpoint: every delivery recorded as made.
 async fn await_nothing_owed(http: &reqwest::Client, base: &str, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
@@ -130,36 +77,13 @@ async fn await_nothing_owed(http: &reqwest::Client, base: &str, within: Duration
     }
 }
 
-/// Waits until every (event, endpoint) pair arrived at least once.
-async fn await_all(seen: &Seen, events: &[String], endpoints: usize, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let missing = {
-            let seen = seen.lock().unwrap();
-            events
-                .iter()
-                .flat_map(|id| (0..endpoints).map(move |i| (id.clone(), format!("ep{i}"))))
-                .filter(|k| !seen.contains_key(k))
-                .count()
-        };
-        if missing == 0 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} deliveries never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_through_two_nodes_is_delivered_once_per_endpoint() {
     const EVENTS: usize = 400;
     let db = fresh_postgres().await;
     let [(node_a, a, _da), (node_b, b, _db)] = two_nodes(&db.url, &["--retry-schedule", "1s"]);
     let seen: Seen = Default::default();
-    let urls = counting_receivers(2, &seen).await;
+    let urls = counting_receivers(2, &seen, Duration::from_millis(5)).await;
     let http = client();
     // One endpoint written through each node: both nodes route to both.
     for (base, url) in [(&a, &urls[0]), (&b, &urls[1])] {
@@ -214,7 +138,7 @@ async fn a_sigkilled_node_loses_nothing_and_the_other_finishes_its_work() {
     ];
     let [(mut victim, a, _da), (node_b, b, _db)] = two_nodes(&db.url, &args);
     let seen: Seen = Default::default();
-    let urls = counting_receivers(2, &seen).await;
+    let urls = counting_receivers(2, &seen, Duration::from_millis(5)).await;
     let http = client();
     for url in &urls {
         let r = post(

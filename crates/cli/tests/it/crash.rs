@@ -1,33 +1,10 @@
 //! Crash safety: SIGKILL the real binary mid-delivery, restart it on the same
 //! data dir, and prove every event still reaches every endpoint.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
-
-use crate::support::{TEST_KEY, spawn};
-
-type Seen = Arc<Mutex<HashMap<(String, String), usize>>>;
-
-async fn record(
-    State((seen, tag)): State<(Seen, String)>,
-    _h: HeaderMap,
-    body: Bytes,
-) -> &'static str {
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    // Slow enough that many deliveries are in flight when the kill lands.
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    *seen
-        .lock()
-        .unwrap()
-        .entry((v["id"].as_str().unwrap().to_owned(), tag))
-        .or_default() += 1;
-    "ok"
-}
+use crate::support::{Seen, TEST_KEY, all_event_ids, await_all, counting_receivers, spawn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_delivery() {
@@ -35,15 +12,8 @@ async fn sigkill_loses_no_delivery() {
     const ENDPOINTS: usize = 3;
     let dir = tempfile::tempdir().unwrap();
     let seen: Seen = Default::default();
-    let mut urls = Vec::new();
-    for i in 0..ENDPOINTS {
-        let app = axum::Router::new()
-            .fallback(record)
-            .with_state((seen.clone(), format!("ep{i}")));
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        urls.push(format!("http://{}/hook", l.local_addr().unwrap()));
-        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    }
+    // Slow enough that many deliveries are in flight when the kill lands.
+    let urls = counting_receivers(ENDPOINTS, &seen, Duration::from_millis(10)).await;
     let (mut child, base) = spawn(
         dir.path(),
         &[
@@ -116,52 +86,14 @@ async fn sigkill_loses_no_delivery() {
         ],
     );
     // Every event the API acknowledged, to every endpoint.
-    let mut event_ids = Vec::new();
-    let mut after = String::new();
-    loop {
-        let url = format!("{base}/v1/events?limit=100{after}");
-        let bytes = http
-            .get(url)
-            .bearer_auth(TEST_KEY)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let page: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        let data = page["data"].as_array().unwrap();
-        event_ids.extend(data.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
-        if !page["has_more"].as_bool().unwrap() {
-            break;
-        }
-        after = format!("&starting_after={}", event_ids.last().unwrap());
-    }
+    let event_ids = all_event_ids(&http, &base).await;
     // A create whose response was lost to the kill may still have committed.
     assert!(
         event_ids.len() >= acknowledged,
         "{} events for {acknowledged} acknowledged creates",
         event_ids.len()
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let missing = {
-            let seen = seen.lock().unwrap();
-            event_ids
-                .iter()
-                .flat_map(|id| (0..ENDPOINTS).map(move |i| (id.clone(), format!("ep{i}"))))
-                .filter(|k| !seen.contains_key(k))
-                .count()
-        };
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} deliveries never arrived after restart"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    await_all(&seen, &event_ids, ENDPOINTS, Duration::from_secs(90)).await;
     let duplicates: usize = seen.lock().unwrap().values().map(|n| n - 1).sum();
     eprintln!(
         "crash test: {} events committed ({acknowledged} acknowledged), {} deliveries, \

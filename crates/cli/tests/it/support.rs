@@ -1,7 +1,7 @@
 //! Test harness: a node on port 0 with a fresh data dir, an API client, and
 //! scriptable webhook receivers.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -536,4 +536,85 @@ async fn pg_admin(url: &str, sql: &str) {
         .expect("PostgreSQL on 127.0.0.1:5432 (.ci/run starts it)");
     tokio::spawn(connection);
     client.batch_execute(sql).await.unwrap();
+}
+
+/// Deliveries seen, by (event id, endpoint tag `ep<i>`).
+pub type Seen = Arc<Mutex<HashMap<(String, String), usize>>>;
+
+/// `n` receivers (tagged `ep0`…) that count deliveries per event, each
+/// answering after `delay` (so that work is in flight when a test kills a node).
+pub async fn counting_receivers(n: usize, seen: &Seen, delay: Duration) -> Vec<String> {
+    type Tagged = (Seen, String, Duration);
+    async fn record(
+        State((seen, tag, delay)): State<Tagged>,
+        body: axum::body::Bytes,
+    ) -> &'static str {
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        tokio::time::sleep(delay).await;
+        *seen
+            .lock()
+            .unwrap()
+            .entry((v["id"].as_str().unwrap().to_owned(), tag))
+            .or_default() += 1;
+        "ok"
+    }
+    let mut urls = Vec::new();
+    for i in 0..n {
+        let app = axum::Router::new().fallback(record).with_state((
+            seen.clone(),
+            format!("ep{i}"),
+            delay,
+        ));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}/hook", l.local_addr().unwrap()));
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    }
+    urls
+}
+
+/// Every event id the API lists, oldest last.
+pub async fn all_event_ids(http: &reqwest::Client, base: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page: Value = http
+            .get(format!("{base}/v1/events?limit=100{after}"))
+            .bearer_auth(TEST_KEY)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap();
+        let data = page["data"].as_array().unwrap();
+        ids.extend(data.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        if !page["has_more"].as_bool().unwrap() {
+            return ids;
+        }
+        after = format!("&starting_after={}", ids.last().unwrap());
+    }
+}
+
+/// Waits until every (event, endpoint) pair arrived at least once.
+pub async fn await_all(seen: &Seen, events: &[String], endpoints: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let missing = {
+            let seen = seen.lock().unwrap();
+            events
+                .iter()
+                .flat_map(|id| (0..endpoints).map(move |i| (id.clone(), format!("ep{i}"))))
+                .filter(|k| !seen.contains_key(k))
+                .count()
+        };
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} deliveries never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -307,12 +307,6 @@ pub(super) async fn event<C: GenericClient>(
     query(c, &sql, &a).await?.first().map(event_row).transpose()
 }
 
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
 pub(super) async fn events<C: GenericClient>(
     c: &C,
     scope: &Scope,
@@ -321,37 +315,28 @@ pub(super) async fn events<C: GenericClient>(
 ) -> Result<Page<EventRecord>> {
     let mut a = scope_args(scope);
     let mut cond = String::from("platform = $1 AND livemode = $2 AND account = $3");
-    let mut push = |a: &mut Vec<Param>, sql: &str, v: Param| {
+    use crate::engine::EventCond;
+    for c in crate::engine::event_conditions(f) {
+        let (sql, v): (&str, Param) = match c {
+            EventCond::TypeLike(p) => (" AND type LIKE ? ESCAPE '\\'", Box::new(p)),
+            EventCond::Type(t) => (" AND type = ?", Box::new(t.to_owned())),
+            EventCond::TypeIn(ts) => (" AND type = ANY(?)", Box::new(ts.to_vec())),
+            EventCond::Created(op, v) => {
+                a.push(Box::new(v));
+                cond.push_str(&format!(" AND created {op} ${}", a.len()));
+                continue;
+            }
+            EventCond::Delivered(true) => {
+                cond.push_str(" AND pending_webhooks = 0");
+                continue;
+            }
+            EventCond::Delivered(false) => {
+                cond.push_str(" AND pending_webhooks > 0");
+                continue;
+            }
+        };
         a.push(v);
         cond.push_str(&sql.replace('?', &format!("${}", a.len())));
-    };
-    if let Some(t) = &f.event_type {
-        match t.strip_suffix('*') {
-            Some(prefix) => push(
-                &mut a,
-                " AND type LIKE ? ESCAPE '\\'",
-                Box::new(format!("{}%", escape_like(prefix))),
-            ),
-            None => push(&mut a, " AND type = ?", Box::new(t.clone())),
-        }
-    }
-    if !f.types.is_empty() {
-        push(&mut a, " AND type = ANY(?)", Box::new(f.types.clone()));
-    }
-    for (op, v) in [
-        (">", f.created_gt),
-        (">=", f.created_gte),
-        ("<", f.created_lt),
-        ("<=", f.created_lte),
-    ] {
-        if let Some(v) = v {
-            push(&mut a, &format!(" AND created {op} ?"), Box::new(v));
-        }
-    }
-    match f.delivery_success {
-        Some(true) => cond.push_str(" AND pending_webhooks = 0"),
-        Some(false) => cond.push_str(" AND pending_webhooks > 0"),
-        None => {}
     }
     let order = Order {
         table: "events",

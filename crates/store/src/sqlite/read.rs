@@ -291,50 +291,33 @@ pub(super) fn events(
 ) -> Result<Page<EventRecord>> {
     let mut a = scope_args(scope);
     let mut cond = String::from("platform = ?1 AND livemode = ?2 AND account IS ?3");
-    let mut push = |a: &mut Vec<Sql>, sql: &str, v: Sql| {
+    use crate::engine::EventCond;
+    for c in crate::engine::event_conditions(f) {
+        let (sql, v) = match c {
+            EventCond::TypeLike(p) => (" AND type LIKE ? ESCAPE '\\'", Sql::Text(p)),
+            EventCond::Type(t) => (" AND type = ?", Sql::Text(t.to_owned())),
+            EventCond::TypeIn(ts) => (
+                " AND type IN (SELECT value FROM json_each(?))",
+                Sql::Text(serde_json::to_string(ts).expect("strings serialize")),
+            ),
+            EventCond::Created(op, v) => {
+                a.push(Sql::Integer(v));
+                cond.push_str(&format!(" AND created {op} ?{}", a.len()));
+                continue;
+            }
+            EventCond::Delivered(true) => {
+                cond.push_str(" AND pending_webhooks = 0");
+                continue;
+            }
+            EventCond::Delivered(false) => {
+                cond.push_str(" AND pending_webhooks > 0");
+                continue;
+            }
+        };
         a.push(v);
         cond.push_str(&sql.replace('?', &format!("?{}", a.len())));
-    };
-    if let Some(t) = &f.event_type {
-        match t.strip_suffix('*') {
-            Some(prefix) => push(
-                &mut a,
-                " AND type LIKE ? ESCAPE '\\'",
-                Sql::Text(format!("{}%", escape_like(prefix))),
-            ),
-            None => push(&mut a, " AND type = ?", Sql::Text(t.clone())),
-        }
-    }
-    if !f.types.is_empty() {
-        let json = serde_json::to_string(&f.types).expect("strings serialize");
-        push(
-            &mut a,
-            " AND type IN (SELECT value FROM json_each(?))",
-            Sql::Text(json),
-        );
-    }
-    for (op, v) in [
-        (">", f.created_gt),
-        (">=", f.created_gte),
-        ("<", f.created_lt),
-        ("<=", f.created_lte),
-    ] {
-        if let Some(v) = v {
-            push(&mut a, &format!(" AND created {op} ?"), Sql::Integer(v));
-        }
-    }
-    match f.delivery_success {
-        Some(true) => cond.push_str(" AND pending_webhooks = 0"),
-        Some(false) => cond.push_str(" AND pending_webhooks > 0"),
-        None => {}
     }
     paginate(c, "events", EVENT_COLUMNS, &cond, a, page, event_row)
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 pub(super) fn attempts(
