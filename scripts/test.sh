@@ -15,12 +15,19 @@ fi
 # The official stripe-node SDK and Stripe CLI, pinned in their package files.
 # (`npm install`, not `npm ci`: npm 11 writes the CLI's lock file without the
 # other platforms' optional binaries and then refuses it in `ci`.)
-for dir in compat/node compat/cli compat/schema; do
+for dir in compat/node compat/cli compat/schema compat/dashboard; do
     if [ ! -d "$dir/node_modules" ]; then
         echo "installing $dir (npm install)" >&2
         npm install --prefix "$dir" --no-audit --no-fund --no-save --silent
     fi
 done
+
+# Debian's Chromium for the dashboard's browser test (playwright-core drives it).
+if ! command -v chromium >/dev/null; then
+    echo "installing Debian's chromium for the dashboard's browser test" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq chromium >&2
+fi
 
 # PostgreSQL for the store's conformance suite and the multi-node tests:
 # the one on 127.0.0.1:5432, started or replaced by a throwaway cluster if need be.

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod context;
+pub mod dashboard;
 pub mod error;
 pub mod expand;
 pub mod listen;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::listen::routes())
         .merge(events::routes())
         .merge(switchboard::routes())
+        .merge(crate::dashboard::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .with_state(state.clone())

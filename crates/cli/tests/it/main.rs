@@ -8,6 +8,7 @@ mod cluster;
 mod compat;
 mod connect;
 mod crash;
+mod dashboard;
 mod delivery;
 mod platform;
 mod readme;

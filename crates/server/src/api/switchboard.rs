@@ -109,6 +109,24 @@ pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respons
     })
 }
 
+/// `GET /switchboard/v1/webhook_endpoints/{id}/secret`: the current signing
+/// secret (Stripe's Dashboard "Reveal"; its API shows it only at creation).
+pub async fn reveal_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    let rec = super::webhook_endpoints::load(&ctx, &id).await?;
+    let now = ctx.now();
+    let secret = rec
+        .secrets
+        .iter()
+        .find(|s| s.expires_at.is_none_or(|e| e > now))
+        .map(|s| s.secret.clone());
+    Ok(ok_json(&json!({
+        "object": "webhook_endpoint_secret",
+        "webhook_endpoint": rec.id,
+        "secret": secret,
+    })))
+}
+
 /// `GET /switchboard/v1/schema_violations`: what `--check-schema` found
 /// (404 without it).
 pub async fn schema_violations(ctx: Ctx) -> Result<Response, ApiError> {
@@ -138,6 +156,10 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
         .route(
             "/switchboard/v1/webhook_endpoints/{id}/roll_secret",
             post(roll_secret),
+        )
+        .route(
+            "/switchboard/v1/webhook_endpoints/{id}/secret",
+            get(reveal_secret),
         )
         .route("/switchboard/v1/schema_violations", get(schema_violations))
 }

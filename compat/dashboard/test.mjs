@@ -1,0 +1,87 @@
+// The dashboard in a real browser (Debian's Chromium, driven by
+// playwright-core): sign in, create a Connect endpoint through the form,
+// cause an event on a connected account, watch it and its delivery attempt
+// appear without reloading, press Resend, watch the second attempt.
+// Usage: node test.mjs BASE_URL SECRET_KEY HOOK_URL SCREENSHOT_DIR
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const [base, key, hook, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+// The wrong key's 401 is expected; any other failed load or console error is not.
+page.on("console", (m) => {
+  if (m.type() === "error" && !m.text().includes("status of 401")) problems.push(`console: ${m.text()}`);
+});
+const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+const api = async (method, path, body, account) => {
+  const headers = { Authorization: `Bearer ${key}`, "Content-Type": "application/x-www-form-urlencoded" };
+  if (account) headers["Stripe-Account"] = account;
+  const r = await fetch(base + path, { method, headers, body });
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+};
+
+try {
+  await page.goto(`${base}/dashboard`);
+  // A wrong key is refused with Stripe's message.
+  await page.fill("[data-testid=key]", "sk_test_wrong");
+  await page.click("[data-testid=sign-in]");
+  await page.waitForSelector("[data-testid=error] >> text=Invalid API Key");
+  await page.fill("[data-testid=key]", key);
+  await page.click("[data-testid=sign-in]");
+  const mode = await page.textContent("[data-testid=mode]");
+  if (mode !== "TEST MODE") throw new Error(`mode shows ${mode}`);
+  await page.waitForSelector("[data-testid=no-endpoints]");
+  await shot("1-webhooks-empty");
+
+  await page.click("[data-testid=new-endpoint]");
+  await page.fill("[data-testid=endpoint-url]", hook);
+  await page.check("[data-testid=listen-connect]");
+  await shot("2-new-endpoint");
+  await page.click("[data-testid=create-endpoint]");
+  const row = page.locator("[data-testid=endpoint-row]", { hasText: hook });
+  await row.waitFor();
+  const listen = await row.locator("[data-testid=listen-to]").textContent();
+  if (listen !== "Connected accounts") throw new Error(`listening to ${listen}`);
+  await row.locator("text=Reveal secret").click();
+  const secret = await row.locator("[data-testid=secret]").textContent();
+  if (!secret.startsWith("whsec_")) throw new Error(`secret ${secret}`);
+  await shot("3-endpoint-created");
+
+  // The events page, watching a connected account; the event is caused after it is open.
+  const account = (await api("POST", "/v1/accounts", "type=express&country=US&email=shop%40example.com")).id;
+  await page.click("text=Events");
+  await page.fill("[data-testid=filter-account]", account);
+  await page.press("[data-testid=filter-account]", "Enter");
+  await page.waitForSelector("[data-testid=events]", { state: "attached" });
+  const customer = await api("POST", "/v1/customers", "name=Seen%20live", account);
+  const eventRow = page.locator("[data-testid=event-row]", { hasText: "customer.created" });
+  await eventRow.waitFor({ timeout: 10000 });
+  await shot("4-event-arrived-live");
+
+  await eventRow.click();
+  await page.waitForSelector(`[data-testid=event-json] >> text=${customer.id}`);
+  const attempts = page.locator("[data-testid=attempt-row]");
+  await attempts.first().waitFor({ timeout: 10000 });
+  await page.waitForSelector("[data-testid=attempt-row] >> text=200");
+  await page.click("[data-testid=resend]");
+  await page.waitForSelector("[data-testid=resent]");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=attempt-row]").length >= 2, null, { timeout: 10000 });
+  await shot("5-resent");
+  if (problems.length) throw new Error(problems.join("\n"));
+  console.log(JSON.stringify({ ok: true, account, customer: customer.id, secret }));
+} catch (e) {
+  await shot("failure").catch(() => {});
+  console.error(e.stack || String(e));
+  if (problems.length) console.error(problems.join("\n"));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

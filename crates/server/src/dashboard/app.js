@@ -1,0 +1,321 @@
+// Switchboard's dashboard: plain JavaScript over the same API the SDKs use
+// (`/v1/...` and `/switchboard/v1/...`), with the secret key the user signs
+// in with kept in this tab's sessionStorage. No framework, no build step:
+// the server embeds this file. Every element is built with `h()`, never from
+// HTML strings, so no API value is ever parsed as markup.
+
+const app = document.getElementById("app");
+const KEY = "switchboard.key";
+let timers = [];
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "testid") el.dataset.testid = v;
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function key() { return sessionStorage.getItem(KEY); }
+function live() { return (key() || "").startsWith("sk_live_"); }
+
+/** Stripe's form encoding of a flat object; arrays as `name[]`. */
+function form(params) {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v === undefined || v === null || v === "") continue;
+    if (Array.isArray(v)) v.forEach((x) => body.append(`${k}[]`, x));
+    else body.append(k, v);
+  }
+  return body;
+}
+
+async function api(method, path, params, account) {
+  const headers = { Authorization: `Bearer ${key()}` };
+  if (account) headers["Stripe-Account"] = account;
+  let url = path;
+  const init = { method, headers };
+  if (method === "GET") {
+    const q = form(params).toString();
+    if (q) url += (url.includes("?") ? "&" : "?") + q;
+  } else {
+    headers["Content-Type"] = "application/x-www-form-urlencoded";
+    init.body = form(params);
+  }
+  const resp = await fetch(url, init);
+  const json = await resp.json().catch(() => ({}));
+  if (!resp.ok) {
+    const err = new Error(json.error?.message || `HTTP ${resp.status}`);
+    err.status = resp.status;
+    throw err;
+  }
+  return json;
+}
+
+function when(unix) {
+  return unix ? new Date(unix * 1000).toISOString().replace("T", " ").replace(".000Z", " UTC") : "—";
+}
+
+function every(ms, f) {
+  f();
+  timers.push(setInterval(f, ms));
+}
+
+function shell(active, ...content) {
+  document.body.classList.toggle("live", live());
+  const nav = (href, label) => h("a", { href, class: active === label ? "active" : null }, label);
+  return h("div", {},
+    h("header", {},
+      h("span", { class: "brand" }, "Switchboard"),
+      h("nav", {}, nav("#/webhooks", "Webhooks"), nav("#/events", "Events")),
+      h("span", { class: "spacer" }),
+      h("span", { class: `mode ${live() ? "live" : "test"}`, testid: "mode" }, live() ? "LIVE MODE" : "TEST MODE"),
+      h("button", { onclick: () => { sessionStorage.removeItem(KEY); location.hash = "#/"; } }, "Sign out")),
+    h("main", {}, ...content));
+}
+
+function failure(e) {
+  return h("p", { class: "error", testid: "error" }, e.message);
+}
+
+// -- sign in -------------------------------------------------------------
+
+function signIn() {
+  const input = h("input", { type: "password", placeholder: "sk_test_… or sk_live_…", testid: "key", size: 40, autocomplete: "off" });
+  const error = h("div");
+  const submit = async (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, input.value.trim());
+    try {
+      await api("GET", "/v1/webhook_endpoints", { limit: 1 });
+      location.hash = "#/webhooks";
+      route();
+    } catch (e) {
+      sessionStorage.removeItem(KEY);
+      error.replaceChildren(failure(e));
+    }
+  };
+  return h("form", { class: "card signin", onsubmit: submit },
+    h("h1", {}, "Sign in to Switchboard"),
+    h("p", { class: "muted" }, "With the platform's secret key: a test key shows test data, a live key live data."),
+    h("label", {}, "Secret key", h("br"), input),
+    error,
+    h("button", { class: "primary", type: "submit", testid: "sign-in" }, "Sign in"));
+}
+
+// -- webhooks ------------------------------------------------------------
+
+let catalog = null;
+async function eventTypes() {
+  if (!catalog) catalog = await (await fetch("/dashboard/catalog.json")).json();
+  return catalog;
+}
+
+async function endpointHealth(id) {
+  const attempts = await api("GET", `/switchboard/v1/webhook_endpoints/${id}/attempts`, { limit: 50 });
+  const done = attempts.data;
+  if (!done.length) return "no attempts yet";
+  const ok = done.filter((a) => a.succeeded).length;
+  const ms = done.map((a) => a.duration_ms).sort((a, b) => a - b);
+  return `${Math.round((100 * ok) / done.length)}% of last ${done.length} · p50 ${ms[Math.floor(ms.length / 2)]} ms`;
+}
+
+function newEndpointForm(onCreated) {
+  const url = h("input", { type: "url", placeholder: "https://example.com/webhooks", size: 50, required: true, testid: "endpoint-url" });
+  const account = h("input", { type: "radio", name: "listen", value: "account", checked: true, testid: "listen-account" });
+  const connect = h("input", { type: "radio", name: "listen", value: "connect", testid: "listen-connect" });
+  const all = h("input", { type: "checkbox", checked: true, testid: "all-events" });
+  const search = h("input", { type: "search", placeholder: "Search events…", testid: "event-search" });
+  const list = h("div", { class: "catalog" });
+  const chosen = new Set();
+  const error = h("div");
+  const draw = async () => {
+    const types = await eventTypes();
+    const q = search.value.trim();
+    list.replaceChildren(...types.filter((t) => !q || t.includes(q)).slice(0, 200).map((t) => {
+      const box = h("input", { type: "checkbox", checked: chosen.has(t), onchange: (e) => e.target.checked ? chosen.add(t) : chosen.delete(t) });
+      return h("label", {}, box, " ", t);
+    }));
+  };
+  search.addEventListener("input", draw);
+  all.addEventListener("change", () => { list.hidden = search.hidden = all.checked; });
+  list.hidden = search.hidden = true;
+  draw();
+  const submit = async (ev) => {
+    ev.preventDefault();
+    try {
+      const events = all.checked ? ["*"] : [...chosen];
+      await api("POST", "/v1/webhook_endpoints", { url: url.value, enabled_events: events, connect: connect.checked ? "true" : undefined });
+      onCreated();
+    } catch (e) {
+      error.replaceChildren(failure(e));
+    }
+  };
+  return h("form", { class: "card", onsubmit: submit, testid: "endpoint-form" },
+    h("h2", {}, "Add an endpoint"),
+    h("label", {}, "Endpoint URL", h("br"), url),
+    h("div", {}, "Listen to",
+      h("label", {}, account, " Events on your account"),
+      h("label", {}, connect, " Events on Connected accounts")),
+    h("label", {}, all, " All events"),
+    search, list, error,
+    h("div", { class: "row" }, h("button", { class: "primary", type: "submit", testid: "create-endpoint" }, "Add endpoint")));
+}
+
+async function webhooks() {
+  const body = h("div");
+  const view = shell("Webhooks", h("div", { class: "row" }, h("h1", {}, "Webhooks"), h("span", { class: "spacer" }),
+    h("button", { class: "primary", testid: "new-endpoint", onclick: () => formSlot.replaceChildren(newEndpointForm(() => { formSlot.replaceChildren(); load(); })) }, "Add endpoint")));
+  const formSlot = h("div");
+  view.querySelector("main").append(formSlot, body);
+  app.replaceChildren(view);
+  async function load() {
+    try {
+      const endpoints = await api("GET", "/v1/webhook_endpoints", { limit: 100 });
+      const rows = await Promise.all(endpoints.data.map(async (we) => {
+        const secret = h("span", { class: "muted" });
+        const act = (label, f, cls) => h("button", { class: cls, onclick: async () => { try { await f(); } catch (e) { secret.replaceChildren(failure(e)); } } }, label);
+        return h("tr", { testid: "endpoint-row", "data-id": we.id },
+          h("td", {}, h("code", {}, we.url), h("br"), h("span", { class: "muted" }, we.id)),
+          h("td", { testid: "listen-to" }, we.application ? "Connected accounts" : "Your account"),
+          h("td", {}, we.enabled_events.includes("*") ? "All events" : `${we.enabled_events.length} events`),
+          h("td", { testid: "status" }, we.status === "enabled" ? h("span", { class: "ok" }, "Enabled") : h("span", { class: "bad" }, "Disabled")),
+          h("td", {}, await endpointHealth(we.id).catch(() => "—")),
+          h("td", {},
+            h("div", { class: "row" },
+              act(we.status === "enabled" ? "Disable" : "Enable", async () => { await api("POST", `/v1/webhook_endpoints/${we.id}`, { disabled: we.status === "enabled" ? "true" : "false" }); load(); }),
+              act("Reveal secret", async () => { const s = await api("GET", `/switchboard/v1/webhook_endpoints/${we.id}/secret`); secret.replaceChildren(h("span", { class: "secret", testid: "secret" }, s.secret)); }),
+              act("Roll secret", async () => { const r = await api("POST", `/switchboard/v1/webhook_endpoints/${we.id}/roll_secret`); secret.replaceChildren(h("span", { class: "secret", testid: "secret" }, r.secret)); }),
+              act("Delete", async () => { if (confirm(`Delete ${we.url}?`)) { await api("DELETE", `/v1/webhook_endpoints/${we.id}`); load(); } }, "danger")),
+            secret));
+      }));
+      body.replaceChildren(endpoints.data.length
+        ? h("table", {}, h("tr", {}, ["Endpoint", "Listening to", "Events", "Status", "Recent deliveries", ""].map((t) => h("th", {}, t))), rows)
+        : h("p", { class: "muted", testid: "no-endpoints" }, "No endpoints yet."));
+    } catch (e) {
+      body.replaceChildren(failure(e));
+    }
+  }
+  load();
+}
+
+// -- events --------------------------------------------------------------
+
+function eventsView() {
+  const type = h("input", { type: "search", placeholder: "type, or prefix like customer.*", testid: "filter-type" });
+  const account = h("input", { type: "search", placeholder: "acct_… (connected account)", testid: "filter-account" });
+  const status = h("select", { testid: "filter-status" },
+    h("option", { value: "" }, "Any delivery status"),
+    h("option", { value: "true" }, "Delivered"),
+    h("option", { value: "false" }, "Pending or failed"));
+  const table = h("tbody", { testid: "events" });
+  const more = h("button", { testid: "more" }, "Older events");
+  const error = h("div");
+  let oldest = null;
+  const params = (extra) => ({ limit: 25, type: type.value.trim(), delivery_success: status.value, ...extra });
+  const row = (ev) => h("tr", { class: "link", testid: "event-row", "data-id": ev.id,
+    onclick: () => { location.hash = `#/events/${ev.id}${ev.account ? `?account=${ev.account}` : ""}`; } },
+    h("td", {}, h("code", {}, ev.type)),
+    h("td", {}, h("code", {}, ev.id)),
+    h("td", {}, ev.account || h("span", { class: "muted" }, "your account")),
+    h("td", {}, ev.pending_webhooks ? h("span", { class: "bad" }, `${ev.pending_webhooks} pending`) : h("span", { class: "ok" }, "delivered")),
+    h("td", {}, when(ev.created)));
+  // Newest first; the first page is re-read every second (live updates),
+  // older pages follow the cursor (fast however many events there are).
+  const refresh = async () => {
+    try {
+      const page = await api("GET", "/v1/events", params(), account.value.trim() || undefined);
+      const older = oldest ? [...table.children].filter((r) => r.dataset.page === "older") : [];
+      table.replaceChildren(...page.data.map(row), ...older);
+      if (!oldest) oldest = page.data.length ? page.data[page.data.length - 1].id : null;
+      more.hidden = !page.has_more && !older.length;
+      error.replaceChildren();
+    } catch (e) {
+      error.replaceChildren(failure(e));
+    }
+  };
+  more.addEventListener("click", async () => {
+    const last = table.lastElementChild?.dataset.id;
+    if (!last) return;
+    const page = await api("GET", "/v1/events", params({ starting_after: last }), account.value.trim() || undefined);
+    for (const ev of page.data) { const r = row(ev); r.dataset.page = "older"; table.append(r); }
+    oldest = last;
+    more.hidden = !page.has_more;
+  });
+  for (const el of [type, account, status]) el.addEventListener("change", () => { oldest = null; refresh(); });
+  app.replaceChildren(shell("Events",
+    h("h1", {}, "Events"),
+    h("div", { class: "row card" }, type, account, status),
+    error,
+    h("table", {}, h("thead", {}, h("tr", {}, ["Type", "Event", "Account", "Deliveries", "Created"].map((t) => h("th", {}, t)))), table),
+    h("p", {}, more)));
+  every(1000, refresh);
+}
+
+async function eventDetail(id, account) {
+  const attempts = h("tbody", { testid: "attempts" });
+  const resendTo = h("select", { testid: "resend-endpoint" });
+  const note = h("div");
+  let event;
+  try {
+    event = await api("GET", `/v1/events/${id}`, {}, account);
+  } catch (e) {
+    app.replaceChildren(shell("Events", failure(e)));
+    return;
+  }
+  const endpoints = await api("GET", "/v1/webhook_endpoints", { limit: 100 });
+  resendTo.replaceChildren(...endpoints.data.map((we) => h("option", { value: we.id }, we.url)));
+  const resend = async () => {
+    try {
+      await api("POST", `/v1/events/${id}/retry`, { webhook_endpoint: resendTo.value }, account);
+      note.replaceChildren(h("span", { class: "ok", testid: "resent" }, "Resend queued."));
+    } catch (e) {
+      note.replaceChildren(failure(e));
+    }
+  };
+  const next = (a) => a.next_action === "retry" ? `retry at ${when(a.next_attempt_at)}` : a.next_action.replace("_", " ");
+  app.replaceChildren(shell("Events",
+    h("h1", {}, event.type, " ", h("code", { class: "muted" }, event.id)),
+    h("p", {}, account ? `On connected account ${account} · ` : "On your account · ", when(event.created)),
+    h("h2", {}, "Delivery attempts"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Endpoint", "Attempt", "Result", "Duration", "Response", "Next"].map((t) => h("th", {}, t)))), attempts),
+    h("div", { class: "row card" }, "Resend to", resendTo, h("button", { class: "primary", onclick: resend, testid: "resend" }, "Resend"), note),
+    h("h2", {}, "Event data"),
+    h("pre", { testid: "event-json" }, JSON.stringify(event, null, 2))));
+  every(1000, async () => {
+    const list = await api("GET", `/switchboard/v1/events/${id}/attempts`, { limit: 100 }, account).catch(() => null);
+    if (!list) return;
+    attempts.replaceChildren(...list.data.map((a) => h("tr", { testid: "attempt-row" },
+      h("td", {}, h("code", {}, a.webhook_endpoint)),
+      h("td", {}, `#${a.attempt}`, a.chaos.length ? ` (chaos: ${a.chaos.join(", ")})` : ""),
+      h("td", {}, a.succeeded ? h("span", { class: "ok" }, a.status_code) : h("span", { class: "bad" }, a.status_code || a.error)),
+      h("td", {}, `${a.duration_ms} ms`),
+      h("td", {}, h("code", {}, (a.response_body || "").slice(0, 200))),
+      h("td", {}, next(a)))));
+  });
+}
+
+// -- routing -------------------------------------------------------------
+
+function route() {
+  timers.forEach(clearInterval);
+  timers = [];
+  if (!key()) return app.replaceChildren(signIn());
+  const [path, query] = location.hash.slice(1).split("?");
+  const account = new URLSearchParams(query || "").get("account") || undefined;
+  const parts = path.split("/").filter(Boolean);
+  if (parts[0] === "events" && parts[1]) return eventDetail(parts[1], account);
+  if (parts[0] === "events") return eventsView();
+  return webhooks();
+}
+
+window.addEventListener("hashchange", route);
+route();
