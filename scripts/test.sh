@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=compat/.venv
-if ! "$venv/bin/python" -c 'import stripe, sys; sys.exit(stripe.VERSION != "16.1.0")' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import stripe, sys, prometheus_client; sys.exit(stripe.VERSION != "16.1.0")' 2>/dev/null; then
     echo "preparing $venv with the official SDKs (compat/requirements.txt)" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r compat/requirements.txt

@@ -106,6 +106,8 @@ impl Node {
         let dispatcher = if config.role.delivers() {
             let mut dispatcher_config = config.dispatcher.clone();
             dispatcher_config.node = node_id;
+            // One set of metrics per node, counted by both halves.
+            dispatcher_config.metrics = config.server.metrics.clone();
             tokio::spawn(switchboard_dispatcher::run(
                 store.clone(),
                 clock.clone(),

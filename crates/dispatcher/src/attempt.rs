@@ -130,6 +130,21 @@ pub(crate) async fn deliver(
     };
     tracing::debug!(event = %d.event_id, endpoint = %d.endpoint_id, attempt = d.attempt,
         status = ?answer.status, error = ?answer.error, ?next, "delivery attempt");
+    let outcome = match next {
+        _ if succeeded => "succeeded",
+        Next::RetryAt(_) => "retry",
+        Next::GiveUp => "gave_up",
+        Next::Done => "one_shot_failed",
+    };
+    config
+        .metrics
+        .deliveries
+        .get_or_create(&switchboard_store::metrics::OutcomeLabels { outcome })
+        .inc();
+    config
+        .metrics
+        .attempt_seconds
+        .observe(started.elapsed().as_secs_f64());
     DeliveryOutcome {
         delivery_id: d.delivery_id,
         attempt: AttemptRecord {

@@ -55,6 +55,8 @@ pub struct DispatcherConfig {
     /// This node, as claims name it (deliveries to `stripe listen` devices
     /// go only to the node holding their socket).
     pub node: String,
+    /// Where attempts are counted (`GET /metrics`).
+    pub metrics: std::sync::Arc<switchboard_store::metrics::Metrics>,
 }
 
 impl Default for DispatcherConfig {
@@ -70,6 +72,7 @@ impl Default for DispatcherConfig {
             shutdown_timeout: Duration::from_secs(10),
             chaos: Default::default(),
             node: String::new(),
+            metrics: switchboard_store::metrics::Metrics::new(),
         }
     }
 }

@@ -462,7 +462,25 @@ impl Ctx {
                 created: change.now,
             });
         }
+        let metrics = &self.state.config.metrics;
+        let created: Vec<switchboard_store::metrics::EventLabels> = change
+            .events
+            .iter()
+            .map(|e| switchboard_store::metrics::EventLabels {
+                r#type: e.draft.event_type.clone(),
+                mode: if e.draft.livemode { "live" } else { "test" },
+            })
+            .collect();
+        let started = std::time::Instant::now();
         let outcome = self.state.store.commit(change).await?;
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if matches!(outcome, CommitOutcome::Committed) {
+            for labels in &created {
+                metrics.events_created.get_or_create(labels).inc();
+            }
+        }
         // The key now holds an answer (this one, or one that beat it).
         self.reserved.take();
         match (outcome, &self.idempotency) {

@@ -36,6 +36,52 @@ fn health() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// `GET /metrics`: Prometheus text format. Counts and latencies only, no
+/// tenant data, so it needs no key (as scrapers expect); the queue gauges
+/// are read from the store now.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.config.metrics;
+    if let Ok(stats) = state.store.delivery_stats().await {
+        m.queue_pending.set(stats.pending);
+    }
+    let now = state.clock.now_ms();
+    let oldest = match state.store.next_due_ms().await {
+        Ok(Some(due)) if due <= now => (now - due) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    m.queue_oldest_due_seconds.set(oldest);
+    m.listen_sessions.set(state.listen.sockets() as i64);
+    let mut resp = m.render().into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
+/// Counts every routed request by method, route template and status.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    state
+        .config
+        .metrics
+        .api_requests
+        .get_or_create(&switchboard_store::metrics::RequestLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }
 
 pub fn router(state: AppState) -> Router {
@@ -55,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(switchboard::routes())
         .merge(crate::dashboard::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .with_state(state.clone())

@@ -136,6 +136,15 @@ impl ListenHub {
         &self.node
     }
 
+    /// Sockets connected here.
+    pub fn sockets(&self) -> usize {
+        self.lock()
+            .connections
+            .values()
+            .map(|d| d.sockets.len())
+            .sum()
+    }
+
     /// The devices with a socket here, by (platform, endpoint id).
     fn held(&self) -> Vec<(String, String)> {
         self.lock()

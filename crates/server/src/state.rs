@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub check_schema: bool,
     /// Which internal addresses live endpoints may point at anyway.
     pub url_policy: switchboard_core::url_policy::UrlPolicy,
+    /// What `GET /metrics` exports (shared with the dispatcher).
+    pub metrics: Arc<switchboard_store::metrics::Metrics>,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +34,7 @@ impl Default for ServerConfig {
             rate_limit: None,
             check_schema: false,
             url_policy: Default::default(),
+            metrics: switchboard_store::metrics::Metrics::new(),
         }
     }
 }

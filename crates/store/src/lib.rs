@@ -12,6 +12,7 @@
 //!   the lease, so work claimed by a crashed process becomes due again.
 
 mod engine;
+pub mod metrics;
 mod model;
 pub mod postgres;
 pub mod relay;

@@ -10,6 +10,7 @@ mod connect;
 mod crash;
 mod dashboard;
 mod delivery;
+mod metrics;
 mod platform;
 mod readme;
 mod schema;

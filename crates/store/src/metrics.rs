@@ -1,0 +1,127 @@
+//! Prometheus metrics (`GET /metrics`), names prefixed `switchboard_`. The
+//! server counts API requests, commits and events; the dispatcher counts
+//! attempts; gauges of the queue are read from the store when scraped. It
+//! lives here, below both, like [`crate::relay`], so neither depends on the other.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub r#type: String,
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `succeeded`, `retry`, `gave_up`, `one_shot_failed`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The route's template (`/v1/customers/{id}`), never the raw path.
+    pub route: String,
+    pub status: u16,
+}
+
+/// Every metric Switchboard exports. Updates are lock-free atomics (the
+/// labelled families take a read lock once a label set exists).
+pub struct Metrics {
+    registry: Registry,
+    pub events_created: Family<EventLabels, Counter>,
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    pub attempt_seconds: Histogram,
+    pub api_requests: Family<RequestLabels, Counter>,
+    pub commit_seconds: Histogram,
+    pub listen_sessions: Gauge,
+    pub queue_pending: Gauge,
+    pub queue_oldest_due_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let m = Metrics {
+            events_created: Family::default(),
+            deliveries: Family::default(),
+            // 1 ms … ~65 s
+            attempt_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            api_requests: Family::default(),
+            // 50 µs … ~3 s
+            commit_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            listen_sessions: Gauge::default(),
+            queue_pending: Gauge::default(),
+            queue_oldest_due_seconds: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_created",
+            "Events created, by type and mode",
+            m.events_created.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Delivery attempts, by outcome",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "attempt_duration_seconds",
+            "Duration of delivery attempts",
+            m.attempt_seconds.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "API requests, by method, route and status",
+            m.api_requests.clone(),
+        );
+        registry.register(
+            "store_commit_duration_seconds",
+            "Duration of API commits to the store",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "listen_sessions",
+            "stripe listen sockets connected to this node",
+            m.listen_sessions.clone(),
+        );
+        registry.register(
+            "queue_pending_deliveries",
+            "Deliveries not yet done (all nodes)",
+            m.queue_pending.clone(),
+        );
+        registry.register(
+            "queue_oldest_due_age_seconds",
+            "How long the oldest due delivery has waited (0 when none is due)",
+            m.queue_oldest_due_seconds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    /// The Prometheus text exposition (OpenMetrics flavour, as prometheus-client writes it).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
