@@ -59,6 +59,15 @@ enum Command {
     Attempts(commands::attempts::Args),
 }
 
+/// How `serve` writes its log lines to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable, one line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on.
@@ -132,6 +141,9 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     allow_private_endpoints: Vec<Cidr>,
+    /// Log lines as `text` or `json` (one object per line); SWITCHBOARD_LOG sets the level.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Test suites only: hold every `/v1` response and event to Stripe's schema
     /// and list mismatches at `GET /switchboard/v1/schema_violations` (across
     /// platforms, so never in production).
@@ -151,17 +163,24 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A server logs what it does; a client command speaks through its output.
-    let default_level = match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn",
+    let (default_level, format) = match &cli.command {
+        Command::Serve(args) => ("info", args.log_format),
+        _ => ("warn", LogFormat::Text),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // One JSON object per line, fields flattened, for log pipelines.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

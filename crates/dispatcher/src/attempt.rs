@@ -128,8 +128,9 @@ pub(crate) async fn deliver(
             NextAttempt::GiveUp => Next::GiveUp,
         }
     };
-    tracing::debug!(event = %d.event_id, endpoint = %d.endpoint_id, attempt = d.attempt,
-        status = ?answer.status, error = ?answer.error, ?next, "delivery attempt");
+    tracing::info!(target: "switchboard::delivery", event = %d.event_id, endpoint = %d.endpoint_id,
+        attempt = d.attempt, status = answer.status, error = answer.error.map(|e| e.as_str()),
+        duration_ms, succeeded, ?next, "delivery attempt");
     let outcome = match next {
         _ if succeeded => "succeeded",
         Next::RetryAt(_) => "retry",

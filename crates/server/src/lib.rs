@@ -62,6 +62,34 @@ async fn metrics(State(state): State<AppState>) -> Response {
     resp
 }
 
+/// One log line per API request: its id, method, path (never the query or
+/// body, which may carry personal data; never the key), status, duration,
+/// and the connected account and idempotency key it named.
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let (account, idempotency_key) = {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        (header("stripe-account"), header("idempotency-key"))
+    };
+    let response = next.run(req).await;
+    let request_id = response
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info!(target: "switchboard::request", request_id, %method, path,
+        status = response.status().as_u16(), duration_ms = started.elapsed().as_millis() as u64,
+        account, idempotency_key, "api request");
+    response
+}
+
 /// Counts every routed request by method, route template and status.
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
@@ -121,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             free_unused_keys,
         ))
         .layer(middleware::from_fn_with_state(state, stripe_headers))
+        .layer(middleware::from_fn(log_request))
 }
 
 /// Frees the idempotency key of a request that reserved one and ended without

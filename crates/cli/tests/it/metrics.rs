@@ -158,3 +158,90 @@ async fn metrics_scrape_cleanly_and_follow_the_work() {
     );
     assert_eq!(value(&m, "switchboard_listen_sessions", &[]), Some(0.0));
 }
+
+/// `--log-format json`: one JSON object per line, a line per API request and
+/// per delivery attempt with their ids, and never a key or a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_name_requests_and_attempts_and_hide_secrets() {
+    use crate::support::{LIVE_KEY, spawn_with_lines};
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--test-key",
+        TEST_KEY,
+    ])
+    .args(["--live-key", LIVE_KEY, "--data-dir"])
+    .arg(data.path())
+    .env("SWITCHBOARD_LOG", "info");
+    let (_server, mut lines) = spawn_with_lines(&mut cmd);
+    let base = loop {
+        let line = next_line(&mut lines).await;
+        if let Some(addr) = line.strip_prefix("switchboard listening on ") {
+            break addr.trim().to_owned();
+        }
+    };
+    let mut rx = Receiver::start().await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: String| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(TEST_KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("idempotency-key", format!("log-{path}"))
+            .body(body)
+            .send()
+    };
+    let we = post(
+        "/v1/webhook_endpoints",
+        format!("url={}&enabled_events[]=*", rx.url),
+    )
+    .await
+    .unwrap();
+    let secret = {
+        let v: serde_json::Value = serde_json::from_slice(&we.bytes().await.unwrap()).unwrap();
+        v["secret"].as_str().unwrap().to_owned()
+    };
+    post("/v1/customers", "name=Logged".into()).await.unwrap();
+    let event_id = rx.next().await.json()["id"].as_str().unwrap().to_owned();
+    let (mut request, mut attempt) = (None, None);
+    while request.is_none() || attempt.is_none() {
+        let line = next_line(&mut lines).await;
+        if !line.starts_with('{') {
+            continue; // the banner on stdout
+        }
+        assert!(
+            !line.contains(TEST_KEY) && !line.contains(LIVE_KEY) && !line.contains(&secret),
+            "{line}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match v["message"].as_str() {
+            Some("api request") if v["path"] == "/v1/customers" => request = Some(v),
+            Some("delivery attempt") => attempt = Some(v),
+            _ => {}
+        }
+    }
+    let request = request.unwrap();
+    assert!(request["request_id"].as_str().unwrap().starts_with("req_"));
+    assert_eq!(
+        (request["method"].as_str(), request["status"].as_u64()),
+        (Some("POST"), Some(200))
+    );
+    assert_eq!(request["idempotency_key"], "log-/v1/customers");
+    let attempt = attempt.unwrap();
+    assert_eq!(attempt["event"], event_id.as_str());
+    assert!(attempt["endpoint"].as_str().unwrap().starts_with("we_"));
+    assert_eq!(attempt["status"], 200);
+}
+
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(20), lines.recv())
+        .await
+        .ok()
+        .flatten()
+        .expect("a log line")
+}
