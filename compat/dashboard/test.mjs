@@ -75,6 +75,15 @@ try {
   await page.waitForSelector("[data-testid=resent]");
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=attempt-row]").length >= 2, null, { timeout: 10000 });
   await shot("5-resent");
+
+  // The connected account: listed, and its details with the events link.
+  await page.click("text=Connected accounts");
+  await page.locator("[data-testid=account-row]", { hasText: account }).click();
+  await page.waitForSelector("[data-testid=account-title]");
+  await page.waitForSelector("[data-testid=balance]");
+  await shot("6-connected-account");
+  await page.click("[data-testid=account-events]");
+  await page.locator("[data-testid=event-row]", { hasText: "customer.created" }).first().waitFor();
   if (problems.length) throw new Error(problems.join("\n"));
   console.log(JSON.stringify({ ok: true, account, customer: customer.id, secret }));
 } catch (e) {

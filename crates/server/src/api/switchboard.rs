@@ -127,6 +127,36 @@ pub async fn reveal_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respo
     })))
 }
 
+/// `GET /switchboard/v1/listeners`: the `stripe listen` devices of this
+/// platform and mode, and whether one of their sessions is connected.
+pub async fn listeners(mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    let devices = ctx
+        .state
+        .store
+        .listeners(&ctx.platform.id, ctx.livemode())
+        .await?;
+    let data: Vec<Value> = devices
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "object": "stripecli_device",
+                "connected": d.enabled,
+                "created": d.created,
+                "device_name": d.description,
+                "livemode": d.livemode,
+            })
+        })
+        .collect();
+    Ok(ok_json(&json!({
+        "object": "list",
+        "data": data,
+        "has_more": false,
+        "url": "/switchboard/v1/listeners",
+    })))
+}
+
 /// `GET /switchboard/v1/schema_violations`: what `--check-schema` found
 /// (404 without it).
 pub async fn schema_violations(ctx: Ctx) -> Result<Response, ApiError> {
@@ -161,5 +191,6 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
             "/switchboard/v1/webhook_endpoints/{id}/secret",
             get(reveal_secret),
         )
+        .route("/switchboard/v1/listeners", get(listeners))
         .route("/switchboard/v1/schema_violations", get(schema_violations))
 }

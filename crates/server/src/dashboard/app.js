@@ -75,7 +75,7 @@ function shell(active, ...content) {
   return h("div", {},
     h("header", {},
       h("span", { class: "brand" }, "Switchboard"),
-      h("nav", {}, nav("#/webhooks", "Webhooks"), nav("#/events", "Events")),
+      h("nav", {}, nav("#/webhooks", "Webhooks"), nav("#/events", "Events"), nav("#/accounts", "Connected accounts")),
       h("span", { class: "spacer" }),
       h("span", { class: `mode ${live() ? "live" : "test"}`, testid: "mode" }, live() ? "LIVE MODE" : "TEST MODE"),
       h("button", { onclick: () => { sessionStorage.removeItem(KEY); location.hash = "#/"; } }, "Sign out")),
@@ -197,9 +197,16 @@ async function webhooks() {
               act("Delete", async () => { if (confirm(`Delete ${we.url}?`)) { await api("DELETE", `/v1/webhook_endpoints/${we.id}`); load(); } }, "danger")),
             secret));
       }));
+      const devices = await api("GET", "/switchboard/v1/listeners");
       body.replaceChildren(endpoints.data.length
         ? h("table", {}, h("tr", {}, ["Endpoint", "Listening to", "Events", "Status", "Recent deliveries", ""].map((t) => h("th", {}, t))), rows)
-        : h("p", { class: "muted", testid: "no-endpoints" }, "No endpoints yet."));
+        : h("p", { class: "muted", testid: "no-endpoints" }, "No endpoints yet."),
+        h("h2", {}, "Local listeners (stripe listen)"),
+        devices.data.length
+          ? h("table", { testid: "listeners" }, h("tr", {}, ["Device", "Endpoint", "Connected"].map((t) => h("th", {}, t))),
+            devices.data.map((d) => h("tr", {}, h("td", {}, d.device_name), h("td", {}, h("code", {}, d.id)),
+              h("td", {}, d.connected ? h("span", { class: "ok" }, "connected") : h("span", { class: "muted" }, "not connected")))))
+          : h("p", { class: "muted" }, "No stripe listen session has connected yet."));
     } catch (e) {
       body.replaceChildren(failure(e));
     }
@@ -209,9 +216,9 @@ async function webhooks() {
 
 // -- events --------------------------------------------------------------
 
-function eventsView() {
+function eventsView(initialAccount) {
   const type = h("input", { type: "search", placeholder: "type, or prefix like customer.*", testid: "filter-type" });
-  const account = h("input", { type: "search", placeholder: "acct_… (connected account)", testid: "filter-account" });
+  const account = h("input", { type: "search", placeholder: "acct_… (connected account)", testid: "filter-account", value: initialAccount });
   const status = h("select", { testid: "filter-status" },
     h("option", { value: "" }, "Any delivery status"),
     h("option", { value: "true" }, "Delivered"),
@@ -303,6 +310,66 @@ async function eventDetail(id, account) {
   });
 }
 
+// -- connected accounts --------------------------------------------------
+
+function accountsView() {
+  const body = h("tbody", { testid: "accounts" });
+  const error = h("div");
+  app.replaceChildren(shell("Connected accounts",
+    h("h1", {}, "Connected accounts"), error,
+    h("table", {}, h("thead", {}, h("tr", {}, ["Account", "Type", "Charges", "Payouts", "Due", "Created"].map((t) => h("th", {}, t)))), body)));
+  every(2000, async () => {
+    try {
+      const list = await api("GET", "/v1/accounts", { limit: 100 });
+      body.replaceChildren(...list.data.map((a) => h("tr", { class: "link", testid: "account-row", "data-id": a.id, onclick: () => { location.hash = `#/accounts/${a.id}`; } },
+        h("td", {}, a.business_profile?.name || a.email || a.id, h("br"), h("code", { class: "muted" }, a.id)),
+        h("td", {}, a.type),
+        h("td", {}, a.charges_enabled ? h("span", { class: "ok" }, "enabled") : h("span", { class: "bad" }, "disabled")),
+        h("td", {}, a.payouts_enabled ? h("span", { class: "ok" }, "enabled") : h("span", { class: "bad" }, "disabled")),
+        h("td", {}, (a.requirements?.currently_due || []).length),
+        h("td", {}, when(a.created)))));
+    } catch (e) {
+      error.replaceChildren(failure(e));
+    }
+  });
+}
+
+async function accountDetail(id) {
+  let account, persons, balance;
+  try {
+    [account, persons, balance] = await Promise.all([
+      api("GET", `/v1/accounts/${id}`),
+      api("GET", `/v1/accounts/${id}/persons`, { limit: 100 }),
+      api("GET", "/v1/balance", {}, id),
+    ]);
+  } catch (e) {
+    app.replaceChildren(shell("Connected accounts", failure(e)));
+    return;
+  }
+  const list = (items) => items.length ? h("ul", {}, items.map((i) => h("li", {}, h("code", {}, i)))) : h("p", { class: "muted" }, "none");
+  const money = (entries) => entries.map((b) => `${(b.amount / 100).toFixed(2)} ${b.currency.toUpperCase()}`).join(", ") || "0";
+  app.replaceChildren(shell("Connected accounts",
+    h("h1", { testid: "account-title" }, account.business_profile?.name || account.email || account.id, " ", h("code", { class: "muted" }, account.id)),
+    h("p", {}, h("a", { href: `#/events?account=${account.id}`, testid: "account-events" }, "Events on this account")),
+    h("div", { class: "card" },
+      h("h2", {}, "Requirements"),
+      h("p", {}, "Currently due:"), list(account.requirements?.currently_due || []),
+      h("p", {}, "Past due:"), list(account.requirements?.past_due || []),
+      account.requirements?.disabled_reason ? h("p", { class: "bad" }, `Disabled: ${account.requirements.disabled_reason}`) : null),
+    h("div", { class: "card" },
+      h("h2", {}, "Capabilities"),
+      h("table", {}, Object.entries(account.capabilities || {}).map(([k, v]) => h("tr", {}, h("td", {}, h("code", {}, k)), h("td", { class: v === "active" ? "ok" : "muted" }, v))))),
+    h("div", { class: "card", testid: "balance" },
+      h("h2", {}, "Balance"),
+      h("p", {}, "Available: ", money(balance.available)), h("p", {}, "Pending: ", money(balance.pending))),
+    h("div", { class: "card" },
+      h("h2", {}, "External accounts"),
+      list((account.external_accounts?.data || []).map((e) => `${e.object} ${e.bank_name || e.brand || ""} ••••${e.last4} (${e.currency})`))),
+    h("div", { class: "card" },
+      h("h2", {}, "Persons"),
+      list(persons.data.map((p) => `${p.first_name || ""} ${p.last_name || ""} ${p.id}`.trim())))));
+}
+
 // -- routing -------------------------------------------------------------
 
 function route() {
@@ -313,7 +380,9 @@ function route() {
   const account = new URLSearchParams(query || "").get("account") || undefined;
   const parts = path.split("/").filter(Boolean);
   if (parts[0] === "events" && parts[1]) return eventDetail(parts[1], account);
-  if (parts[0] === "events") return eventsView();
+  if (parts[0] === "events") return eventsView(account);
+  if (parts[0] === "accounts" && parts[1]) return accountDetail(parts[1]);
+  if (parts[0] === "accounts") return accountsView();
   return webhooks();
 }
 
