@@ -84,6 +84,15 @@ try {
   await shot("6-connected-account");
   await page.click("[data-testid=account-events]");
   await page.locator("[data-testid=event-row]", { hasText: "customer.created" }).first().waitFor();
+
+  // The request log: the webhook endpoint's creation, its secret masked.
+  await page.click("text=Request log");
+  await page.selectOption("[data-testid=log-method]", "POST");
+  await page.fill("[data-testid=log-path]", "/v1/webhook_endpoints");
+  await page.locator("[data-testid=log-row]").filter({ hasText: "/v1/webhook_endpoints" }).filter({ hasText: "POST" }).first().click();
+  const logged = await page.textContent("[data-testid=log-response]");
+  if (logged.includes(secret) || !logged.includes("whsec_…")) throw new Error(`the secret is not masked: ${logged.slice(0, 400)}`);
+  await shot("7-request-log");
   if (problems.length) throw new Error(problems.join("\n"));
   console.log(JSON.stringify({ ok: true, account, customer: customer.id, secret }));
 } catch (e) {

@@ -137,6 +137,9 @@ impl FromRequest<AppState> for Ctx {
             Some(acct) if acct == platform.id => scope,
             Some(acct) => connected_scope(state, scope, acct, &key).await?,
         };
+        if let Some(actor) = parts.extensions.get::<crate::request_log::Actor>() {
+            actor.set(&scope.platform, scope.livemode, scope.account.as_deref());
+        }
         let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
             .await
             .map_err(|_| ApiError::BodyTooLarge(state.config.max_body_bytes))?;

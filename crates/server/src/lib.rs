@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod error;
 pub mod expand;
 pub mod listen;
+pub mod request_log;
 pub mod state;
 
 use axum::Router;
@@ -140,6 +141,10 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
         .layer(middleware::from_fn_with_state(state.clone(), schema_audit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_log::record,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             read_body_first,

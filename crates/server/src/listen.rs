@@ -45,6 +45,25 @@ struct Session {
     livemode: bool,
     /// Unix ms; a session's id stops working after [`SESSION_TTL_MS`].
     created_ms: i64,
+    /// `stripe listen` (events) or `stripe logs tail` (request logs), and
+    /// the latter's filters as the CLI sent them (JSON, hex in the id).
+    feature: Feature,
+    filters: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feature {
+    Webhooks,
+    RequestLogs,
+}
+
+impl Feature {
+    fn as_str(self) -> &'static str {
+        match self {
+            Feature::Webhooks => "webhook-payloads",
+            Feature::RequestLogs => "request_logs",
+        }
+    }
 }
 
 /// A `websocket_id` may be used to (re)connect for this long.
@@ -56,11 +75,16 @@ pub const HOLD_MS: i64 = 15_000;
 impl Session {
     fn signed(&self, secret: &str) -> String {
         let text = format!(
-            "{}.{}.{}.{}",
+            "{}.{}.{}.{}.{}.{}",
             self.platform,
             if self.livemode { "l" } else { "t" },
             self.endpoint_id,
-            self.created_ms
+            self.created_ms,
+            match self.feature {
+                Feature::Webhooks => "w",
+                Feature::RequestLogs => "r",
+            },
+            hex::encode(&self.filters),
         );
         let mac = switchboard_core::signature::compute(secret, self.created_ms, text.as_bytes());
         format!("{}_{text}.{}", ids::WEBSOCKET, &mac[..32])
@@ -70,21 +94,30 @@ impl Session {
     fn parse(id: &str) -> Option<(Session, &str)> {
         let rest = id.strip_prefix(ids::WEBSOCKET)?.strip_prefix('_')?;
         let mut parts = rest.split('.');
-        let (platform, mode, endpoint, created, mac) = (
+        let (platform, mode, endpoint, created, feature, filters, mac) = (
             parts.next()?,
             parts.next()?,
             parts.next()?,
             parts.next()?.parse().ok()?,
             parts.next()?,
+            parts.next()?,
+            parts.next()?,
         );
         if parts.next().is_some() || !matches!(mode, "l" | "t") {
             return None;
         }
+        let feature = match feature {
+            "w" => Feature::Webhooks,
+            "r" => Feature::RequestLogs,
+            _ => return None,
+        };
         let session = Session {
             endpoint_id: endpoint.to_owned(),
             platform: platform.to_owned(),
             livemode: mode == "l",
             created_ms: created,
+            feature,
+            filters: String::from_utf8(hex::decode(filters).ok()?).ok()?,
         };
         Some((session, mac))
     }
@@ -121,6 +154,8 @@ pub struct ListenHub {
     api_version: String,
     /// This node, as its holds and claims name it.
     node: String,
+    /// Cancelled at shutdown: ends the request-log sockets too.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl ListenHub {
@@ -129,6 +164,7 @@ impl ListenHub {
             hub: Mutex::default(),
             api_version,
             node,
+            closing: Default::default(),
         }
     }
 
@@ -196,6 +232,7 @@ impl ListenHub {
 
     /// Ends every session (at shutdown): their sockets close, the CLIs reconnect elsewhere or later.
     pub fn close_all(&self) {
+        self.closing.cancel();
         let mut hub = self.lock();
         hub.connections.clear();
         hub.pending.clear();
@@ -279,7 +316,24 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
         .string("device_name")?
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "default".into());
-    ctx.params.string_list("websocket_features")?;
+    let features = ctx
+        .params
+        .string_list("websocket_features")?
+        .unwrap_or_default();
+    let feature = if features.iter().any(|f| f == "request_logs") {
+        Feature::RequestLogs
+    } else {
+        Feature::Webhooks
+    };
+    // `stripe logs tail`'s filters, JSON in one parameter.
+    let filters = ctx.params.string("filters")?.unwrap_or_default();
+    if !filters.is_empty() && serde_json::from_str::<crate::request_log::Filters>(&filters).is_err()
+    {
+        return Err(ApiError::invalid(
+            "filters",
+            "Invalid filters: expected the Stripe CLI's JSON object of filter lists.",
+        ));
+    }
     // Where the CLI forwards to is its own business; the session does not depend on it.
     for informational in [
         "forward_to_url",
@@ -341,6 +395,8 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
         platform: ctx.platform.id.clone(),
         livemode: ctx.livemode(),
         created_ms: ctx.state.clock.now_ms(),
+        feature,
+        filters,
     };
     let secret = endpoint.secrets.first().map(|s| s.secret.clone());
     let websocket_id = session.signed(secret.as_deref().unwrap_or_default());
@@ -352,7 +408,7 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
         "latest_version": ctx.state.config.api_version,
         "reconnect_delay": RECONNECT_DELAY,
         "secret": secret,
-        "websocket_authorized_feature": "webhook-payloads",
+        "websocket_authorized_feature": session.feature.as_str(),
         "websocket_id": websocket_id,
         "websocket_url": format!("ws://{host}/v1/stripecli/websocket"),
         "webhook_endpoint": endpoint.id,
@@ -387,6 +443,9 @@ pub async fn websocket(
         )
             .into_response();
     };
+    if session.feature == Feature::RequestLogs {
+        return upgrade.on_upgrade(move |socket| serve_request_logs(state, session, socket));
+    }
     // Registered and routed to before the upgrade completes: the CLI prints
     // "Ready!" once connected, and events created from then on must reach it
     // (deliveries queued before the socket is up wait in its outbox).
@@ -448,6 +507,45 @@ fn handle_message(state: &AppState, text: &str) {
         }
     }
     // `event_ack` needs no answer: the response that follows is what counts.
+}
+
+/// `stripe logs tail`: every request of the session's platform and mode that
+/// this node serves from now on and its filters admit, as `request_log_event`s.
+async fn serve_request_logs(state: AppState, session: Session, mut socket: WebSocket) {
+    let filters: crate::request_log::Filters = if session.filters.is_empty() {
+        Default::default()
+    } else {
+        serde_json::from_str(&session.filters).unwrap_or_default()
+    };
+    let mut live = state.request_log.subscribe();
+    let closing = state.listen.closing.clone();
+    loop {
+        tokio::select! {
+            () = closing.cancelled() => break,
+            entry = live.recv() => match entry {
+                Ok(e) => {
+                    if e.platform != session.platform || e.livemode != session.livemode || !filters.admit(&e) {
+                        continue;
+                    }
+                    let message = json!({
+                        "type": "request_log_event",
+                        "request_log_id": format!("reqlog_{}", e.id.trim_start_matches("req_")),
+                        "event_payload": e.cli_payload(),
+                    });
+                    if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                // A slow reader misses entries rather than slowing the API.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 /// The session a `websocket_id` stands for, if its device still exists and

@@ -46,6 +46,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// `stripe listen` sessions connected to this node.
     pub listen: Arc<crate::listen::ListenHub>,
+    /// The requests this node served, for `stripe logs tail` and the dashboard.
+    pub request_log: Arc<crate::request_log::RequestLog>,
     keys: Arc<RwLock<HashMap<String, (Platform, bool)>>>,
     /// Token buckets per API key: (tokens, last refill in unix ms).
     buckets: Arc<std::sync::Mutex<HashMap<String, (f64, i64)>>>,
@@ -65,6 +67,7 @@ impl AppState {
             clock,
             config: Arc::new(config),
             listen,
+            request_log: Default::default(),
             keys: Default::default(),
             buckets: Default::default(),
             schema_violations: Default::default(),

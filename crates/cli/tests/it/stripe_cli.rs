@@ -314,3 +314,84 @@ async fn stripe_cli_listen_trigger_and_resend() {
     assert_no_schema_violations(&base).await;
     server.kill();
 }
+
+/// `stripe logs tail` streams the requests made through the API, with the
+/// CLI's filters applied by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_cli_logs_tail_streams_requests_with_filters() {
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = spawn(data.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let tail = |extra: &[&str]| {
+        let mut args = vec!["logs", "tail"];
+        args.extend_from_slice(extra);
+        spawn_with_lines(&mut stripe(home.path(), &base, &args))
+    };
+    let ready = |rx: &mut mpsc::UnboundedReceiver<String>| {
+        let mut rx = std::mem::replace(rx, mpsc::unbounded_channel().1);
+        async move {
+            loop {
+                let line = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
+                    .expect("stripe logs tail never became ready");
+                if line.contains("Ready!") {
+                    return rx;
+                }
+            }
+        }
+    };
+    let (_all, mut all) = tail(&[]);
+    let (_gets, mut gets) = tail(&[
+        "--filter-http-method",
+        "GET",
+        "--filter-status-code-type",
+        "4XX",
+    ]);
+    let mut all = ready(&mut all).await;
+    let mut gets = ready(&mut gets).await;
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let created = http
+        .post(format!("{base}/v1/customers"))
+        .bearer_auth(TEST_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Tailed")
+        .send()
+        .await
+        .unwrap();
+    let request_id = created.headers()["request-id"].to_str().unwrap().to_owned();
+    let missing = http
+        .get(format!("{base}/v1/customers/cus_nope"))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let next = |rx: &mut mpsc::UnboundedReceiver<String>, want: String| {
+        let mut rx = std::mem::replace(rx, mpsc::unbounded_channel().1);
+        async move {
+            loop {
+                let line = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| panic!("no line with {want}"));
+                if line.contains(&want) {
+                    return (line, rx);
+                }
+                assert!(
+                    !line.contains("[200] POST"),
+                    "the GET 4XX filter let through: {line}"
+                );
+            }
+        }
+    };
+    let (line, _) = next(&mut all, format!("[{request_id}]")).await;
+    assert!(line.contains("[200] POST /v1/customers"), "{line}");
+    // The filtered tail sees the 404 GET and its error, never the POST.
+    let (line, mut gets) = next(&mut gets, "/v1/customers/cus_nope".into()).await;
+    assert!(line.contains("[404] GET"), "{line}");
+    let (line, _) = next(&mut gets, "Message:".into()).await;
+    assert!(line.contains("No such customer"), "{line}");
+}

@@ -127,6 +127,37 @@ pub async fn reveal_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respo
     })))
 }
 
+/// `GET /switchboard/v1/request_logs`: the newest API requests this node
+/// served for the platform and mode (`method`, `status` and `path` narrow
+/// them; `limit` up to 100).
+pub async fn request_logs(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let limit = ctx.params.int("limit")?.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 100.",
+        ));
+    }
+    let one = |v: Option<String>| v.into_iter().collect::<Vec<_>>();
+    let filters = crate::request_log::Filters {
+        filter_http_method: one(ctx.params.string("method")?),
+        filter_status_code: one(ctx.params.string("status")?),
+        filter_request_path: one(ctx.params.string("path")?),
+        ..Default::default()
+    };
+    ctx.finish_params()?;
+    let entries =
+        ctx.state
+            .request_log
+            .list(&ctx.platform.id, ctx.livemode(), &filters, limit as usize);
+    Ok(ok_json(&json!({
+        "object": "list",
+        "data": entries.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
+        "has_more": false,
+        "url": "/switchboard/v1/request_logs",
+    })))
+}
+
 /// `GET /switchboard/v1/listeners`: the `stripe listen` devices of this
 /// platform and mode, and whether one of their sessions is connected.
 pub async fn listeners(mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -192,5 +223,6 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
             get(reveal_secret),
         )
         .route("/switchboard/v1/listeners", get(listeners))
+        .route("/switchboard/v1/request_logs", get(request_logs))
         .route("/switchboard/v1/schema_violations", get(schema_violations))
 }

@@ -75,7 +75,7 @@ function shell(active, ...content) {
   return h("div", {},
     h("header", {},
       h("span", { class: "brand" }, "Switchboard"),
-      h("nav", {}, nav("#/webhooks", "Webhooks"), nav("#/events", "Events"), nav("#/accounts", "Connected accounts")),
+      h("nav", {}, nav("#/webhooks", "Webhooks"), nav("#/events", "Events"), nav("#/accounts", "Connected accounts"), nav("#/logs", "Request log")),
       h("span", { class: "spacer" }),
       h("span", { class: `mode ${live() ? "live" : "test"}`, testid: "mode" }, live() ? "LIVE MODE" : "TEST MODE"),
       h("button", { onclick: () => { sessionStorage.removeItem(KEY); location.hash = "#/"; } }, "Sign out")),
@@ -370,6 +370,39 @@ async function accountDetail(id) {
       list(persons.data.map((p) => `${p.first_name || ""} ${p.last_name || ""} ${p.id}`.trim())))));
 }
 
+// -- request log ---------------------------------------------------------
+
+function logsView() {
+  const method = h("select", { testid: "log-method" }, ["", "GET", "POST", "DELETE"].map((m) => h("option", { value: m }, m || "Any method")));
+  const status = h("input", { type: "search", placeholder: "status, e.g. 400", size: 12, testid: "log-status" });
+  const path = h("input", { type: "search", placeholder: "/v1/customers", testid: "log-path" });
+  const body = h("tbody", { testid: "logs" });
+  const detail = h("div");
+  const error = h("div");
+  app.replaceChildren(shell("Request log",
+    h("h1", {}, "Request log"),
+    h("p", { class: "muted" }, "API requests this node served, newest first; keys, secrets and card numbers are masked."),
+    h("div", { class: "row card" }, method, status, path), error,
+    h("table", {}, h("thead", {}, h("tr", {}, ["Status", "Method", "Path", "Account", "Idempotency key", "Duration", "Time"].map((t) => h("th", {}, t)))), body),
+    detail));
+  const refresh = async () => {
+    try {
+      const list = await api("GET", "/switchboard/v1/request_logs", { limit: 100, method: method.value, status: status.value.trim(), path: path.value.trim() });
+      body.replaceChildren(...list.data.map((r) => h("tr", { class: "link", testid: "log-row", onclick: () => detail.replaceChildren(
+        h("h2", {}, `${r.method} ${r.url} → ${r.status}`, " ", h("code", { class: "muted" }, r.id)),
+        h("p", {}, "Request"), h("pre", { testid: "log-request" }, r.request_body || "(empty)"),
+        h("p", {}, "Response"), h("pre", { testid: "log-response" }, r.response_body)) },
+        h("td", {}, r.status < 400 ? h("span", { class: "ok" }, r.status) : h("span", { class: "bad" }, r.status)),
+        h("td", {}, r.method), h("td", {}, h("code", {}, r.url)), h("td", {}, r.account || ""),
+        h("td", {}, r.idempotency_key ? h("code", {}, r.idempotency_key) : ""), h("td", {}, `${r.duration_ms} ms`), h("td", {}, when(r.created)))));
+    } catch (e) {
+      error.replaceChildren(failure(e));
+    }
+  };
+  for (const el of [method, status, path]) el.addEventListener("input", refresh);
+  every(1000, refresh);
+}
+
 // -- routing -------------------------------------------------------------
 
 function route() {
@@ -383,6 +416,7 @@ function route() {
   if (parts[0] === "events") return eventsView(account);
   if (parts[0] === "accounts" && parts[1]) return accountDetail(parts[1]);
   if (parts[0] === "accounts") return accountsView();
+  if (parts[0] === "logs") return logsView();
   return webhooks();
 }
 
