@@ -85,9 +85,12 @@ impl LogEntry {
     }
 }
 
+/// Platform, mode and connected account of a request.
+type Acting = (String, bool, Option<String>);
+
 /// Who a request acted for, set by the request extractor once the key is known.
 #[derive(Clone, Default)]
-pub struct Actor(Arc<Mutex<Option<(String, bool, Option<String>)>>>);
+pub struct Actor(Arc<Mutex<Option<Acting>>>);
 
 impl Actor {
     pub fn set(&self, platform: &str, livemode: bool, account: Option<&str>) {
@@ -95,7 +98,7 @@ impl Actor {
             Some((platform.to_owned(), livemode, account.map(str::to_owned)));
     }
 
-    fn take(&self) -> Option<(String, bool, Option<String>)> {
+    fn take(&self) -> Option<Acting> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
@@ -210,7 +213,7 @@ pub fn mask(text: &str) -> String {
                     .unwrap_or(tail.len());
                 let keep = &tail[len.saturating_sub(4)..len];
                 out.push_str(prefix);
-                out.push_str("…");
+                out.push('…');
                 out.push_str(keep);
                 rest = &tail[len..];
                 continue 'scan;
