@@ -35,8 +35,10 @@ pub struct LogEntry {
     pub status: u16,
     pub duration_ms: u64,
     pub idempotency_key: Option<String>,
-    pub request_body: String,
-    pub response_body: String,
+    /// The first [`MAX_BODY`] bytes of each body, as sent: masked when shown
+    /// (rarely), not on the request's path (always).
+    pub request_body: bytes::Bytes,
+    pub response_body: bytes::Bytes,
     /// The Stripe error object of a failed request.
     pub error: Option<Value>,
 }
@@ -54,8 +56,8 @@ impl LogEntry {
             "idempotency_key": self.idempotency_key,
             "livemode": self.livemode,
             "method": self.method,
-            "request_body": self.request_body,
-            "response_body": self.response_body,
+            "request_body": shown(&self.request_body),
+            "response_body": shown(&self.response_body),
             "status": self.status,
             "url": self.path,
         })
@@ -203,26 +205,36 @@ impl Filters {
 /// Masks what must never be shown again: API keys and webhook secrets
 /// anywhere in the text, card and bank account numbers and CVCs in forms.
 pub fn mask(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    'scan: while !rest.is_empty() {
-        for prefix in ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"] {
-            if let Some(tail) = rest.strip_prefix(prefix) {
-                let len = tail
-                    .find(|c: char| !c.is_ascii_alphanumeric())
-                    .unwrap_or(tail.len());
-                let keep = &tail[len.saturating_sub(4)..len];
-                out.push_str(prefix);
-                out.push('…');
-                out.push_str(keep);
-                rest = &tail[len..];
-                continue 'scan;
-            }
+    const SECRETS: [&str; 5] = ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"];
+    let mut hits: Vec<(usize, &str)> = Vec::new();
+    for prefix in SECRETS {
+        let mut from = 0;
+        while let Some(i) = text[from..].find(prefix) {
+            hits.push((from + i, prefix));
+            from += i + prefix.len();
         }
-        let c = rest.chars().next().unwrap_or_default();
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
     }
+    if hits.is_empty() {
+        return mask_form_numbers(text);
+    }
+    hits.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, prefix) in hits {
+        if start < at {
+            continue;
+        }
+        let tail = &text[start + prefix.len()..];
+        let len = tail
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tail.len());
+        out.push_str(&text[at..start]);
+        out.push_str(prefix);
+        out.push('…');
+        out.push_str(&tail[len.saturating_sub(4)..len]);
+        at = start + prefix.len() + len;
+    }
+    out.push_str(&text[at..]);
     mask_form_numbers(&out)
 }
 
@@ -252,12 +264,20 @@ fn mask_form_numbers(text: &str) -> String {
         .join("&")
 }
 
-fn excerpt(bytes: &[u8]) -> String {
-    let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY)]).into_owned();
-    if bytes.len() > MAX_BODY {
-        text.push('…');
+/// The first [`MAX_BODY`] bytes, copied (never a slice that would keep a
+/// large body alive), with a marker when cut.
+fn excerpt(bytes: &[u8]) -> bytes::Bytes {
+    if bytes.len() <= MAX_BODY {
+        return bytes::Bytes::copy_from_slice(bytes);
     }
-    mask(&text)
+    let mut cut = bytes[..MAX_BODY].to_vec();
+    cut.extend_from_slice("…".as_bytes());
+    cut.into()
+}
+
+/// A kept body as shown: text, masked.
+fn shown(body: &[u8]) -> String {
+    mask(&String::from_utf8_lossy(body))
 }
 
 /// Records each `/v1` request (inside the body-reading layer, so both bodies
@@ -283,7 +303,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let idempotency_key = header("idempotency-key");
     let method = parts.method.as_str().to_owned();
     let request_body = match query {
-        Some(q) if request_bytes.is_empty() => mask(&q),
+        Some(q) if request_bytes.is_empty() => bytes::Bytes::from(q),
         _ => excerpt(&request_bytes),
     };
     let id = parts
@@ -338,6 +358,10 @@ mod tests {
             "card%5Bnumber%5D=****4242&card[cvc]=***&name=x"
         );
         assert_eq!(mask("plain text"), "plain text");
+        assert_eq!(
+            mask("sk_test_1234567 then whsec_abcdefgh, sk_test_ (nothing after)"),
+            "sk_test_…4567 then whsec_…efgh, sk_test_… (nothing after)"
+        );
     }
 
     fn entry(status: u16, method: &str, path: &str, account: Option<&str>) -> LogEntry {
@@ -352,8 +376,8 @@ mod tests {
             status,
             duration_ms: 1,
             idempotency_key: None,
-            request_body: String::new(),
-            response_body: String::new(),
+            request_body: Default::default(),
+            response_body: Default::default(),
             error: None,
         }
     }
