@@ -57,6 +57,8 @@ enum Command {
     Endpoints(commands::endpoints::Args),
     /// Inspect delivery attempts.
     Attempts(commands::attempts::Args),
+    /// Follow the API requests the server handles (like `stripe logs tail`).
+    Logs(commands::logs::Args),
 }
 
 /// How `serve` writes its log lines to stderr.
@@ -192,6 +194,7 @@ fn main() -> anyhow::Result<()> {
         Command::Events(args) => runtime.block_on(commands::events::run(args)),
         Command::Endpoints(args) => runtime.block_on(commands::endpoints::run(args)),
         Command::Attempts(args) => runtime.block_on(commands::attempts::run(args)),
+        Command::Logs(args) => runtime.block_on(commands::logs::run(args)),
     };
     // A client's failure is a message for a person: its causes on one line, no backtrace.
     if let Err(e) = client {

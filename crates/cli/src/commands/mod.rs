@@ -6,5 +6,6 @@ pub mod attempts;
 pub mod endpoints;
 pub mod events;
 pub mod listen;
+pub mod logs;
 pub mod output;
 pub mod trigger;

@@ -716,3 +716,48 @@ async fn listen_reconnects_when_the_server_restarts() {
         })
         .await;
 }
+
+/// `switchboard logs tail` prints each request from then on, filtered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_tail_follows_requests_with_filters() {
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = spawn(data.path(), &[]);
+    // A request from before the tail starts is history, not shown.
+    exec(&base, &["endpoints", "list"]).await;
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["logs", "tail", "--filter-http-method", "POST"])
+        .env("SWITCHBOARD_API_BASE", &base)
+        .env("SWITCHBOARD_API_KEY", TEST_KEY);
+    let (_tail, mut lines) = spawn_with_lines(&mut cmd);
+    assert!(next_line(&mut lines).await.starts_with("Ready!"));
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let call = |method: reqwest::Method, body: &'static str| {
+        http.request(method, format!("{base}/v1/customers"))
+            .bearer_auth(TEST_KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    call(reqwest::Method::GET, "").await.unwrap();
+    let created = call(reqwest::Method::POST, "name=Tail").await.unwrap();
+    assert_eq!(created.status(), 200);
+    let typo = call(reqwest::Method::POST, "nmae=typo").await.unwrap();
+    assert_eq!(typo.status(), 400);
+    let line = next_line(&mut lines).await;
+    assert!(line.contains("[200] POST /v1/customers"), "{line}");
+    let line = next_line(&mut lines).await;
+    assert!(line.contains("[400] POST /v1/customers"), "{line}");
+    let line = next_line(&mut lines).await;
+    assert!(
+        line.contains("invalid_request_error") && line.contains("nmae"),
+        "{line}"
+    );
+}
+
+async fn next_line(lines: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(20), lines.recv())
+        .await
+        .ok()
+        .flatten()
+        .expect("a line from logs tail")
+}

@@ -186,7 +186,7 @@ async fn json_logs_name_requests_and_attempts_and_hide_secrets() {
         }
     };
     let mut rx = Receiver::start().await;
-    let http = reqwest::Client::new();
+    let http = switchboard_dispatcher::http_client(std::time::Duration::from_secs(10));
     let post = |path: &str, body: String| {
         http.post(format!("{base}{path}"))
             .bearer_auth(TEST_KEY)
