@@ -65,6 +65,12 @@ try {
   const eventRow = page.locator("[data-testid=event-row]", { hasText: "customer.created" });
   await eventRow.waitFor({ timeout: 10000 });
   await shot("4-event-arrived-live");
+  // A date filter after today hides it; clearing it brings it back.
+  const tomorrow = new Date(Date.now() + 86400000).toISOString().slice(0, 10);
+  await page.fill("[data-testid=filter-since]", tomorrow);
+  await page.waitForFunction(() => !document.querySelector("[data-testid=event-row]"));
+  await page.fill("[data-testid=filter-since]", "");
+  await eventRow.waitFor();
 
   await eventRow.click();
   await page.waitForSelector(`[data-testid=event-json] >> text=${customer.id}`);

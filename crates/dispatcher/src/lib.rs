@@ -146,7 +146,11 @@ pub async fn run(
     };
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record_outcomes(store.clone(), outcomes_rx));
+    let recorder = tokio::spawn(record_outcomes(
+        store.clone(),
+        outcomes_rx,
+        config.metrics.clone(),
+    ));
     let tasks = TaskTracker::new();
     // Cancelled at the shutdown deadline: abandons attempts still running.
     let abandon = CancellationToken::new();
@@ -454,13 +458,23 @@ impl Held {
 
 /// Writes outcomes in batches: one store transaction for however many
 /// attempts finished since the last write.
-async fn record_outcomes(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>) {
+async fn record_outcomes(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<DeliveryOutcome>,
+    metrics: Arc<switchboard_store::metrics::Metrics>,
+) {
     let mut batch = Vec::with_capacity(1024);
     while rx.recv_many(&mut batch, 1024).await > 0 {
         let outcomes = std::mem::take(&mut batch);
-        if let Err(e) = store.record_outcomes(outcomes).await {
+        match store.record_outcomes(outcomes).await {
+            Ok(disabled) => {
+                if disabled > 0 {
+                    tracing::warn!(disabled, "endpoints disabled after failing for too long");
+                    metrics.endpoints_disabled.inc_by(disabled);
+                }
+            }
             // The deliveries stay leased and will be attempted again: at-least-once.
-            tracing::error!(error = %e, "recording delivery outcomes failed");
+            Err(e) => tracing::error!(error = %e, "recording delivery outcomes failed"),
         }
     }
 }

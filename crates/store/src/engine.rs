@@ -375,12 +375,9 @@ fn listener_target(holders: &[String], me: &str) -> Option<Target> {
 }
 
 /// Records attempts and moves each delivery on. Returns (deliveries became
-/// due again, an endpoint was disabled).
-pub(crate) async fn record<T: Tx>(
-    tx: &mut T,
-    outcomes: &[DeliveryOutcome],
-) -> Result<(bool, bool)> {
-    let (mut new_work, mut disabled) = (false, false);
+/// due again, endpoints disabled).
+pub(crate) async fn record<T: Tx>(tx: &mut T, outcomes: &[DeliveryOutcome]) -> Result<(bool, u64)> {
+    let (mut new_work, mut disabled) = (false, 0);
     for o in outcomes {
         let a = &o.attempt;
         let step = delivery::step(a.succeeded, o.next);
@@ -400,7 +397,7 @@ pub(crate) async fn record<T: Tx>(
         if let Some(cutoff) =
             delivery::disable_cutoff(moved.one_shot, step.to, o.now_ms, o.disable_after_ms)
         {
-            disabled |= tx.disable_failing(moved.endpoint_seq, cutoff).await?;
+            disabled += u64::from(tx.disable_failing(moved.endpoint_seq, cutoff).await?);
         }
     }
     Ok((new_work, disabled))

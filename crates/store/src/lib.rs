@@ -141,7 +141,8 @@ pub trait Store: Send + Sync + 'static {
     /// is disabled or deleted are cancelled instead.
     async fn claim_due(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>>;
     /// Records attempts and moves each delivery on (done, retry, give up).
-    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()>;
+    /// Returns how many endpoints this disabled (they failed for too long).
+    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<u64>;
     /// Counts of deliveries by state, for metrics and tests.
     async fn delivery_stats(&self) -> Result<DeliveryStats>;
     /// When the next pending delivery is due (unix ms), leased ones included

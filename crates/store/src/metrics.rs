@@ -41,6 +41,7 @@ pub struct Metrics {
     pub attempt_seconds: Histogram,
     pub api_requests: Family<RequestLabels, Counter>,
     pub commit_seconds: Histogram,
+    pub endpoints_disabled: Counter,
     pub listen_sessions: Gauge,
     pub queue_pending: Gauge,
     pub queue_oldest_due_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -63,6 +64,7 @@ impl Default for Metrics {
             api_requests: Family::default(),
             // 50 µs … ~3 s
             commit_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            endpoints_disabled: Counter::default(),
             listen_sessions: Gauge::default(),
             queue_pending: Gauge::default(),
             queue_oldest_due_seconds: Gauge::default(),
@@ -92,6 +94,11 @@ impl Default for Metrics {
             "store_commit_duration_seconds",
             "Duration of API commits to the store",
             m.commit_seconds.clone(),
+        );
+        registry.register(
+            "endpoints_disabled",
+            "Endpoints disabled after failing for too long",
+            m.endpoints_disabled.clone(),
         );
         registry.register(
             "listen_sessions",

@@ -289,6 +289,21 @@ async fn persistent_failure_disables_the_endpoint() {
     .await;
     let events = t.get("/v1/events?delivery_success=false").await;
     assert_eq!(events["data"].as_array().unwrap().len(), 1);
+    // Operators see it in the metrics.
+    let metrics = t
+        .http
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("switchboard_endpoints_disabled_total 1\n"),
+        "{metrics}"
+    );
 
     // Disabled endpoints get nothing more.
     t.post("/v1/customers", "name=y").await;

@@ -223,11 +223,15 @@ function eventsView(initialAccount) {
     h("option", { value: "" }, "Any delivery status"),
     h("option", { value: "true" }, "Delivered"),
     h("option", { value: "false" }, "Pending or failed"));
+  const since = h("input", { type: "date", title: "Created on or after", testid: "filter-since" });
   const table = h("tbody", { testid: "events" });
   const more = h("button", { testid: "more" }, "Older events");
   const error = h("div");
   let oldest = null;
-  const params = (extra) => ({ limit: 25, type: type.value.trim(), delivery_success: status.value, ...extra });
+  const params = (extra) => ({
+    limit: 25, type: type.value.trim(), delivery_success: status.value,
+    "created[gte]": since.value ? Math.floor(Date.parse(`${since.value}T00:00:00Z`) / 1000) : undefined, ...extra,
+  });
   const row = (ev) => h("tr", { class: "link", testid: "event-row", "data-id": ev.id,
     onclick: () => { location.hash = `#/events/${ev.id}${ev.account ? `?account=${ev.account}` : ""}`; } },
     h("td", {}, h("code", {}, ev.type)),
@@ -257,10 +261,10 @@ function eventsView(initialAccount) {
     oldest = last;
     more.hidden = !page.has_more;
   });
-  for (const el of [type, account, status]) el.addEventListener("change", () => { oldest = null; refresh(); });
+  for (const el of [type, account, status, since]) el.addEventListener("change", () => { oldest = null; refresh(); });
   app.replaceChildren(shell("Events",
     h("h1", {}, "Events"),
-    h("div", { class: "row card" }, type, account, status),
+    h("div", { class: "row card" }, type, account, status, h("label", {}, "Since ", since)),
     error,
     h("table", {}, h("thead", {}, h("tr", {}, ["Type", "Event", "Account", "Deliveries", "Created"].map((t) => h("th", {}, t)))), table),
     h("p", {}, more)));

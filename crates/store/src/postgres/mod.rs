@@ -531,9 +531,9 @@ impl Store for PostgresStore {
         )))
     }
 
-    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()> {
-        transaction!(self.shared, |tx| engine::record(&mut tx, &outcomes));
-        Ok(())
+    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<u64> {
+        let (_, disabled) = transaction!(self.shared, |tx| engine::record(&mut tx, &outcomes));
+        Ok(disabled)
     }
 
     async fn delivery_stats(&self) -> Result<DeliveryStats> {

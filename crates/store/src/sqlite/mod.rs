@@ -429,7 +429,7 @@ impl Store for SqliteStore {
         self.send(|reply| Command::Claim { request, reply }).await
     }
 
-    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<()> {
+    async fn record_outcomes(&self, outcomes: Vec<DeliveryOutcome>) -> Result<u64> {
         self.send(|reply| Command::Record(outcomes, reply)).await
     }
 

@@ -25,7 +25,7 @@ pub(super) enum Command {
         request: ClaimRequest,
         reply: Reply<Vec<ClaimedDelivery>>,
     },
-    Record(Vec<DeliveryOutcome>, Reply<()>),
+    Record(Vec<DeliveryOutcome>, Reply<u64>),
     HoldListener(ListenerHold, Reply<()>),
     BeginIdempotent {
         scope: Scope,
@@ -47,6 +47,7 @@ enum Output {
     Commit(CommitOutcome),
     Claim(Vec<ClaimedDelivery>),
     Begun(Begun),
+    Count(u64),
 }
 
 impl Command {
@@ -62,8 +63,13 @@ impl Command {
                     _ => None,
                 }));
             }
+            Command::Record(_, tx) => {
+                let _ = tx.send(pick(result, |o| match o {
+                    Output::Count(n) => Some(n),
+                    _ => None,
+                }));
+            }
             Command::CreatePlatform(_, tx)
-            | Command::Record(_, tx)
             | Command::HoldListener(_, tx)
             | Command::AbandonIdempotent(_, _, tx) => {
                 let _ = tx.send(pick(result, |o| matches!(o, Output::Unit).then_some(())));
@@ -271,9 +277,9 @@ impl SqliteTx<'_> {
                 run_now(engine::claim(self, request)).map(Output::Claim)
             }
             Command::Record(outcomes, _) => {
-                let (work, _) = run_now(engine::record(self, outcomes))?;
+                let (work, disabled) = run_now(engine::record(self, outcomes))?;
                 self.new_work |= work;
-                Ok(Output::Unit)
+                Ok(Output::Count(disabled))
             }
             Command::HoldListener(hold, _) => {
                 run_now(engine::hold_listener(self, hold)).map(|()| Output::Unit)
