@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::support::{
     KillOnDrop, Receiver, Seen, TEST_KEY, all_event_ids, assert_no_schema_violations, await_all,
-    counting_receivers, fresh_postgres, spawn,
+    counting_receivers, fresh_postgres, get_json, spawn,
 };
 
 /// Two nodes on one fresh database, started at the same moment (so that
@@ -56,16 +56,11 @@ async fn post(http: &reqwest::Client, base: &str, path: &str, body: &str) -> req
 async fn await_nothing_owed(http: &reqwest::Client, base: &str, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let owed: Value = http
-            .get(format!("{base}/v1/events?delivery_success=false&limit=1"))
-            .bearer_auth(TEST_KEY)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap();
+        let owed: Value = get_json(
+            http,
+            &format!("{base}/v1/events?delivery_success=false&limit=1"),
+        )
+        .await;
         if owed["data"].as_array().unwrap().is_empty() {
             return;
         }
@@ -281,16 +276,7 @@ async fn two_nodes_racing_one_idempotency_key_create_one_object() {
         assert_eq!((ra, rb), (200, 200), "{ja} {jb}");
         assert_eq!(ja["id"], jb["id"], "one key, one customer");
     }
-    let list: Value = http
-        .get(format!("{b}/v1/customers?limit=100"))
-        .bearer_auth(TEST_KEY)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .unwrap();
+    let list: Value = get_json(&http, &format!("{b}/v1/customers?limit=100")).await;
     assert_eq!(list["data"].as_array().unwrap().len(), KEYS);
     stop_then_drop(db, [node_a, node_b]).await;
 }

@@ -572,21 +572,18 @@ pub async fn counting_receivers(n: usize, seen: &Seen, delay: Duration) -> Vec<S
     urls
 }
 
+/// A GET of the test platform's API, as JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    let resp = http.get(url).bearer_auth(TEST_KEY).send().await.unwrap();
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
 /// Every event id the API lists, oldest last.
 pub async fn all_event_ids(http: &reqwest::Client, base: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut after = String::new();
     loop {
-        let page: Value = http
-            .get(format!("{base}/v1/events?limit=100{after}"))
-            .bearer_auth(TEST_KEY)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap();
+        let page: Value = get_json(http, &format!("{base}/v1/events?limit=100{after}")).await;
         let data = page["data"].as_array().unwrap();
         ids.extend(data.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
         if !page["has_more"].as_bool().unwrap() {
