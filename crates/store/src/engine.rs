@@ -44,8 +44,9 @@ pub(crate) struct Due {
     pub delivery: ClaimedDelivery,
     pub target: Target,
     pub event_seq: i64,
-    /// To a `stripe listen` device: only a node holding its socket takes it.
-    pub listener: bool,
+    /// To a `stripe listen` device (of this platform): only a node holding
+    /// its socket takes it.
+    pub listener: Option<String>,
 }
 
 /// What a due delivery's endpoint allows.
@@ -322,9 +323,15 @@ pub(crate) async fn claim<T: Tx>(tx: &mut T, req: &ClaimRequest) -> Result<Vec<C
     for due in rows {
         let d = due.delivery;
         let mut target = due.target;
-        if due.listener && target == Target::Live {
+        if let (Some(platform), Target::Live) = (&due.listener, target) {
             if !holders.contains_key(&d.endpoint_id) {
                 let h = tx.holders(&d.endpoint_id, req.now_ms).await?;
+                if h.is_empty() {
+                    // Every node that held it is gone (their holds ran out):
+                    // the device is not connected, so events stop routing to it.
+                    tx.set_listener_enabled(platform, &d.endpoint_id, false)
+                        .await?;
+                }
                 holders.insert(d.endpoint_id.clone(), h);
             }
             match listener_target(&holders[&d.endpoint_id], &req.node) {

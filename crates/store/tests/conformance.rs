@@ -831,6 +831,23 @@ async fn a_listener_is_claimed_only_by_the_nodes_holding_it(backend: Backend) {
     );
     let stats = store.delivery_stats().await.unwrap();
     assert_eq!((stats.pending, stats.cancelled), (0, 1));
+    assert!(
+        !enabled().await,
+        "a device no live node holds is disconnected: events stop routing to it"
+    );
+    store
+        .commit(change(vec![], vec![event("evt_2b")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .event(&scope(), "evt_2b")
+            .await
+            .unwrap()
+            .unwrap()
+            .pending_webhooks,
+        0
+    );
     // Letting go disables the device: no more events route to it.
     store
         .hold_listener(hold("node_b", None, T0 + 2))

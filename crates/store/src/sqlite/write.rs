@@ -595,7 +595,7 @@ impl Tx for SqliteTx<'_> {
             .c
             .prepare_cached(
                 "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
-                        d.event_seq, w.livemode, w.kind = 'listener'
+                        d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END
                  FROM deliveries d
                  JOIN events e ON e.seq = d.event_seq
                  JOIN endpoints w ON w.seq = d.endpoint_seq
