@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
@@ -53,69 +53,74 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Registers `metric` under `name` and hands it back to keep.
+fn reg<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("switchboard");
-        let m = Metrics {
-            events_created: Family::default(),
-            deliveries: Family::default(),
+        let mut r = Registry::with_prefix("switchboard");
+        Metrics {
+            events_created: reg(
+                &mut r,
+                "events_created",
+                "Events created, by type and mode",
+                Family::default(),
+            ),
+            deliveries: reg(
+                &mut r,
+                "deliveries",
+                "Delivery attempts, by outcome",
+                Family::default(),
+            ),
             // 1 ms … ~65 s
-            attempt_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
-            api_requests: Family::default(),
+            attempt_seconds: reg(
+                &mut r,
+                "attempt_duration_seconds",
+                "Duration of delivery attempts",
+                Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            ),
+            api_requests: reg(
+                &mut r,
+                "api_requests",
+                "API requests, by method, route and status",
+                Family::default(),
+            ),
             // 50 µs … ~3 s
-            commit_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
-            endpoints_disabled: Counter::default(),
-            listen_sessions: Gauge::default(),
-            queue_pending: Gauge::default(),
-            queue_oldest_due_seconds: Gauge::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "events_created",
-            "Events created, by type and mode",
-            m.events_created.clone(),
-        );
-        registry.register(
-            "deliveries",
-            "Delivery attempts, by outcome",
-            m.deliveries.clone(),
-        );
-        registry.register(
-            "attempt_duration_seconds",
-            "Duration of delivery attempts",
-            m.attempt_seconds.clone(),
-        );
-        registry.register(
-            "api_requests",
-            "API requests, by method, route and status",
-            m.api_requests.clone(),
-        );
-        registry.register(
-            "store_commit_duration_seconds",
-            "Duration of API commits to the store",
-            m.commit_seconds.clone(),
-        );
-        registry.register(
-            "endpoints_disabled",
-            "Endpoints disabled after failing for too long",
-            m.endpoints_disabled.clone(),
-        );
-        registry.register(
-            "listen_sessions",
-            "stripe listen sockets connected to this node",
-            m.listen_sessions.clone(),
-        );
-        registry.register(
-            "queue_pending_deliveries",
-            "Deliveries not yet done (all nodes)",
-            m.queue_pending.clone(),
-        );
-        registry.register(
-            "queue_oldest_due_age_seconds",
-            "How long the oldest due delivery has waited (0 when none is due)",
-            m.queue_oldest_due_seconds.clone(),
-        );
-        Metrics { registry, ..m }
+            commit_seconds: reg(
+                &mut r,
+                "store_commit_duration_seconds",
+                "Duration of API commits to the store",
+                Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            ),
+            endpoints_disabled: reg(
+                &mut r,
+                "endpoints_disabled",
+                "Endpoints disabled after failing for too long",
+                Counter::default(),
+            ),
+            listen_sessions: reg(
+                &mut r,
+                "listen_sessions",
+                "stripe listen sockets connected to this node",
+                Gauge::default(),
+            ),
+            queue_pending: reg(
+                &mut r,
+                "queue_pending_deliveries",
+                "Deliveries not yet done (all nodes)",
+                Gauge::default(),
+            ),
+            queue_oldest_due_seconds: reg(
+                &mut r,
+                "queue_oldest_due_age_seconds",
+                "How long the oldest due delivery has waited (0 when none is due)",
+                Gauge::default(),
+            ),
+            registry: r,
+        }
     }
 }
 

@@ -78,9 +78,11 @@ async fn paginate<C: GenericClient, T>(
     let position = match cursor {
         None => None,
         Some(id) if by_seq => {
-            let mut a = args.iter().map(|_| ()).count();
-            a += 1;
-            let sql = format!("SELECT seq FROM {} WHERE {cond} AND id = ${a}", order.table);
+            let sql = format!(
+                "SELECT seq FROM {} WHERE {cond} AND id = ${}",
+                order.table,
+                args.len() + 1
+            );
             let mut with_id: Vec<&(dyn ToSql + Sync)> = refs(&args);
             with_id.push(id);
             let stmt = c.prepare_cached(&sql).await.map_err(pg)?;

@@ -1,5 +1,6 @@
 //! The engine's primitives on a PostgreSQL transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,6 +20,9 @@ pub(super) struct PgTx<'a> {
     pub new_work: bool,
     /// PostgreSQL aborted the transaction to break a deadlock: run it again.
     pub deadlocked: bool,
+    /// Routing tables already checked in this transaction: a group commit's
+    /// changes read a platform's `routes_version` once, not once each.
+    checked: HashMap<String, Arc<Vec<RouteEntry>>>,
 }
 
 fn account(scope: &Scope) -> &str {
@@ -32,6 +36,7 @@ impl<'a> PgTx<'a> {
             routes,
             new_work: false,
             deadlocked: false,
+            checked: HashMap::new(),
         }
     }
 
@@ -40,11 +45,16 @@ impl<'a> PgTx<'a> {
         pg(e)
     }
 
+    /// The transaction's cached statement for `sql`.
+    async fn prepare(&mut self, sql: &str) -> Result<tokio_postgres::Statement> {
+        match self.t.prepare_cached(sql).await {
+            Ok(s) => Ok(s),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
     async fn exec(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let stmt = match self.t.prepare_cached(sql).await {
-            Ok(s) => s,
-            Err(e) => return Err(self.fail(e)),
-        };
+        let stmt = self.prepare(sql).await?;
         match self.t.execute(&stmt, p).await {
             Ok(n) => Ok(n),
             Err(e) => Err(self.fail(e)),
@@ -56,22 +66,28 @@ impl<'a> PgTx<'a> {
         sql: &str,
         p: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>> {
-        let stmt = match self.t.prepare_cached(sql).await {
-            Ok(s) => s,
-            Err(e) => return Err(self.fail(e)),
-        };
+        let stmt = self.prepare(sql).await?;
         match self.t.query(&stmt, p).await {
             Ok(r) => Ok(r),
             Err(e) => Err(self.fail(e)),
         }
     }
 
+    /// Every node's cached routes of `platform` are stale from this commit on
+    /// (this transaction's own check of them too).
+    async fn bump_routes(&mut self, platform: &str) -> Result<()> {
+        self.checked.remove(platform);
+        self.exec(
+            "UPDATE platforms SET routes_version = routes_version + 1 WHERE id = $1",
+            &[&platform],
+        )
+        .await
+        .map(drop)
+    }
+
     /// A write of one row, or a lost optimistic race (version or unique id).
     async fn one_row(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<()> {
-        let stmt = match self.t.prepare_cached(sql).await {
-            Ok(s) => s,
-            Err(e) => return Err(self.fail(e)),
-        };
+        let stmt = self.prepare(sql).await?;
         match self.t.execute(&stmt, p).await {
             Ok(1) => Ok(()),
             Ok(_) => Err(StoreError::Conflict),
@@ -237,13 +253,7 @@ impl Tx for PgTx<'_> {
                 .await?
             }
         }
-        // Every node's cached routes of this platform are stale from this commit on.
-        self.exec(
-            "UPDATE platforms SET routes_version = routes_version + 1 WHERE id = $1",
-            &[&e.platform],
-        )
-        .await
-        .map(drop)
+        self.bump_routes(&e.platform).await
     }
 
     async fn queue_resend(
@@ -264,6 +274,9 @@ impl Tx for PgTx<'_> {
     }
 
     async fn routes(&mut self, platform: &str) -> Result<Arc<Vec<RouteEntry>>> {
+        if let Some(t) = self.checked.get(platform) {
+            return Ok(t.clone());
+        }
         let version: i64 = match self
             .rows(
                 "SELECT routes_version FROM platforms WHERE id = $1",
@@ -276,6 +289,7 @@ impl Tx for PgTx<'_> {
             None => 0,
         };
         if let Some(t) = self.routes.get(platform, version) {
+            self.checked.insert(platform.to_owned(), t.clone());
             return Ok(t);
         }
         let rows = self
@@ -300,6 +314,7 @@ impl Tx for PgTx<'_> {
         // Read after the version: a write committed in between only makes
         // this table newer than its version says, and the next read reloads.
         self.routes.put(platform, version, table.clone());
+        self.checked.insert(platform.to_owned(), table.clone());
         Ok(table)
     }
 
@@ -517,11 +532,7 @@ impl Tx for PgTx<'_> {
             return Ok(false);
         };
         let platform: String = get(r, 0)?;
-        self.exec(
-            "UPDATE platforms SET routes_version = routes_version + 1 WHERE id = $1",
-            &[&platform],
-        )
-        .await?;
+        self.bump_routes(&platform).await?;
         Ok(true)
     }
 
@@ -574,11 +585,7 @@ impl Tx for PgTx<'_> {
             )
             .await?;
         if n > 0 {
-            self.exec(
-                "UPDATE platforms SET routes_version = routes_version + 1 WHERE id = $1",
-                &[&platform],
-            )
-            .await?;
+            self.bump_routes(platform).await?;
         }
         Ok(())
     }
