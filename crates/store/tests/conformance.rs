@@ -257,6 +257,24 @@ fn outcome(d: &ClaimedDelivery, succeeded: bool, next: Next, now_ms: i64) -> Del
     }
 }
 
+/// The event's `pending_webhooks` as stored.
+async fn pending(store: &Arc<dyn Store>, event_id: &str) -> i64 {
+    store
+        .event(&scope(), event_id)
+        .await
+        .unwrap()
+        .expect("the event exists")
+        .pending_webhooks
+}
+
+async fn webhook_endpoint(store: &Arc<dyn Store>, id: &str) -> EndpointRecord {
+    store
+        .endpoint("acct_platform", false, id)
+        .await
+        .unwrap()
+        .expect("the endpoint exists")
+}
+
 fn all() -> PageRequest {
     PageRequest {
         limit: 100,
@@ -350,8 +368,11 @@ async fn events_route_to_endpoints_in_the_same_transaction(backend: Backend) {
         .commit(change(vec![], vec![event("evt_2")]))
         .await
         .unwrap();
-    let rec = store.event(&scope(), "evt_2").await.unwrap().unwrap();
-    assert_eq!(rec.pending_webhooks, 3, "routes follow endpoint writes");
+    assert_eq!(
+        pending(store, "evt_2").await,
+        3,
+        "routes follow endpoint writes"
+    );
     // Another scope sees nothing.
     let other = Scope {
         livemode: true,
@@ -395,8 +416,7 @@ async fn leases_hide_claimed_work_until_they_end(backend: Backend) {
         .record_outcomes(vec![outcome(&again[0], true, Next::Done, T0 + 10_003)])
         .await
         .unwrap();
-    let rec = store.event(&scope(), "evt_1").await.unwrap().unwrap();
-    assert_eq!(rec.pending_webhooks, 0);
+    assert_eq!(pending(store, "evt_1").await, 0);
     let stats = store.delivery_stats().await.unwrap();
     assert_eq!((stats.pending, stats.succeeded, stats.attempts), (0, 1, 2));
     assert_eq!(store.next_due_ms().await.unwrap(), None);
@@ -542,11 +562,7 @@ async fn outcomes_settle_retry_give_up_and_disable(backend: Backend) {
         .record_outcomes(vec![outcome(&d, false, Next::RetryAt(T0 + 500), T0 + 1)])
         .await
         .unwrap();
-    let ep = store
-        .endpoint("acct_platform", false, "we_1")
-        .await
-        .unwrap()
-        .unwrap();
+    let ep = webhook_endpoint(store, "we_1").await;
     assert_eq!(ep.failing_since, Some(T0 + 1), "the failure streak starts");
     assert_eq!(store.next_due_ms().await.unwrap(), Some(T0 + 500));
     assert!(store.claim_due(claim(T0 + 499)).await.unwrap().is_empty());
@@ -557,11 +573,7 @@ async fn outcomes_settle_retry_give_up_and_disable(backend: Backend) {
         .record_outcomes(vec![outcome(&d, false, Next::GiveUp, T0 + 2_000)])
         .await
         .unwrap();
-    let ep = store
-        .endpoint("acct_platform", false, "we_1")
-        .await
-        .unwrap()
-        .unwrap();
+    let ep = webhook_endpoint(store, "we_1").await;
     assert!(
         !ep.enabled,
         "disabled after failing since {:?}",
@@ -570,22 +582,13 @@ async fn outcomes_settle_retry_give_up_and_disable(backend: Backend) {
     assert_eq!(ep.version, 2);
     let stats = store.delivery_stats().await.unwrap();
     assert_eq!((stats.pending, stats.failed, stats.attempts), (0, 1, 2));
-    let rec = store.event(&scope(), "evt_1").await.unwrap().unwrap();
-    assert_eq!(rec.pending_webhooks, 1, "still owed");
+    assert_eq!(pending(store, "evt_1").await, 1, "still owed");
     // A disabled endpoint receives no new events, and its queued deliveries are cancelled.
     store
         .commit(change(vec![], vec![event("evt_2")]))
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .event(&scope(), "evt_2")
-            .await
-            .unwrap()
-            .unwrap()
-            .pending_webhooks,
-        0
-    );
+    assert_eq!(pending(store, "evt_2").await, 0);
     let attempts = store
         .attempts(
             "acct_platform",
@@ -616,11 +619,7 @@ async fn outcomes_settle_retry_give_up_and_disable(backend: Backend) {
         ))
         .await
         .unwrap();
-    let ep = store
-        .endpoint("acct_platform", false, "we_1")
-        .await
-        .unwrap()
-        .unwrap();
+    let ep = webhook_endpoint(store, "we_1").await;
     assert_eq!((ep.enabled, ep.failing_since), (true, None));
     fx.finish().await;
 }
@@ -650,13 +649,8 @@ async fn resends_are_one_shot(backend: Backend) {
         .unwrap();
     let stats = store.delivery_stats().await.unwrap();
     assert_eq!((stats.pending, stats.succeeded, stats.failed), (0, 1, 1));
-    let rec = store.event(&scope(), "evt_1").await.unwrap().unwrap();
-    assert_eq!(rec.pending_webhooks, 0, "a resend never counts");
-    let ep = store
-        .endpoint("acct_platform", false, "we_1")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(pending(store, "evt_1").await, 0, "a resend never counts");
+    let ep = webhook_endpoint(store, "we_1").await;
     assert!(ep.enabled, "a failed resend never disables");
     fx.finish().await;
 }
@@ -793,15 +787,7 @@ async fn a_listener_is_claimed_only_by_the_nodes_holding_it(backend: Backend) {
         .commit(change(vec![], vec![event("evt_1")]))
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .event(&scope(), "evt_1")
-            .await
-            .unwrap()
-            .unwrap()
-            .pending_webhooks,
-        1
-    );
+    assert_eq!(pending(store, "evt_1").await, 1);
     // Node A does not hold the socket: the delivery is node B's.
     assert!(store.claim_due(claim(T0)).await.unwrap().is_empty());
     assert_eq!(store.delivery_stats().await.unwrap().pending, 1);
@@ -839,15 +825,7 @@ async fn a_listener_is_claimed_only_by_the_nodes_holding_it(backend: Backend) {
         .commit(change(vec![], vec![event("evt_2b")]))
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .event(&scope(), "evt_2b")
-            .await
-            .unwrap()
-            .unwrap()
-            .pending_webhooks,
-        0
-    );
+    assert_eq!(pending(store, "evt_2b").await, 0);
     // Letting go disables the device: no more events route to it.
     store
         .hold_listener(hold("node_b", None, T0 + 2))
@@ -858,15 +836,7 @@ async fn a_listener_is_claimed_only_by_the_nodes_holding_it(backend: Backend) {
         .commit(change(vec![], vec![event("evt_3")]))
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .event(&scope(), "evt_3")
-            .await
-            .unwrap()
-            .unwrap()
-            .pending_webhooks,
-        0
-    );
+    assert_eq!(pending(store, "evt_3").await, 0);
     fx.finish().await;
 }
 
