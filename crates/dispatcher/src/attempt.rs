@@ -112,7 +112,8 @@ pub(crate) async fn deliver(
         };
         let _ = post(client, clock, &d).await;
     }
-    let duration_ms = started.elapsed().as_millis() as i64;
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_millis() as i64;
     // A response cut off mid-body is a failed attempt even with a 2xx status.
     let succeeded =
         answer.error.is_none() && answer.status.is_some_and(|s| (200..300).contains(&s));
@@ -145,7 +146,7 @@ pub(crate) async fn deliver(
     config
         .metrics
         .attempt_seconds
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
     DeliveryOutcome {
         delivery_id: d.delivery_id,
         attempt: AttemptRecord {
