@@ -64,43 +64,204 @@ pub fn currently_due(account: &Value, persons: &[Value], external_accounts: usiz
 /// What charging a test payment method does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardOutcome {
-    /// The charge succeeds; `available` funds skip the pending balance.
-    Succeeds { available: bool },
-    /// The card is declined.
+    /// The charge succeeds; `available` funds skip the pending balance; a
+    /// `dispute` follows at once for Stripe's dispute test cards.
+    Succeeds {
+        available: bool,
+        dispute: Option<DisputeKind>,
+    },
+    /// The bank asks for 3-D Secure: the payment waits in `requires_action`.
+    RequiresAction,
+    /// The card is declined: `code` is the error code (`card_declined`,
+    /// `expired_card`, …), `decline_code` the bank's reason.
     Declined {
+        code: &'static str,
         decline_code: &'static str,
         message: &'static str,
     },
 }
 
-/// Test payment methods (`pm_card_*`, `tok_*`, raw test card numbers).
-/// `None` for values that are not a known test payment method.
-pub fn card_outcome(payment_method: &str) -> Option<CardOutcome> {
-    const DECLINED: CardOutcome = CardOutcome::Declined {
-        decline_code: "generic_decline",
-        message: "Your card was declined.",
-    };
-    const NO_FUNDS: CardOutcome = CardOutcome::Declined {
-        decline_code: "insufficient_funds",
-        message: "Your card has insufficient funds.",
-    };
-    Some(match payment_method {
-        "pm_card_bypassPending" | "tok_bypassPending" | "4000000000000077" => {
-            CardOutcome::Succeeds { available: true }
+/// The disputes Stripe's test cards open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeKind {
+    /// A chargeback: funds are withdrawn with the dispute fee.
+    Fraudulent,
+    /// An inquiry (`warning_needs_response`): no funds move.
+    Inquiry,
+}
+
+/// A test card: what it looks like and what charging it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestCard {
+    pub brand: &'static str,
+    pub last4: &'static str,
+    pub funding: &'static str,
+    pub outcome: CardOutcome,
+}
+
+const fn card(brand: &'static str, last4: &'static str, outcome: CardOutcome) -> TestCard {
+    TestCard {
+        brand,
+        last4,
+        funding: "credit",
+        outcome,
+    }
+}
+
+const OK: CardOutcome = CardOutcome::Succeeds {
+    available: false,
+    dispute: None,
+};
+
+const fn declined(
+    code: &'static str,
+    decline_code: &'static str,
+    message: &'static str,
+) -> CardOutcome {
+    CardOutcome::Declined {
+        code,
+        decline_code,
+        message,
+    }
+}
+
+/// Stripe's test payment methods (`pm_card_*`, `tok_*`, raw test card
+/// numbers, from Stripe's testing docs). `None` for values that are not one.
+pub fn test_card(payment_method: &str) -> Option<TestCard> {
+    let name = payment_method
+        .strip_prefix("pm_card_")
+        .or_else(|| payment_method.strip_prefix("tok_"))
+        .unwrap_or(payment_method);
+    const DECLINED: &str = "Your card was declined.";
+    Some(match name {
+        "visa" | "us" | "4242424242424242" => card("visa", "4242", OK),
+        "visa_debit" | "4000056655665556" => TestCard {
+            funding: "debit",
+            ..card("visa", "5556", OK)
+        },
+        "mastercard" | "5555555555554444" => card("mastercard", "4444", OK),
+        "mastercard_debit" | "5200828282828210" => TestCard {
+            funding: "debit",
+            ..card("mastercard", "8210", OK)
+        },
+        "amex" | "378282246310005" => card("amex", "0005", OK),
+        "discover" | "6011111111111117" => card("discover", "1117", OK),
+        "diners" | "3056930009020004" => card("diners", "0004", OK),
+        "jcb" | "3566002020360505" => card("jcb", "0505", OK),
+        "unionpay" | "6200000000000005" => card("unionpay", "0005", OK),
+        "bypassPending" | "4000000000000077" => card(
+            "visa",
+            "0077",
+            CardOutcome::Succeeds {
+                available: true,
+                dispute: None,
+            },
+        ),
+        "createDispute" | "4000000000000259" => card(
+            "visa",
+            "0259",
+            CardOutcome::Succeeds {
+                available: false,
+                dispute: Some(DisputeKind::Fraudulent),
+            },
+        ),
+        "createDisputeInquiry" | "4000000000001976" => card(
+            "visa",
+            "1976",
+            CardOutcome::Succeeds {
+                available: false,
+                dispute: Some(DisputeKind::Inquiry),
+            },
+        ),
+        "authenticationRequired" | "threeDSecure2Required" | "4000002760003184" => {
+            card("visa", "3184", CardOutcome::RequiresAction)
         }
-        "pm_card_visa" | "pm_card_mastercard" | "pm_card_amex" | "pm_card_us" | "tok_visa"
-        | "tok_mastercard" | "4242424242424242" | "5555555555554444" => {
-            CardOutcome::Succeeds { available: false }
+        "authenticationRequiredOnSetup" | "4000002500003155" => card("visa", "3155", OK),
+        "chargeDeclined" | "visa_chargeDeclined" | "4000000000000002" => card(
+            "visa",
+            "0002",
+            declined("card_declined", "generic_decline", DECLINED),
+        ),
+        "chargeDeclinedInsufficientFunds"
+        | "visa_chargeDeclinedInsufficientFunds"
+        | "4000000000009995" => card(
+            "visa",
+            "9995",
+            declined(
+                "card_declined",
+                "insufficient_funds",
+                "Your card has insufficient funds.",
+            ),
+        ),
+        "chargeDeclinedLostCard" | "visa_chargeDeclinedLostCard" | "4000000000009987" => card(
+            "visa",
+            "9987",
+            declined("card_declined", "lost_card", DECLINED),
+        ),
+        "chargeDeclinedStolenCard" | "visa_chargeDeclinedStolenCard" | "4000000000009979" => card(
+            "visa",
+            "9979",
+            declined("card_declined", "stolen_card", DECLINED),
+        ),
+        "chargeDeclinedFraudulent" | "visa_chargeDeclinedFraudulent" | "4100000000000019" => card(
+            "visa",
+            "0019",
+            declined("card_declined", "fraudulent", DECLINED),
+        ),
+        "chargeDeclinedExpiredCard" | "visa_chargeDeclinedExpiredCard" | "4000000000000069" => {
+            card(
+                "visa",
+                "0069",
+                declined("expired_card", "expired_card", "Your card has expired."),
+            )
         }
-        "pm_card_chargeDeclined"
-        | "pm_card_visa_chargeDeclined"
-        | "tok_chargeDeclined"
-        | "4000000000000002" => DECLINED,
-        "pm_card_chargeDeclinedInsufficientFunds"
-        | "tok_chargeDeclinedInsufficientFunds"
-        | "4000000000009995" => NO_FUNDS,
+        "chargeDeclinedIncorrectCvc" | "visa_chargeDeclinedIncorrectCvc" | "4000000000000127" => {
+            card(
+                "visa",
+                "0127",
+                declined(
+                    "incorrect_cvc",
+                    "incorrect_cvc",
+                    "Your card's security code is incorrect.",
+                ),
+            )
+        }
+        "chargeDeclinedProcessingError"
+        | "visa_chargeDeclinedProcessingError"
+        | "4000000000000119" => card(
+            "visa",
+            "0119",
+            declined(
+                "processing_error",
+                "processing_error",
+                "An error occurred while processing your card. Try again in a little bit.",
+            ),
+        ),
+        "chargeCustomerFail" | "4000000000000341" => card(
+            "visa",
+            "0341",
+            declined("card_declined", "generic_decline", DECLINED),
+        ),
         _ => return None,
     })
+}
+
+/// What charging a test payment method does (see [`test_card`]).
+pub fn card_outcome(payment_method: &str) -> Option<CardOutcome> {
+    test_card(payment_method).map(|c| c.outcome)
+}
+
+/// Stripe's dispute fee (US), withdrawn with a chargeback's amount.
+pub const DISPUTE_FEE: i64 = 1500;
+
+/// The evidence text that decides a test dispute when it is submitted, as on
+/// Stripe: `winning_evidence` wins it, `losing_evidence` loses it.
+pub fn dispute_verdict(uncategorized_text: Option<&str>) -> Option<bool> {
+    match uncategorized_text {
+        Some("winning_evidence") => Some(true),
+        Some("losing_evidence") => Some(false),
+        _ => None,
+    }
 }
 
 /// Stripe's US card pricing: 2.9 % + 30¢, rounded to the nearest cent.
@@ -194,12 +355,34 @@ mod tests {
     fn magic_values() {
         assert_eq!(
             card_outcome("pm_card_bypassPending"),
-            Some(CardOutcome::Succeeds { available: true })
+            Some(CardOutcome::Succeeds {
+                available: true,
+                dispute: None
+            })
+        );
+        assert_eq!(card_outcome("pm_card_visa"), Some(OK));
+        assert_eq!(card_outcome("tok_visa"), Some(OK));
+        assert_eq!(
+            card_outcome("pm_card_createDisputeInquiry"),
+            Some(CardOutcome::Succeeds {
+                available: false,
+                dispute: Some(DisputeKind::Inquiry)
+            })
         );
         assert_eq!(
-            card_outcome("pm_card_visa"),
-            Some(CardOutcome::Succeeds { available: false })
+            card_outcome("4000002760003184"),
+            Some(CardOutcome::RequiresAction)
         );
+        assert!(matches!(
+            card_outcome("pm_card_visa_chargeDeclinedExpiredCard"),
+            Some(CardOutcome::Declined {
+                code: "expired_card",
+                ..
+            })
+        ));
+        assert_eq!(test_card("pm_card_visa_debit").unwrap().funding, "debit");
+        assert_eq!(dispute_verdict(Some("winning_evidence")), Some(true));
+        assert_eq!(dispute_verdict(Some("anything")), None);
         assert!(matches!(
             card_outcome("4000000000000002"),
             Some(CardOutcome::Declined { .. })

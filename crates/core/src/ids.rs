@@ -28,16 +28,33 @@ prefixes! {
     Account = "acct",
     /// A platform's Connect application (`ca_…`).
     Application = "ca",
+    ApplicationFee = "fee",
     BalanceTransaction = "txn",
     BankAccount = "ba",
     Card = "card",
+    /// A customer's cash balance transaction.
+    CashBalanceTransaction = "ccsbtxn",
     Charge = "ch",
     Customer = "cus",
+    Dispute = "du",
     Event = "evt",
+    FeeRefund = "fr",
+    /// A mandate (SEPA Debit and other bank debits).
+    Mandate = "mandate",
+    /// What a connected account receives for a transfer (a charge object).
+    Payment = "py",
+    /// A connected account's refund of a transfer's payment.
+    PaymentRefund = "pyr",
     PaymentIntent = "pi",
     PaymentMethod = "pm",
     Payout = "po",
     Person = "person",
+    Refund = "re",
+    SetupIntent = "seti",
+    SetupAttempt = "setatt",
+    Topup = "tu",
+    Transfer = "tr",
+    TransferReversal = "trr",
     WebhookEndpoint = "we",
     /// The id of one event sent to a `stripe listen` session.
     ListenWebhook = "wh",

@@ -338,6 +338,32 @@ pub fn render(value: &serde_json::Value) -> Bytes {
 }
 
 impl Ctx {
+    /// The context of a hosted page (3-D Secure, onboarding) acting for
+    /// `platform` in `scope`: no API key, parameters or idempotency key;
+    /// its changes and events are the platform's like an API request's.
+    pub fn hosted(state: AppState, platform: Platform, scope: Scope, headers: HeaderMap) -> Ctx {
+        Ctx {
+            state,
+            platform,
+            scope,
+            params: Params::default(),
+            request_id: switchboard_core::ids::generate_request_id(&mut rand::rng()),
+            method: Method::POST,
+            path: String::new(),
+            headers,
+            expand: Vec::new(),
+            idempotency: None,
+            reserved: ReservedKey::default(),
+        }
+    }
+
+    /// Commits a change made outside any API request (a hosted page).
+    pub async fn commit_unanswered(&self, change: Change) -> Result<(), ApiError> {
+        self.commit_status(change, StatusCode::OK, &serde_json::Value::Null)
+            .await
+            .map(drop)
+    }
+
     pub fn livemode(&self) -> bool {
         self.scope.livemode
     }
@@ -349,6 +375,18 @@ impl Ctx {
         } else {
             &self.platform.test_key
         }
+    }
+
+    /// `http://host:port` as the caller reached this server: hosted pages
+    /// (3-D Secure, onboarding) are linked on the same origin.
+    pub fn origin(&self) -> String {
+        let host = self
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("127.0.0.1:12111");
+        format!("http://{host}")
     }
 
     pub fn now(&self) -> i64 {

@@ -49,6 +49,15 @@ pub enum ApiError {
         "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. Please retry."
     )]
     Conflict,
+    /// 402 `card_error`: the card was declined where nothing else happens
+    /// (attaching it, setting it up without a SetupIntent).
+    #[error("{message}")]
+    Card {
+        message: String,
+        code: &'static str,
+        decline_code: &'static str,
+        param: &'static str,
+    },
     #[error("internal error: {0}")]
     Internal(String),
     /// Storage cannot keep writes now: nothing was done; retry (SDKs do).
@@ -127,6 +136,12 @@ impl ApiError {
                 Some("lock_timeout"),
                 None,
             ),
+            Card { code, param, .. } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "card_error",
+                Some(code),
+                Some((*param).into()),
+            ),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", None, None),
             Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "api_error", None, None),
         }
@@ -168,6 +183,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(param) = param {
             error["param"] = param.into();
+        }
+        if let ApiError::Card { decline_code, .. } = &self {
+            error["decline_code"] = (*decline_code).into();
         }
         let body = serde_json::to_vec_pretty(&json!({ "error": error })).expect("JSON serializes");
         let mut resp = (status, body).into_response();

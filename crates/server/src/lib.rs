@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod error;
 pub mod expand;
 pub mod listen;
+pub mod pages;
 pub mod request_log;
 pub mod state;
 
@@ -126,6 +127,15 @@ pub fn router(state: AppState) -> Router {
         .merge(payments::routes())
         .merge(payment_methods::routes())
         .merge(payouts::routes())
+        .merge(transfers::routes())
+        .merge(refunds::routes())
+        .merge(disputes::routes())
+        .merge(application_fees::routes())
+        .merge(cash_balance::routes())
+        .merge(setup_intents::routes())
+        .merge(sources::routes())
+        .merge(topups::routes())
+        .merge(crate::pages::routes())
         .merge(crate::listen::routes())
         .merge(events::routes())
         .merge(switchboard::routes())

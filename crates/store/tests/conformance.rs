@@ -132,7 +132,24 @@ suite!(
     a_closed_store_refuses_work,
     a_listener_is_claimed_only_by_the_nodes_holding_it,
     a_key_in_flight_is_refused_until_committed_abandoned_or_stale,
+    platforms_are_found_by_key_and_by_id,
 );
+
+async fn platforms_are_found_by_key_and_by_id(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let p = platform();
+    let (by_key, live) = fx
+        .store
+        .platform_by_key(&p.test_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((by_key.id.as_str(), live), (p.id.as_str(), false));
+    let by_id = fx.store.platform(&p.id).await.unwrap().unwrap();
+    assert_eq!((by_id.test_key, by_id.client_id), (p.test_key, p.client_id));
+    assert!(fx.store.platform("acct_nobody").await.unwrap().is_none());
+    fx.finish().await;
+}
 
 const T0: i64 = 1_767_225_600_000;
 

@@ -11,6 +11,7 @@ mod crash;
 mod dashboard;
 mod delivery;
 mod metrics;
+mod money;
 mod platform;
 mod readme;
 mod schema;

@@ -395,3 +395,120 @@ async fn stripe_cli_logs_tail_streams_requests_with_filters() {
     let (line, _) = next(&mut gets, "Message:".into()).await;
     assert!(line.contains("No such customer"), "{line}");
 }
+
+/// Every fixture of the payments and Connect families of `stripe trigger`.
+const MONEY_FIXTURES: [&str; 36] = [
+    "account.application.deauthorized",
+    "account.updated",
+    "balance.available",
+    "cash_balance.funds_available",
+    "charge.captured",
+    "charge.dispute.closed",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.failed",
+    "charge.refund.updated",
+    "charge.refunded",
+    "charge.succeeded",
+    "customer.source.created",
+    "customer.source.updated",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.canceled",
+    "payment_intent.created",
+    "payment_intent.partially_funded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.succeeded",
+    "payment_method.attached",
+    "payment_method.detached",
+    "payment_method.updated",
+    "payout.created",
+    "payout.updated",
+    "setup_intent.canceled",
+    "setup_intent.created",
+    "setup_intent.requires_action",
+    "setup_intent.setup_failed",
+    "setup_intent.succeeded",
+    "topup.created",
+    "transfer.created",
+    "transfer.reversed",
+    "transfer.updated",
+];
+
+/// The official CLI's payments and Connect fixtures (real Stripe call
+/// sequences) as the platform, and as a connected account wherever Stripe
+/// allows it (not account creation, not transfers): each succeeds and its
+/// event reaches the right `stripe listen` URL, signed with the listen secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_payments_and_connect_trigger_fixture() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
+    let mut platform_rx = Receiver::start().await;
+    let mut connect_rx = Receiver::start().await;
+    let secret = run(
+        home.path(),
+        &base,
+        &["listen", "--print-secret", "--skip-update"],
+    )
+    .trim()
+    .to_owned();
+    let (mut listener, _lines) = listen(
+        home.path(),
+        &base,
+        &platform_rx.url,
+        &connect_rx.url,
+        &["--all-snapshot"],
+    )
+    .await;
+    for event in MONEY_FIXTURES {
+        run(home.path(), &base, &["trigger", event]);
+        if event.starts_with("account.") {
+            expect_any_account(&mut connect_rx, event, &secret).await;
+        } else {
+            expect(&mut platform_rx, event, None, &secret).await;
+        }
+    }
+    // A connected account with a bank account, for its payouts.
+    let created = run(
+        home.path(),
+        &base,
+        &["accounts", "create", "-d", "type=custom"],
+    );
+    let acct: Value = serde_json::from_str(&created[created.find('{').unwrap()..]).unwrap();
+    let acct = acct["id"].as_str().unwrap().to_owned();
+    run(
+        home.path(),
+        &base,
+        &[
+            "post",
+            &format!("/v1/accounts/{acct}/external_accounts"),
+            "-d",
+            "external_account=btok_us_verified",
+        ],
+    );
+    for event in MONEY_FIXTURES
+        .into_iter()
+        .filter(|e| !e.starts_with("account.") && !e.starts_with("transfer."))
+    {
+        run(
+            home.path(),
+            &base,
+            &["trigger", event, "--stripe-account", &acct],
+        );
+        // Skipping the transfer fixtures' events on the accounts they made.
+        loop {
+            let got = connect_rx.next().await;
+            switchboard_receiver::verify_header_at(&got.body, got.signature(), &secret, 0, 0)
+                .unwrap_or_else(|e| panic!("{event} does not verify with the listen secret: {e}"));
+            let e = got.json();
+            if e["type"] == event && e["account"] == acct.as_str() {
+                break;
+            }
+        }
+    }
+    listener.kill();
+    assert_no_schema_violations(&base).await;
+    server.kill();
+}

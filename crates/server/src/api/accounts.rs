@@ -191,12 +191,9 @@ fn account_type(ctx: &mut Ctx) -> Result<(String, Value), ApiError> {
                 ));
             }
         },
-        (None, None) => {
-            return Err(ApiError::invalid(
-                "type",
-                "You must provide a type or controller properties to create an account.",
-            ));
-        }
+        // No type and no controller: Stripe's default controller (full
+        // Dashboard, Stripe collects requirements) is a Standard account.
+        (None, None) => "standard".into(),
     };
     if ctl.get("stripe_dashboard").is_none() {
         let (dash, collection) = match kind.as_str() {

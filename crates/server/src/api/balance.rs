@@ -1,10 +1,19 @@
-//! Balances: one per account and mode, `GET /v1/balance`.
+//! Balances: one per account and mode, `GET /v1/balance`, and the
+//! [`Ledger`] through which every movement of funds goes.
+//!
+//! Funds that are not available at once wait in the balance's private list
+//! of pending entries, each with its `available_on`; whenever the balance is
+//! opened at or after that time (a later movement, `GET /v1/balance`, the
+//! clock being advanced), the entry moves to `available`, its balance
+//! transaction becomes `available`, and `balance.available` is emitted.
+//! Nothing else keeps time for balances.
 
 use axum::response::Response;
 use serde_json::{Value, json};
-use switchboard_store::{Scope, StoredObject, Write};
+use switchboard_store::{Change, Scope, StoredObject, Write};
 
-use super::objects;
+use super::balance_transactions::{self, Movement};
+use super::objects::{self, PRIVATE};
 use crate::context::Ctx;
 use crate::error::ApiError;
 
@@ -27,21 +36,9 @@ fn empty(livemode: bool) -> Value {
             "connect_reserved": [{"amount": 0, "currency": "usd"}],
             "livemode": livemode,
             "pending": [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}],
+            PRIVATE: {"pending": []},
         }),
     )
-}
-
-/// The stored balance (if any) and its current JSON.
-pub async fn load(ctx: &Ctx, scope: &Scope) -> Result<(Option<StoredObject>, Value), ApiError> {
-    let stored = ctx
-        .state
-        .store
-        .object(scope, KIND, &internal_id(scope))
-        .await?;
-    let data = stored
-        .as_ref()
-        .map_or_else(|| empty(scope.livemode), |o| o.data.clone());
-    Ok((stored, data))
 }
 
 fn entry<'a>(list: &'a mut Value, currency: &str) -> &'a mut Value {
@@ -56,9 +53,12 @@ fn entry<'a>(list: &'a mut Value, currency: &str) -> &'a mut Value {
     &mut items[pos]
 }
 
-/// Moves card funds: `available` and `pending` change by the given amounts.
-pub fn adjust(balance: &mut Value, currency: &str, available: i64, pending: i64) {
+/// Moves funds: `available` and `pending` change by the given amounts.
+fn adjust(balance: &mut Value, currency: &str, available: i64, pending: i64) {
     for (key, delta) in [("available", available), ("pending", pending)] {
+        if delta == 0 && key == "pending" {
+            continue;
+        }
         let e = entry(&mut balance[key], currency);
         e["amount"] = (e["amount"].as_i64().unwrap_or(0) + delta).into();
         e["source_types"]["card"] =
@@ -66,16 +66,156 @@ pub fn adjust(balance: &mut Value, currency: &str, available: i64, pending: i64)
     }
 }
 
-pub fn available(balance: &Value, currency: &str) -> i64 {
-    balance["available"]
+fn amount_in(balance: &Value, key: &str, currency: &str) -> i64 {
+    balance[key]
         .as_array()
         .and_then(|l| l.iter().find(|e| e["currency"] == currency))
         .and_then(|e| e["amount"].as_i64())
         .unwrap_or(0)
 }
 
+/// Moves the pending entries due at `now` to `available`; returns the ids of
+/// their balance transactions.
+fn settle(balance: &mut Value, now: i64) -> Vec<String> {
+    let entries = match balance[PRIVATE]["pending"].take() {
+        Value::Array(a) => a,
+        _ => Vec::new(),
+    };
+    let (due, waiting): (Vec<Value>, Vec<Value>) = entries
+        .into_iter()
+        .partition(|e| e["available_on"].as_i64().unwrap_or(0) <= now);
+    balance[PRIVATE]["pending"] = Value::Array(waiting);
+    due.iter()
+        .map(|e| {
+            let currency = e["currency"].as_str().unwrap_or("usd");
+            let net = e["amount"].as_i64().unwrap_or(0);
+            adjust(balance, currency, net, -net);
+            e["txn"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+/// One account's balance inside a [`Ledger`].
+struct Book {
+    scope: Scope,
+    stored: Option<StoredObject>,
+    data: Value,
+    /// Balance transactions whose funds became available while open.
+    settled: Vec<String>,
+    /// Whether funds became available (then `balance.available` is emitted).
+    grew: bool,
+}
+
+/// The balances one change moves: each opened (read, and settled up to now)
+/// once, moved by any number of [`Movement`]s, written once by [`Ledger::close`].
+#[derive(Default)]
+pub struct Ledger {
+    books: Vec<Book>,
+}
+
+impl Ledger {
+    /// Reads `scope`'s balance, unless this ledger already holds it.
+    pub async fn open(&mut self, ctx: &Ctx, scope: &Scope) -> Result<(), ApiError> {
+        if self.books.iter().any(|b| &b.scope == scope) {
+            return Ok(());
+        }
+        let stored = ctx
+            .state
+            .store
+            .object(scope, KIND, &internal_id(scope))
+            .await?;
+        let mut data = stored
+            .as_ref()
+            .map_or_else(|| empty(scope.livemode), |o| o.data.clone());
+        let settled = settle(&mut data, ctx.now());
+        self.books.push(Book {
+            scope: scope.clone(),
+            stored,
+            data,
+            grew: !settled.is_empty(),
+            settled,
+        });
+        Ok(())
+    }
+
+    fn book(&mut self, scope: &Scope) -> &mut Book {
+        self.books
+            .iter_mut()
+            .find(|b| &b.scope == scope)
+            .expect("a ledger moves only balances it opened")
+    }
+
+    /// The available amount of `currency` in an opened balance.
+    pub fn available(&mut self, scope: &Scope, currency: &str) -> i64 {
+        amount_in(&self.book(scope).data, "available", currency)
+    }
+
+    /// Records `m` on `scope` (opened): its balance transaction, and its net
+    /// in `available` now or in `pending` until its `available_on`.
+    pub fn record(
+        &mut self,
+        ctx: &Ctx,
+        change: &mut Change,
+        scope: &Scope,
+        m: Movement<'_>,
+    ) -> String {
+        let net = m.amount - m.fee_total();
+        let currency = m.currency.to_owned();
+        let (id, available_on) = balance_transactions::record(ctx, change, scope, &m);
+        let book = self.book(scope);
+        if available_on <= ctx.now() {
+            adjust(&mut book.data, &currency, net, 0);
+            // Stripe announces funds that became available, not debits.
+            book.grew |= net > 0;
+        } else {
+            adjust(&mut book.data, &currency, 0, net);
+            book.data[PRIVATE]["pending"]
+                .as_array_mut()
+                .expect("pending entries are a list")
+                .push(json!({"available_on": available_on, "currency": currency, "amount": net, "txn": id}));
+        }
+        id
+    }
+
+    /// Writes every opened balance that changed, marks its settled balance
+    /// transactions available, and emits `balance.available` where funds
+    /// became available.
+    pub async fn close(self, ctx: &Ctx, change: &mut Change) -> Result<(), ApiError> {
+        let now = ctx.now();
+        for book in self.books {
+            for txn in &book.settled {
+                if let Some(mut t) = ctx
+                    .state
+                    .store
+                    .object(&book.scope, balance_transactions::KIND, txn)
+                    .await?
+                {
+                    t.data["status"] = "available".into();
+                    change.writes.push(objects::replace(&book.scope, t));
+                }
+            }
+            let unchanged = book.stored.as_ref().is_some_and(|s| s.data == book.data);
+            if unchanged {
+                continue;
+            }
+            if book.grew {
+                change.events.push(ctx.event_on(
+                    book.scope.account.clone(),
+                    "balance.available",
+                    objects::public(&book.data),
+                    None,
+                ));
+            }
+            change
+                .writes
+                .push(write(&book.scope, book.stored, book.data, now));
+        }
+        Ok(())
+    }
+}
+
 /// The write that stores `data` as the balance read as `stored`.
-pub fn write(scope: &Scope, stored: Option<StoredObject>, data: Value, now: i64) -> Write {
+fn write(scope: &Scope, stored: Option<StoredObject>, data: Value, now: i64) -> Write {
     match stored {
         Some(mut o) => {
             o.data = data;
@@ -85,10 +225,29 @@ pub fn write(scope: &Scope, stored: Option<StoredObject>, data: Value, now: i64)
     }
 }
 
+/// Settles every given account's balance up to now in one change (used when
+/// the clock moves); returns whether anything changed.
+pub async fn settle_all(ctx: &Ctx, scopes: &[Scope], change: &mut Change) -> Result<(), ApiError> {
+    let mut ledger = Ledger::default();
+    for scope in scopes {
+        ledger.open(ctx, scope).await?;
+    }
+    ledger.close(ctx, change).await
+}
+
 pub async fn retrieve(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let scope = ctx.scope.clone();
-    ctx.respond(load(&ctx, &scope).await?.1).await
+    let mut ledger = Ledger::default();
+    ledger.open(&ctx, &scope).await?;
+    let data = objects::public(&ledger.books[0].data);
+    if ledger.books[0].grew {
+        // Funds became available since the last movement: say so once.
+        let mut change = ctx.change();
+        ledger.close(&ctx, &mut change).await?;
+        return ctx.commit(change, &data).await;
+    }
+    ctx.respond(data).await
 }
 
 /// This module's routes.

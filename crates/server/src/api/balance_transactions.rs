@@ -6,7 +6,7 @@
 use axum::response::Response;
 use serde_json::json;
 use switchboard_core::ids;
-use switchboard_store::Change;
+use switchboard_store::{Change, Scope};
 
 use super::objects;
 use crate::context::{Ctx, Path};
@@ -16,10 +16,13 @@ pub const KIND: &str = "balance_transaction";
 
 const DAY: i64 = 86_400;
 
-/// One movement of funds; `fee` is Stripe's (already part of `amount - net`).
+/// One movement of funds; `fee` is Stripe's and `application_fee` the
+/// platform's (both part of `amount - net`).
+#[derive(Default)]
 pub struct Movement<'a> {
     pub amount: i64,
     pub fee: i64,
+    pub application_fee: i64,
     pub currency: &'a str,
     /// Stripe's `type` (`charge`, `payout`, `payout_failure`, …).
     pub kind: &'a str,
@@ -30,30 +33,49 @@ pub struct Movement<'a> {
     pub available_now: bool,
 }
 
-/// Records `m` in `change` on the account the request acts as; returns its id.
-pub fn record(ctx: &Ctx, change: &mut Change, m: Movement<'_>) -> String {
+impl Movement<'_> {
+    pub fn fee_total(&self) -> i64 {
+        self.fee + self.application_fee
+    }
+}
+
+/// Writes `m`'s balance transaction on `scope` into `change`; returns its id
+/// and `available_on`. Balances move through [`super::balance::Ledger`],
+/// which calls this.
+pub(super) fn record(
+    ctx: &Ctx,
+    change: &mut Change,
+    scope: &Scope,
+    m: &Movement<'_>,
+) -> (String, i64) {
     let id = ids::generate(ids::Prefix::BalanceTransaction, &mut rand::rng());
     let now = ctx.now();
-    let fee_details = if m.fee == 0 {
-        json!([])
-    } else {
-        json!([{"amount": m.fee, "application": null, "currency": m.currency,
-                "description": "Stripe processing fees", "type": "stripe_fee"}])
-    };
+    let mut fee_details = Vec::new();
+    if m.fee != 0 {
+        fee_details.push(
+            json!({"amount": m.fee, "application": null, "currency": m.currency,
+                "description": "Stripe processing fees", "type": "stripe_fee"}),
+        );
+    }
+    if m.application_fee != 0 {
+        fee_details.push(json!({"amount": m.application_fee, "application": ctx.platform.client_id,
+                "currency": m.currency, "description": "Application fee", "type": "application_fee"}));
+    }
+    let available_on = if m.available_now { now } else { now + 2 * DAY };
     let txn = objects::build(
         KIND,
         json!({
-            "id": id, "amount": m.amount, "available_on": if m.available_now { now } else { now + 2 * DAY },
+            "id": id, "amount": m.amount, "available_on": available_on,
             "balance_type": "payments", "created": now, "currency": m.currency, "description": m.description,
-            "exchange_rate": null, "fee": m.fee, "fee_details": fee_details, "net": m.amount - m.fee,
+            "exchange_rate": null, "fee": m.fee_total(), "fee_details": fee_details, "net": m.amount - m.fee_total(),
             "reporting_category": m.reporting_category, "source": m.source,
             "status": if m.available_now { "available" } else { "pending" }, "type": m.kind,
         }),
     );
     change
         .writes
-        .push(objects::insert(&ctx.scope, KIND, &id, now, txn));
-    id
+        .push(objects::insert(scope, KIND, &id, now, txn));
+    (id, available_on)
 }
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {

@@ -90,7 +90,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.commit(change, &data).await
 }
 
-async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {
+pub async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {
     match ctx.state.store.object(&ctx.scope, KIND, id).await? {
         Some(o) if !o.deleted => Ok(o),
         _ => Err(ApiError::not_found("customer", id)),

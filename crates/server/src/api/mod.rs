@@ -3,9 +3,12 @@
 //! `Change` so that objects, events and deliveries commit together.
 
 pub mod accounts;
+pub mod application_fees;
 pub mod balance;
 pub mod balance_transactions;
+pub mod cash_balance;
 pub mod customers;
+pub mod disputes;
 pub mod events;
 pub mod external_accounts;
 pub mod objects;
@@ -14,7 +17,12 @@ pub mod payment_methods;
 pub mod payments;
 pub mod payouts;
 pub mod persons;
+pub mod refunds;
+pub mod setup_intents;
+pub mod sources;
 pub mod switchboard;
+pub mod topups;
+pub mod transfers;
 pub mod webhook_endpoints;
 
 use serde_json::{Value, json};

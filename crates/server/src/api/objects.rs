@@ -101,7 +101,23 @@ pub async fn list(
     url: &str,
     filters: &[Filter],
 ) -> Result<Response, ApiError> {
+    list_where(ctx, scope, kind, url, filters, Vec::new()).await
+}
+
+/// [`list`] of the objects whose fields also equal `fixed` (a sub-resource's
+/// parent, say).
+pub async fn list_where(
+    ctx: &mut Ctx,
+    scope: &Scope,
+    kind: &str,
+    url: &str,
+    filters: &[Filter],
+    fixed: Vec<(&'static str, Value)>,
+) -> Result<Response, ApiError> {
     let mut page = page_request(ctx)?;
+    for (path, v) in fixed {
+        page.filters.push((switchboard_store::Field(path), v));
+    }
     // Nested filters (`relationship[owner]`) share their parent's parameters.
     let mut nested: Vec<(&str, Params)> = Vec::new();
     for f in filters {

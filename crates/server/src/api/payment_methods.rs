@@ -7,31 +7,15 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::connect::{self, CardOutcome};
 use switchboard_core::ids;
+use switchboard_core::object::previous_attributes;
 use switchboard_store::{Change, StoredObject};
 
 use super::objects::{self, PRIVATE};
 use super::patch::Patch;
-use crate::context::{Ctx, Path};
+use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
 pub const KIND: &str = "payment_method";
-
-/// Brand, last four digits and funding of a test card alias or number.
-fn card_details(alias: &str) -> (&'static str, &'static str) {
-    match alias {
-        "pm_card_mastercard" | "tok_mastercard" | "5555555555554444" => ("mastercard", "4444"),
-        "pm_card_amex" => ("amex", "8431"),
-        "pm_card_bypassPending" | "tok_bypassPending" | "4000000000000077" => ("visa", "0077"),
-        "pm_card_chargeDeclined"
-        | "pm_card_visa_chargeDeclined"
-        | "tok_chargeDeclined"
-        | "4000000000000002" => ("visa", "0002"),
-        "pm_card_chargeDeclinedInsufficientFunds"
-        | "tok_chargeDeclinedInsufficientFunds"
-        | "4000000000009995" => ("visa", "9995"),
-        _ => ("visa", "4242"),
-    }
-}
 
 fn unknown(id: &str) -> ApiError {
     ApiError::NotFound {
@@ -43,23 +27,50 @@ fn unknown(id: &str) -> ApiError {
 
 /// A new card PaymentMethod for a test alias, as Stripe creates it.
 fn from_alias(ctx: &Ctx, alias: &str, customer: Option<&str>) -> Result<Value, ApiError> {
-    connect::card_outcome(alias).ok_or_else(|| unknown(alias))?;
-    let (brand, last4) = card_details(alias);
+    let card = connect::test_card(alias).ok_or_else(|| unknown(alias))?;
     let id = ids::generate(ids::Prefix::PaymentMethod, &mut rand::rng());
-    let fingerprint = objects::fingerprint(&format!("card/{last4}"));
+    let fingerprint = objects::fingerprint(&format!("card/{}", card.last4));
     Ok(objects::build(
         KIND,
         json!({
             "id": id, "allow_redisplay": "unspecified", "created": ctx.now(), "customer": customer,
             "livemode": ctx.livemode(), "type": "card",
             "card": {
-                "brand": brand, "checks": {"address_line1_check": null, "address_postal_code_check": null, "cvc_check": "pass"},
-                "country": "US", "display_brand": brand, "exp_month": 12, "exp_year": 2034, "fingerprint": fingerprint,
-                "funding": "credit", "last4": last4, "networks": {"available": [brand], "preferred": null},
+                "brand": card.brand, "checks": {"address_line1_check": null, "address_postal_code_check": null, "cvc_check": "pass"},
+                "country": "US", "display_brand": card.brand, "exp_month": 12, "exp_year": 2034, "fingerprint": fingerprint,
+                "funding": card.funding, "last4": card.last4, "networks": {"available": [card.brand], "preferred": null},
                 "regulated_status": "unregulated",
                 "three_d_secure_usage": {"supported": true},
             },
             PRIVATE: {"alias": alias},
+        }),
+    ))
+}
+
+/// Stripe's SEPA Debit test IBANs: the last digits decide the outcome.
+fn sepa(ctx: &Ctx, iban: &str) -> Result<Value, ApiError> {
+    let iban: String = iban.chars().filter(|c| !c.is_whitespace()).collect();
+    if iban.len() < 15
+        || !iban.is_char_boundary(2)
+        || !iban[..2].chars().all(|c| c.is_ascii_alphabetic())
+    {
+        return Err(ApiError::InvalidRequest {
+            message: "The IBAN you entered is invalid.".into(),
+            param: Some("sepa_debit[iban]".into()),
+            code: Some("invalid_bank_account_iban"),
+        });
+    }
+    let id = ids::generate(ids::Prefix::PaymentMethod, &mut rand::rng());
+    let last4 = &iban[iban.len() - 4..];
+    Ok(objects::build(
+        KIND,
+        json!({
+            "id": id, "allow_redisplay": "unspecified", "created": ctx.now(), "customer": null,
+            "livemode": ctx.livemode(), "type": "sepa_debit",
+            "sepa_debit": {"bank_code": &iban[4..9], "branch_code": "", "country": iban[..2].to_ascii_uppercase(),
+                "fingerprint": objects::fingerprint(&format!("iban/{iban}")), "generated_from": {"charge": null, "setup_attempt": null},
+                "last4": last4},
+            PRIVATE: {"alias": format!("sepa_{last4}")},
         }),
     ))
 }
@@ -74,7 +85,16 @@ pub async fn resolve(ctx: &Ctx, named: &str, change: &mut Change) -> Result<Valu
             Ok(found.data)
         };
     }
-    let pm = from_alias(ctx, named, None)?;
+    let pm = if named == "customer_balance" {
+        objects::build(
+            KIND,
+            json!({"id": ids::generate(ids::Prefix::PaymentMethod, &mut rand::rng()), "allow_redisplay": "unspecified",
+                   "created": ctx.now(), "customer": null, "livemode": ctx.livemode(), "type": "customer_balance",
+                   "customer_balance": {}}),
+        )
+    } else {
+        from_alias(ctx, named, None)?
+    };
     store(ctx, change, &pm);
     Ok(pm)
 }
@@ -87,56 +107,264 @@ fn store(ctx: &Ctx, change: &mut Change, pm: &Value) {
         .push(objects::insert(&ctx.scope, KIND, id, ctx.now(), pm.clone()));
 }
 
-/// What charging this PaymentMethod does.
-pub fn outcome(pm: &Value) -> CardOutcome {
+/// What charging this PaymentMethod does (bank debits are `Processing`).
+pub fn outcome(pm: &Value) -> Charging {
+    if pm["type"] == "sepa_debit" {
+        // Stripe's failing test IBANs end in 3202 / 5678 (insufficient funds).
+        let last4 = pm["sepa_debit"]["last4"].as_str().unwrap_or_default();
+        return Charging::Processing {
+            fails: ["3202", "5678"].contains(&last4),
+        };
+    }
     let alias = pm[PRIVATE]["alias"].as_str().unwrap_or("pm_card_visa");
-    connect::card_outcome(alias).unwrap_or(CardOutcome::Succeeds { available: false })
+    Charging::Card(
+        connect::card_outcome(alias).unwrap_or(CardOutcome::Succeeds {
+            available: false,
+            dispute: None,
+        }),
+    )
+}
+
+/// What confirming a payment with a PaymentMethod does.
+pub enum Charging {
+    Card(CardOutcome),
+    /// A bank debit: `processing` until it settles (`fails`: it will fail).
+    Processing {
+        fails: bool,
+    },
 }
 
 /// `POST /v1/payment_methods`: `type=card` with `card[token]` (`tok_visa`)
-/// or a test `card[number]`.
+/// or a test `card[number]`, or `type=sepa_debit` with `sepa_debit[iban]`.
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let kind = ctx.params.required_string("type")?;
-    if kind != "card" {
-        return Err(ApiError::invalid(
-            "type",
-            format!("Switchboard supports type=card PaymentMethods, not {kind}."),
-        ));
-    }
-    let mut card = ctx
-        .params
-        .nested("card")?
-        .flatten()
-        .ok_or_else(|| ApiError::Param(switchboard_core::form::ParamError::missing("card")))?;
-    let alias = match (card.string("token")?, card.string("number")?) {
-        (Some(token), _) => token,
-        (None, Some(number)) => number,
-        (None, None) => {
-            return Err(ApiError::Param(
-                switchboard_core::form::ParamError::missing("card[number]"),
+    let mut pm = match kind.as_str() {
+        "card" => {
+            let mut card = ctx.params.nested("card")?.flatten().ok_or_else(|| {
+                ApiError::Param(switchboard_core::form::ParamError::missing("card"))
+            })?;
+            let alias = match (card.string("token")?, card.string("number")?) {
+                (Some(token), _) => token,
+                (None, Some(number)) => number,
+                (None, None) => {
+                    return Err(ApiError::Param(
+                        switchboard_core::form::ParamError::missing("card[number]"),
+                    ));
+                }
+            };
+            for field in ["exp_month", "exp_year", "cvc"] {
+                card.take(field);
+            }
+            card.finish()?;
+            from_alias(&ctx, &alias, None)?
+        }
+        "sepa_debit" => {
+            let mut debit = ctx.params.nested("sepa_debit")?.flatten().ok_or_else(|| {
+                ApiError::Param(switchboard_core::form::ParamError::missing(
+                    "sepa_debit[iban]",
+                ))
+            })?;
+            let iban = debit.required_string("iban")?;
+            debit.finish()?;
+            sepa(&ctx, &iban)?
+        }
+        other => {
+            return Err(ApiError::invalid(
+                "type",
+                format!("Switchboard supports card and sepa_debit PaymentMethods, not {other}."),
             ));
         }
     };
-    for field in ["exp_month", "exp_year", "cvc"] {
-        card.take(field);
-    }
-    card.finish()?;
-    let mut pm = from_alias(&ctx, &alias, None)?;
-    let mut patch = Patch::default();
-    patch.metadata(&mut ctx.params)?;
-    if let Some(Some(mut billing)) = ctx.params.nested("billing_details")? {
-        patch.strings(
-            &mut billing,
-            &["billing_details"],
-            &["email", "name", "phone"],
-        )?;
-        billing.finish()?;
-    }
+    let patch = parse(&mut ctx.params)?;
     patch.apply(&mut pm);
     ctx.finish_params()?;
     let mut change = ctx.change();
     store(&ctx, &mut change, &pm);
     ctx.commit(change, &objects::public(&pm)).await
+}
+
+/// `billing_details` and `metadata`, settable on create and update.
+fn parse(p: &mut switchboard_core::form::Params) -> Result<Patch, ApiError> {
+    let mut patch = Patch::default();
+    patch.metadata(p)?;
+    if let Some(Some(mut billing)) = p.nested("billing_details")? {
+        patch.strings(
+            &mut billing,
+            &["billing_details"],
+            &["email", "name", "phone"],
+        )?;
+        if let Some(Some(mut address)) = billing.nested("address")? {
+            patch.strings(
+                &mut address,
+                &["billing_details", "address"],
+                &["city", "country", "line1", "line2", "postal_code", "state"],
+            )?;
+            address.finish()?;
+        }
+        billing.finish()?;
+    }
+    if let Some(v) = p.string("allow_redisplay")? {
+        patch.set(&["allow_redisplay"], v);
+    }
+    Ok(patch)
+}
+
+/// A stored PaymentMethod of this account, or a new one for a test alias
+/// named in the path (`/v1/payment_methods/pm_card_visa/attach`).
+async fn load_or_alias(ctx: &Ctx, id: &str, change: &mut Change) -> Result<StoredObject, ApiError> {
+    if let Some(found) = ctx.state.store.object(&ctx.scope, KIND, id).await?
+        && !found.deleted
+    {
+        return Ok(found);
+    }
+    let pm = from_alias(ctx, id, None).map_err(|_| ApiError::not_found("payment_method", id))?;
+    store(ctx, change, &pm);
+    Ok(StoredObject {
+        id: pm["id"].as_str().unwrap_or_default().to_owned(),
+        kind: KIND.into(),
+        version: 1,
+        created: ctx.now(),
+        deleted: false,
+        data: pm,
+    })
+}
+
+/// The write for `pm` as loaded by [`load_or_alias`]: an update of a stored
+/// one, or (for a new alias object already in `change`) a replacement of that insert.
+fn save(ctx: &Ctx, change: &mut Change, pm: StoredObject) {
+    let id = pm.id.clone();
+    let pending = change.writes.iter_mut().find_map(|w| match w {
+        switchboard_store::Write::Object(o)
+            if o.object.id == id && o.expected_version.is_none() =>
+        {
+            Some(o)
+        }
+        _ => None,
+    });
+    match pending {
+        Some(insert) => insert.object.data = pm.data,
+        None => change.writes.push(objects::replace(&ctx.scope, pm)),
+    }
+}
+
+/// Attaches `pm` to `customer` (a customer of this account) in `change`,
+/// with `payment_method.attached`. Returns the PaymentMethod as it is now.
+pub async fn attach_to(
+    ctx: &Ctx,
+    change: &mut Change,
+    mut pm: StoredObject,
+    customer: &str,
+) -> Result<Value, ApiError> {
+    super::customers::load(ctx, customer)
+        .await
+        .map_err(|_| ApiError::NotFound {
+            kind: "customer",
+            id: customer.into(),
+            param: "customer",
+        })?;
+    if pm.data["customer"] == customer {
+        return Ok(pm.data);
+    }
+    if !pm.data["customer"].is_null() {
+        return Err(ApiError::InvalidRequest {
+            message: "The payment method you provided has already been attached to a customer."
+                .into(),
+            param: Some("payment_method".into()),
+            code: Some("payment_method_unexpected_state"),
+        });
+    }
+    // Attaching checks the card, as on Stripe: declining cards fail, except
+    // `chargeCustomerFail`, which attaches and declines only when charged.
+    let alias = pm.data[PRIVATE]["alias"].as_str().unwrap_or_default();
+    if let Some(card) = connect::test_card(alias)
+        && let connect::CardOutcome::Declined {
+            code,
+            decline_code,
+            message,
+        } = card.outcome
+        && card.last4 != "0341"
+    {
+        return Err(ApiError::Card {
+            message: message.into(),
+            code,
+            decline_code,
+            param: "payment_method",
+        });
+    }
+    pm.data["customer"] = customer.into();
+    let body = pm.data.clone();
+    change
+        .events
+        .push(ctx.event("payment_method.attached", objects::public(&body), None));
+    save(ctx, change, pm);
+    Ok(body)
+}
+
+/// `POST /v1/payment_methods/{id}/attach`.
+pub async fn attach(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let customer = ctx.params.required_string("customer")?;
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut change = ctx.change();
+        let pm = load_or_alias(&ctx, &id, &mut change).await?;
+        let body = attach_to(&ctx, &mut change, pm, &customer).await?;
+        ctx.commit(change, &objects::public(&body)).await
+    })
+}
+
+/// `POST /v1/payment_methods/{id}/detach` → `payment_method.detached`
+/// (its `previous_attributes` name the customer).
+pub async fn detach(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut pm = objects::load(&ctx, &ctx.scope, KIND, &id, "payment_method").await?;
+        if pm.data["customer"].is_null() {
+            return Err(ApiError::InvalidRequest {
+                message: "The payment method you provided is not attached to a customer so detachment is impossible.".into(),
+                param: None,
+                code: Some("payment_method_unexpected_state"),
+            });
+        }
+        let before = objects::public(&pm.data);
+        pm.data["customer"] = Value::Null;
+        let after = objects::public(&pm.data);
+        let mut change = ctx.change();
+        change.events.push(ctx.event(
+            "payment_method.detached",
+            after.clone(),
+            Some(previous_attributes(&before, &after)),
+        ));
+        change.writes.push(objects::replace(&ctx.scope, pm));
+        ctx.commit(change, &after).await
+    })
+}
+
+/// `POST /v1/payment_methods/{id}` → `payment_method.updated`.
+pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let patch = parse(&mut ctx.params)?;
+    if let Some(Some(mut card)) = ctx.params.nested("card")? {
+        // Expiry is settable on cards; our test cards keep theirs valid.
+        let mut p2 = Patch::default();
+        p2.ints(&mut card, &["card"], &["exp_month", "exp_year"])?;
+        card.finish()?;
+    }
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut pm = objects::load(&ctx, &ctx.scope, KIND, &id, "payment_method").await?;
+        let before = objects::public(&pm.data);
+        patch.apply(&mut pm.data);
+        let after = objects::public(&pm.data);
+        let mut change = ctx.change();
+        if after != before {
+            change.events.push(ctx.event(
+                "payment_method.updated",
+                after.clone(),
+                Some(previous_attributes(&before, &after)),
+            ));
+        }
+        change.writes.push(objects::replace(&ctx.scope, pm));
+        ctx.commit(change, &after).await
+    })
 }
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -162,8 +390,10 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
 
 /// This module's routes.
 pub fn routes() -> axum::Router<crate::state::AppState> {
-    use axum::routing::get;
+    use axum::routing::{get, post};
     axum::Router::new()
         .route("/v1/payment_methods", get(list).post(create))
-        .route("/v1/payment_methods/{id}", get(retrieve))
+        .route("/v1/payment_methods/{id}", get(retrieve).post(update))
+        .route("/v1/payment_methods/{id}/attach", post(attach))
+        .route("/v1/payment_methods/{id}/detach", post(detach))
 }

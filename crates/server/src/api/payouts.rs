@@ -11,10 +11,11 @@ use switchboard_core::ids;
 use switchboard_core::object::previous_attributes;
 use switchboard_store::{PageRequest, StoredObject};
 
+use super::balance::Ledger;
+use super::balance_transactions::Movement;
 use super::external_accounts::KIND as EXTERNAL;
 use super::objects::{self, PRIVATE, public};
 use super::patch::Patch;
-use super::{balance, balance_transactions};
 use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
@@ -136,8 +137,10 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
                 code: Some("bank_account_unusable"),
             });
         }
-        let (bal_stored, mut bal) = balance::load(&ctx, &ctx.scope).await?;
-        let available = balance::available(&bal, &currency);
+        let scope = ctx.scope.clone();
+        let mut ledger = Ledger::default();
+        ledger.open(&ctx, &scope).await?;
+        let available = ledger.available(&scope, &currency);
         if available < amount {
             return Err(ApiError::InvalidRequest {
                 message: format!(
@@ -163,18 +166,19 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             }),
         );
         let mut change = ctx.change();
-        let txn = balance_transactions::record(
+        let txn = ledger.record(
             &ctx,
             &mut change,
-            balance_transactions::Movement {
+            &scope,
+            Movement {
                 amount: -amount,
-                fee: 0,
                 currency: &currency,
                 kind: "payout",
                 reporting_category: "payout",
                 source: &id,
                 description: payout["description"].as_str(),
                 available_now: true,
+                ..Default::default()
             },
         );
         let mut payout = payout;
@@ -185,7 +189,6 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         let mut settled = payout.clone();
         match failure(&ea.data) {
             None => {
-                balance::adjust(&mut bal, &currency, -amount, 0);
                 settled["status"] = "paid".into();
                 settled["trace_id"] =
                     json!({"status": "supported", "value": format!("TRACE{}", &id[3..13])});
@@ -198,21 +201,23 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
                 settled["status"] = "failed".into();
                 settled["failure_code"] = code.into();
                 settled["failure_message"] = message.into();
-                settled["failure_balance_transaction"] = balance_transactions::record(
-                    &ctx,
-                    &mut change,
-                    balance_transactions::Movement {
-                        amount,
-                        fee: 0,
-                        currency: &currency,
-                        kind: "payout_failure",
-                        reporting_category: "payout_reversal",
-                        source: &id,
-                        description: Some("Payout failure"),
-                        available_now: true,
-                    },
-                )
-                .into();
+                settled["failure_balance_transaction"] = ledger
+                    .record(
+                        &ctx,
+                        &mut change,
+                        &scope,
+                        Movement {
+                            amount,
+                            currency: &currency,
+                            kind: "payout_failure",
+                            reporting_category: "payout_reversal",
+                            source: &id,
+                            description: Some("Payout failure"),
+                            available_now: true,
+                            ..Default::default()
+                        },
+                    )
+                    .into();
                 change
                     .events
                     .push(ctx.event("payout.failed", settled.clone(), None));
@@ -230,9 +235,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         change
             .writes
             .push(objects::insert(&ctx.scope, KIND, &id, now, settled));
-        change
-            .writes
-            .push(balance::write(&ctx.scope, bal_stored, bal, now));
+        ledger.close(&ctx, &mut change).await?;
         ctx.commit(change, &payout).await
     })
 }
@@ -245,6 +248,81 @@ pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, 
             .data,
     )
     .await
+}
+
+/// `POST /v1/payouts/{id}`: metadata only, as on Stripe → `payout.updated`.
+pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let mut patch = Patch::default();
+    patch.metadata(&mut ctx.params)?;
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut stored = objects::load(&ctx, &ctx.scope, KIND, &id, "payout").await?;
+        let before = stored.data.clone();
+        patch.apply(&mut stored.data);
+        let mut change = ctx.change();
+        if stored.data != before {
+            change.events.push(ctx.event(
+                "payout.updated",
+                stored.data.clone(),
+                Some(previous_attributes(&before, &stored.data)),
+            ));
+        }
+        let body = stored.data.clone();
+        change.writes.push(objects::replace(&ctx.scope, stored));
+        ctx.commit(change, &body).await
+    })
+}
+
+/// `POST /v1/payouts/{id}/cancel`: only a pending payout can be canceled;
+/// its funds return to the available balance → `payout.canceled`.
+pub async fn cancel(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut stored = objects::load(&ctx, &ctx.scope, KIND, &id, "payout").await?;
+        if stored.data["status"] != "pending" {
+            return Err(ApiError::InvalidRequest {
+                message: format!(
+                    "Payouts can only be canceled while they are pending. This payout is {}.",
+                    stored.data["status"].as_str().unwrap_or("?")
+                ),
+                param: None,
+                code: Some("payout_not_cancelable"),
+            });
+        }
+        let scope = ctx.scope.clone();
+        let mut ledger = Ledger::default();
+        ledger.open(&ctx, &scope).await?;
+        let mut change = ctx.change();
+        let before = stored.data.clone();
+        let amount = stored.data["amount"].as_i64().unwrap_or(0);
+        let currency = stored.data["currency"].as_str().unwrap_or("usd").to_owned();
+        let txn = ledger.record(
+            &ctx,
+            &mut change,
+            &scope,
+            Movement {
+                amount,
+                currency: &currency,
+                kind: "payout_cancel",
+                reporting_category: "payout_reversal",
+                source: &id,
+                description: Some("Payout cancellation"),
+                available_now: true,
+                ..Default::default()
+            },
+        );
+        stored.data["status"] = "canceled".into();
+        stored.data["failure_balance_transaction"] = txn.into();
+        change.events.push(ctx.event(
+            "payout.canceled",
+            stored.data.clone(),
+            Some(previous_attributes(&before, &stored.data)),
+        ));
+        ledger.close(&ctx, &mut change).await?;
+        let body = stored.data.clone();
+        change.writes.push(objects::replace(&ctx.scope, stored));
+        ctx.commit(change, &body).await
+    })
 }
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -264,8 +342,9 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
 
 /// This module's routes.
 pub fn routes() -> axum::Router<crate::state::AppState> {
-    use axum::routing::get;
+    use axum::routing::{get, post};
     axum::Router::new()
         .route("/v1/payouts", get(list).post(create))
-        .route("/v1/payouts/{id}", get(retrieve))
+        .route("/v1/payouts/{id}", get(retrieve).post(update))
+        .route("/v1/payouts/{id}/cancel", post(cancel))
 }

@@ -416,6 +416,10 @@ impl Store for PostgresStore {
         read::platform_by_key(&self.client().await?, key).await
     }
 
+    async fn platform(&self, id: &str) -> Result<Option<Platform>> {
+        read::platform(&self.client().await?, id).await
+    }
+
     async fn health(&self) -> Result<()> {
         let client = self.client().await?;
         client.execute("SELECT 1", &[]).await.map_err(pg)?;

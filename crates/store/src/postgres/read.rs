@@ -52,6 +52,16 @@ pub(super) async fn platform_by_key<C: GenericClient>(
         .transpose()
 }
 
+pub(super) async fn platform<C: GenericClient>(c: &C, id: &str) -> Result<Option<Platform>> {
+    let rows = query(
+        c,
+        "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE id = $1",
+        &[Box::new(id.to_owned())],
+    )
+    .await?;
+    rows.first().map(platform_row).transpose()
+}
+
 /// What a page is read from and ordered by.
 struct Order<'a> {
     table: &'a str,

@@ -308,6 +308,11 @@ impl Store for SqliteStore {
         self.read(move |c| read::platform_by_key(c, &key)).await
     }
 
+    async fn platform(&self, id: &str) -> Result<Option<Platform>> {
+        let id = id.to_owned();
+        self.read(move |c| read::platform(c, &id)).await
+    }
+
     async fn commit(&self, change: Change) -> Result<CommitOutcome> {
         self.send(|reply| Command::Commit(Box::new(change), reply))
             .await

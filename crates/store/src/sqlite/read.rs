@@ -27,6 +27,14 @@ pub(super) fn platform_by_key(c: &Connection, key: &str) -> Result<Option<(Platf
         .map_err(backend)
 }
 
+pub(super) fn platform(c: &Connection, id: &str) -> Result<Option<Platform>> {
+    c.prepare_cached(
+        "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE id = ?1",
+    )
+    .and_then(|mut s| s.query_row([id], platform_row).optional())
+    .map_err(backend)
+}
+
 /// A paginated, newest-first query over `table` restricted by `cond`.
 /// `starting_after`/`ending_before` are resolved to `seq` inside the same scope,
 /// so a cursor from another tenant is simply "not found".
