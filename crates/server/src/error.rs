@@ -225,3 +225,17 @@ pub fn card_error(
         "payment_method": err["payment_method"], "type": "card_error",
     }})
 }
+
+/// A SetupIntent's 402 when its card is declined: its `last_setup_error`
+/// with the SetupIntent itself.
+pub fn setup_card_error(
+    last_setup_error: &serde_json::Value,
+    setup_intent: &serde_json::Value,
+) -> serde_json::Value {
+    let err = last_setup_error;
+    json!({"error": {
+        "code": err["code"], "decline_code": err["decline_code"], "doc_url": err["doc_url"],
+        "message": err["message"], "payment_method": err["payment_method"],
+        "setup_intent": setup_intent, "type": "card_error",
+    }})
+}

@@ -121,11 +121,7 @@ async fn respond(
     if status == StatusCode::OK {
         return ctx.commit(change, si).await;
     }
-    let err = &si["last_setup_error"];
-    let body = json!({"error": {
-        "code": err["code"], "decline_code": err["decline_code"], "doc_url": err["doc_url"], "message": err["message"],
-        "payment_method": err["payment_method"], "setup_intent": si, "type": "card_error",
-    }});
+    let body = crate::error::setup_card_error(&si["last_setup_error"], si);
     ctx.commit_status(change, status, &body).await
 }
 
