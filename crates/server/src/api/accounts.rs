@@ -30,6 +30,17 @@ pub fn platform_scope(ctx: &Ctx) -> Scope {
     }
 }
 
+/// The platform scope, for resources only the platform has (`what`:
+/// "transfers"); a request acting as a connected account is refused.
+pub fn platform_only(ctx: &Ctx, what: &str) -> Result<Scope, ApiError> {
+    if ctx.scope.account.is_some() {
+        return Err(ApiError::Permission(format!(
+            "Only the platform has {what}: send this request without the Stripe-Account header."
+        )));
+    }
+    Ok(platform_scope(ctx))
+}
+
 pub fn account_scope(ctx: &Ctx, account: &str) -> Scope {
     Scope {
         account: Some(account.to_owned()),

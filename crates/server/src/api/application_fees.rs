@@ -10,7 +10,7 @@ use switchboard_core::ids;
 use switchboard_core::object::previous_attributes;
 use switchboard_store::{Change, StoredObject};
 
-use super::accounts::{account_scope, platform_scope};
+use super::accounts::{account_scope, platform_only, platform_scope};
 use super::balance::Ledger;
 use super::balance_transactions::Movement;
 use super::objects;
@@ -155,13 +155,7 @@ pub async fn refund_in(
     let refunded = before["amount_refunded"].as_i64().unwrap_or(0) + amount;
     fee.data["amount_refunded"] = refunded.into();
     fee.data["refunded"] = (refunded >= fee.data["amount"].as_i64().unwrap_or(0)).into();
-    let list = &mut fee.data["refunds"];
-    if let Some(data) = list["data"].as_array_mut() {
-        data.insert(0, refund.clone());
-        let more = data.len() > 10;
-        data.truncate(10);
-        list["has_more"] = more.into();
-    }
+    objects::push_sublist(&mut fee.data, "refunds", &refund);
     change.events.push(ctx.event_on(
         None,
         "application_fee.refunded",
@@ -172,17 +166,8 @@ pub async fn refund_in(
     Ok(refund)
 }
 
-fn only_platform(ctx: &Ctx) -> Result<switchboard_store::Scope, ApiError> {
-    if ctx.scope.account.is_some() {
-        return Err(ApiError::Permission(
-            "Application fees belong to the platform: send this request without the Stripe-Account header.".into(),
-        ));
-    }
-    Ok(platform_scope(ctx))
-}
-
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "application fees")?;
     ctx.finish_params()?;
     ctx.respond(
         objects::load(&ctx, &scope, KIND, &id, "application_fee")
@@ -193,7 +178,7 @@ pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, 
 }
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "application fees")?;
     objects::list(
         &mut ctx,
         &scope,
@@ -206,7 +191,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
 
 /// `POST /v1/application_fees/{id}/refunds` (and the legacy `/refund`).
 pub async fn create_refund(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "application fees")?;
     let amount = ctx.params.int("amount")?;
     let mut meta = json!({"metadata": {}});
     let mut patch = Patch::default();
@@ -234,7 +219,7 @@ pub async fn create_refund(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respo
 }
 
 pub async fn list_refunds(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "application fees")?;
     objects::load(&ctx, &scope, KIND, &id, "application_fee").await?;
     objects::list_where(
         &mut ctx,
@@ -251,7 +236,7 @@ pub async fn retrieve_refund(
     Path((fee, id)): Path<(String, String)>,
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "application fees")?;
     ctx.finish_params()?;
     let r = objects::load(&ctx, &scope, REFUND, &id, "fee_refund").await?;
     if r.data["fee"] != fee.as_str() {

@@ -205,3 +205,16 @@ pub fn form_json(v: switchboard_core::form::Value) -> Value {
         F::Map(m) => Value::Object(m.into_iter().map(|(k, v)| (k, form_json(v))).collect()),
     }
 }
+
+/// Adds `item` in front of the inline list `parent[field]` (a transfer's
+/// `reversals`, a fee's `refunds`): Stripe shows the newest ten, with
+/// `has_more` beyond.
+pub fn push_sublist(parent: &mut Value, field: &str, item: &Value) {
+    let list = &mut parent[field];
+    if let Some(data) = list["data"].as_array_mut() {
+        data.insert(0, item.clone());
+        let more = data.len() > 10;
+        data.truncate(10);
+        list["has_more"] = more.into();
+    }
+}

@@ -8,9 +8,9 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::ids;
 use switchboard_core::object::previous_attributes;
-use switchboard_store::{Change, Scope, StoredObject};
+use switchboard_store::{Change, StoredObject};
 
-use super::accounts::{account_scope, platform_scope};
+use super::accounts::{account_scope, platform_only, platform_scope};
 use super::balance::Ledger;
 use super::balance_transactions::Movement;
 use super::objects;
@@ -194,13 +194,7 @@ pub async fn reverse_in(
     let reversed = before["amount_reversed"].as_i64().unwrap_or(0) + amount;
     transfer.data["amount_reversed"] = reversed.into();
     transfer.data["reversed"] = (reversed >= transfer.data["amount"].as_i64().unwrap_or(0)).into();
-    let list = &mut transfer.data["reversals"];
-    if let Some(data) = list["data"].as_array_mut() {
-        data.insert(0, reversal.clone());
-        let more = data.len() > 10;
-        data.truncate(10);
-        list["has_more"] = more.into();
-    }
+    objects::push_sublist(&mut transfer.data, "reversals", &reversal);
     change.events.push(ctx.event_on(
         None,
         "transfer.reversed",
@@ -227,18 +221,9 @@ pub async fn destination(
     Ok(acct)
 }
 
-fn only_platform(ctx: &Ctx) -> Result<Scope, ApiError> {
-    if ctx.scope.account.is_some() {
-        return Err(ApiError::Permission(
-            "Transfers are made by the platform: send this request without the Stripe-Account header.".into(),
-        ));
-    }
-    Ok(platform_scope(ctx))
-}
-
 /// `POST /v1/transfers`.
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "transfers")?;
     let amount = objects::amount(&mut ctx, "amount")?;
     let currency = objects::currency(&mut ctx, None)?;
     let dest_id = ctx.params.required_string("destination")?;
@@ -315,7 +300,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
 }
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "transfers")?;
     ctx.finish_params()?;
     ctx.respond(
         objects::load(&ctx, &scope, KIND, &id, "transfer")
@@ -327,7 +312,7 @@ pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, 
 
 /// `POST /v1/transfers/{id}`: description and metadata → `transfer.updated`.
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "transfers")?;
     let mut patch = Patch::default();
     patch.strings(&mut ctx.params, &[], &["description"])?;
     patch.metadata(&mut ctx.params)?;
@@ -351,7 +336,7 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
 }
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "transfers")?;
     objects::list(
         &mut ctx,
         &scope,
@@ -367,7 +352,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
 
 /// `POST /v1/transfers/{id}/reversals`.
 pub async fn create_reversal(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "transfers")?;
     let amount = ctx.params.int("amount")?;
     if let Some(a) = amount
         && a <= 0
@@ -414,7 +399,7 @@ pub async fn retrieve_reversal(
     Path((transfer, id)): Path<(String, String)>,
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "transfers")?;
     ctx.finish_params()?;
     let r = objects::load(&ctx, &scope, REVERSAL, &id, "transfer_reversal").await?;
     ctx.respond(reversal_of(r, &transfer)?.data).await
@@ -425,7 +410,7 @@ pub async fn update_reversal(
     Path((transfer, id)): Path<(String, String)>,
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "transfers")?;
     let mut patch = Patch::default();
     patch.metadata(&mut ctx.params)?;
     ctx.finish_params()?;
@@ -444,7 +429,7 @@ pub async fn list_reversals(
     Path(transfer): Path<String>,
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    let scope = only_platform(&ctx)?;
+    let scope = platform_only(&ctx, "transfers")?;
     objects::load(&ctx, &scope, KIND, &transfer, "transfer").await?;
     objects::list_where(
         &mut ctx,
