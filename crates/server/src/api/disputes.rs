@@ -146,14 +146,7 @@ async fn move_funds(
         },
     );
     // The dispute lists its balance transactions whole; this one is in `change`.
-    Ok(change
-        .writes
-        .iter()
-        .find_map(|w| match w {
-            switchboard_store::Write::Object(o) if o.object.id == id => Some(o.object.data.clone()),
-            _ => None,
-        })
-        .unwrap_or(Value::Null))
+    Ok(objects::staged(change, &id).map_or(Value::Null, |t| t.data.clone()))
 }
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {

@@ -3,7 +3,7 @@
 use axum::response::Response;
 use serde_json::Value;
 use switchboard_core::form::Params;
-use switchboard_store::{ObjectWrite, Scope, StoredObject, Write};
+use switchboard_store::{Change, ObjectWrite, Scope, StoredObject, Write};
 
 use super::{cursor_param, list_json, page_request};
 use crate::context::Ctx;
@@ -49,6 +49,16 @@ pub async fn load(
         Some(o) if !o.deleted => Ok(o),
         _ => Err(ApiError::not_found(noun, id)),
     }
+}
+
+/// The object `id` that `change` already writes (a charge being built, a
+/// PaymentMethod made from a test alias, a new balance transaction), so a
+/// later step of the same request reads or amends it in place.
+pub fn staged<'a>(change: &'a mut Change, id: &str) -> Option<&'a mut StoredObject> {
+    change.writes.iter_mut().find_map(|w| match w {
+        Write::Object(o) if o.object.id == id => Some(&mut o.object),
+        _ => None,
+    })
 }
 
 pub fn insert(scope: &Scope, kind: &str, id: &str, created: i64, data: Value) -> Write {

@@ -232,17 +232,8 @@ async fn load_or_alias(ctx: &Ctx, id: &str, change: &mut Change) -> Result<Store
 /// The write for `pm` as loaded by [`load_or_alias`]: an update of a stored
 /// one, or (for a new alias object already in `change`) a replacement of that insert.
 fn save(ctx: &Ctx, change: &mut Change, pm: StoredObject) {
-    let id = pm.id.clone();
-    let pending = change.writes.iter_mut().find_map(|w| match w {
-        switchboard_store::Write::Object(o)
-            if o.object.id == id && o.expected_version.is_none() =>
-        {
-            Some(o)
-        }
-        _ => None,
-    });
-    match pending {
-        Some(insert) => insert.object.data = pm.data,
+    match objects::staged(change, &pm.id) {
+        Some(insert) => insert.data = pm.data,
         None => change.writes.push(objects::replace(&ctx.scope, pm)),
     }
 }

@@ -423,13 +423,9 @@ async fn succeed(
 fn store_charge(ctx: &Ctx, change: &mut Change, pi: &mut Value, charge: &Value) {
     pi["latest_charge"] = charge["id"].clone();
     let id = charge["id"].as_str().unwrap_or_default().to_owned();
-    for w in &mut change.writes {
-        if let switchboard_store::Write::Object(o) = w
-            && o.object.id == id
-        {
-            o.object.data = charge.clone();
-            return;
-        }
+    if let Some(staged) = objects::staged(change, &id) {
+        staged.data = charge.clone();
+        return;
     }
     change.writes.push(objects::insert(
         &ctx.scope,

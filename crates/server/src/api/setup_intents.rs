@@ -201,15 +201,11 @@ async fn confirm_into(
 /// The PaymentMethod `id` as stored, or as the insert `change` holds.
 async fn pending_or_stored(
     ctx: &Ctx,
-    change: &Change,
+    change: &mut Change,
     id: &str,
 ) -> Result<switchboard_store::StoredObject, ApiError> {
-    for w in &change.writes {
-        if let switchboard_store::Write::Object(o) = w
-            && o.object.id == id
-        {
-            return Ok(o.object.clone());
-        }
+    if let Some(staged) = objects::staged(change, id) {
+        return Ok(staged.clone());
     }
     objects::load(ctx, &ctx.scope, payment_methods::KIND, id, "payment_method").await
 }
