@@ -556,10 +556,14 @@ impl Ctx {
 /// (A macro, not a closure-taking function: async closures borrowing the
 /// handler's locals do not yet prove `Send` to axum.)
 macro_rules! retry_conflicts {
-    ($body:block) => {{
+    ($body:block) => {
+        $crate::context::retry_conflicts!(axum::response::Response, $body)
+    };
+    // Work whose result is not a response (a hosted page's).
+    ($t:ty, $body:block) => {{
         let mut tries = 0;
         loop {
-            let result: Result<axum::response::Response, $crate::error::ApiError> = async $body.await;
+            let result: Result<$t, $crate::error::ApiError> = async $body.await;
             match result {
                 Err($crate::error::ApiError::Conflict) if tries < 8 => tries += 1,
                 other => break other,

@@ -649,7 +649,7 @@ pub async fn authenticate(
     client_secret: &str,
     complete: bool,
 ) -> Result<Value, ApiError> {
-    retry_conflicts_value(|| async {
+    retry_conflicts!(Value, {
         let mut stored = objects::load(ctx, scope, PI, id, "payment_intent").await?;
         if stored.data["client_secret"] != client_secret {
             return Err(ApiError::not_found("payment_intent", id));
@@ -686,22 +686,6 @@ pub async fn authenticate(
         ctx.commit_unanswered(change).await?;
         Ok(pi)
     })
-    .await
-}
-
-/// `retry_conflicts!` for work that is not a response.
-async fn retry_conflicts_value<F, Fut>(mut f: F) -> Result<Value, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Value, ApiError>>,
-{
-    let mut tries = 0;
-    loop {
-        match f().await {
-            Err(ApiError::Conflict) if tries < 8 => tries += 1,
-            other => return other,
-        }
-    }
 }
 
 /// `POST /v1/payment_intents/{id}/capture`: captures an authorized payment
