@@ -225,16 +225,6 @@ fn write(scope: &Scope, stored: Option<StoredObject>, data: Value, now: i64) -> 
     }
 }
 
-/// Settles every given account's balance up to now in one change (used when
-/// the clock moves); returns whether anything changed.
-pub async fn settle_all(ctx: &Ctx, scopes: &[Scope], change: &mut Change) -> Result<(), ApiError> {
-    let mut ledger = Ledger::default();
-    for scope in scopes {
-        ledger.open(ctx, scope).await?;
-    }
-    ledger.close(ctx, change).await
-}
-
 pub async fn retrieve(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let scope = ctx.scope.clone();

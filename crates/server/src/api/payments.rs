@@ -353,12 +353,11 @@ async fn confirm_into(
             succeed(ctx, pi, pm, false, None, ledger, change).await?;
             Ok(StatusCode::OK)
         }
-        Charging::Processing { fails } => {
+        Charging::Processing => {
             let mut charge = new_charge(ctx, pi, pm, "pending");
             charge["outcome"] = json!({"advice_code": null, "network_advice_code": null, "network_decline_code": null,
                 "network_status": "approved_by_network", "reason": null, "risk_level": "not_assessed",
                 "seller_message": "Payment complete.", "type": "authorized"});
-            charge[objects::PRIVATE]["debit_fails"] = fails.into();
             pi["status"] = "processing".into();
             store_charge(ctx, change, pi, &charge);
             change
