@@ -184,6 +184,16 @@ async fn check_connect(ctx: &Ctx, pi: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Accepted on create and confirm for SDKs and CLI fixtures; they do not
+/// change a test payment method's outcome.
+const IGNORED: [&str; 5] = [
+    "off_session",
+    "payment_method_options",
+    "mandate_data",
+    "error_on_requires_action",
+    "use_stripe_sdk",
+];
+
 const CAPTURE_METHODS: [&str; 3] = ["automatic", "automatic_async", "manual"];
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -213,14 +223,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         ));
     }
     let return_url = ctx.params.string("return_url")?;
-    for ignored in [
-        "off_session",
-        "payment_method_options",
-        "mandate_data",
-        "error_on_requires_action",
-        "use_stripe_sdk",
-    ] {
-        // Accepted for SDK and CLI fixtures; they do not change a test method's outcome.
+    for ignored in IGNORED {
         ctx.params.take(ignored);
     }
     let id = ids::generate(ids::Prefix::PaymentIntent, &mut rand::rng());
@@ -547,26 +550,15 @@ async fn capture_funds(
         );
         charge["transfer"] = transfer["id"].clone();
         charge["transfer_group"] = group.into();
-        if let Some(fee) = app_fee {
-            let fee_id = application_fees::create_in(
-                ctx,
-                change,
-                ledger,
-                application_fees::NewFee {
-                    amount: fee,
-                    currency: &currency,
-                    account: &dest,
-                    charge: &charge_id,
-                    // The platform keeps its fee by transferring less.
-                    moves_funds: false,
-                    available_now,
-                },
-            )
-            .await?;
-            charge["application_fee"] = fee_id.into();
-            charge["application_fee_amount"] = fee.into();
-        }
-    } else if let (Some(fee), Some(acct)) = (app_fee, owner.account.clone()) {
+    }
+    // The fee is taken from the connected account: the destination (the
+    // platform keeps it by transferring less) or the direct charge's owner
+    // (it moves to the platform's balance).
+    let fee_account = pi["transfer_data"]["destination"]
+        .as_str()
+        .map(|d| (d.to_owned(), false))
+        .or_else(|| owner.account.clone().map(|a| (a, true)));
+    if let (Some(fee), Some((account, moves_funds))) = (app_fee, fee_account) {
         let fee_id = application_fees::create_in(
             ctx,
             change,
@@ -574,9 +566,9 @@ async fn capture_funds(
             application_fees::NewFee {
                 amount: fee,
                 currency: &currency,
-                account: &acct,
+                account: &account,
                 charge: &charge_id,
-                moves_funds: true,
+                moves_funds,
                 available_now,
             },
         )
@@ -608,14 +600,8 @@ async fn respond(
 pub async fn confirm(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     let patch = parse(&mut ctx.params)?;
     let return_url = ctx.params.string("return_url")?;
-    for ignored in [
-        "off_session",
-        "payment_method_options",
-        "mandate_data",
-        "error_on_requires_action",
-        "use_stripe_sdk",
-        "client_secret",
-    ] {
+    ctx.params.take("client_secret");
+    for ignored in IGNORED {
         ctx.params.take(ignored);
     }
     ctx.finish_params()?;
