@@ -4,7 +4,6 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_core::object::previous_attributes;
 use switchboard_store::{ObjectWrite, StoredObject, Write};
 
 use super::objects;
@@ -112,28 +111,17 @@ pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, 
 
 pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     let params = parse(&mut ctx)?;
-    retry_conflicts!({
-        let mut obj = load(&ctx, &id).await?;
-        let before = obj.data.clone();
-        params.apply(&mut obj.data);
-        let prev = previous_attributes(&before, &obj.data);
-        let mut change = ctx.change();
-        // Stripe emits no event for an update that changes nothing.
-        if !prev.is_empty() {
-            change
-                .events
-                .push(ctx.event("customer.updated", obj.data.clone(), Some(prev)));
-        }
-        let expected = obj.version;
-        obj.version += 1;
-        let body = obj.data.clone();
-        change.writes.push(Write::Object(ObjectWrite {
-            scope: ctx.scope.clone(),
-            object: obj,
-            expected_version: Some(expected),
-        }));
-        ctx.commit(change, &body).await
-    })
+    let scope = ctx.scope.clone();
+    objects::update(
+        &ctx,
+        &scope,
+        KIND,
+        &id,
+        "customer",
+        &params,
+        &["customer.updated"],
+    )
+    .await
 }
 
 pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {

@@ -5,8 +5,9 @@ use serde_json::Value;
 use switchboard_core::form::Params;
 use switchboard_store::{Change, ObjectWrite, Scope, StoredObject, Write};
 
+use super::patch::Patch;
 use super::{cursor_param, list_json, page_request};
-use crate::context::Ctx;
+use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
 /// Key under which an object keeps state that is not part of its Stripe JSON
@@ -84,6 +85,38 @@ pub fn replace(scope: &Scope, mut obj: StoredObject) -> Write {
         scope: scope.clone(),
         object: obj,
         expected_version: Some(expected),
+    })
+}
+
+/// `POST /v1/<resource>/{id}` for fields that change nothing else: applies
+/// `patch` to the object (retrying lost races) and answers with it; when it
+/// changed, each of `events` (`payout.updated`, …) is emitted with its
+/// `previous_attributes`.
+pub async fn update(
+    ctx: &Ctx,
+    scope: &Scope,
+    kind: &str,
+    id: &str,
+    noun: &'static str,
+    patch: &Patch,
+    events: &[&str],
+) -> Result<Response, ApiError> {
+    retry_conflicts!({
+        let mut stored = load(ctx, scope, kind, id, noun).await?;
+        let before = public(&stored.data);
+        patch.apply(&mut stored.data);
+        let after = public(&stored.data);
+        let mut change = ctx.change();
+        if after != before {
+            let prev = switchboard_core::object::previous_attributes(&before, &after);
+            for event in events {
+                change
+                    .events
+                    .push(ctx.event(event, after.clone(), Some(prev.clone())));
+            }
+        }
+        change.writes.push(replace(scope, stored));
+        ctx.commit(change, &after).await
     })
 }
 

@@ -334,22 +334,9 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         card.finish()?;
     }
     ctx.finish_params()?;
-    retry_conflicts!({
-        let mut pm = objects::load(&ctx, &ctx.scope, KIND, &id, "payment_method").await?;
-        let before = objects::public(&pm.data);
-        patch.apply(&mut pm.data);
-        let after = objects::public(&pm.data);
-        let mut change = ctx.change();
-        if after != before {
-            change.events.push(ctx.event(
-                "payment_method.updated",
-                after.clone(),
-                Some(previous_attributes(&before, &after)),
-            ));
-        }
-        change.writes.push(objects::replace(&ctx.scope, pm));
-        ctx.commit(change, &after).await
-    })
+    let scope = ctx.scope.clone();
+    let events = ["payment_method.updated"];
+    objects::update(&ctx, &scope, KIND, &id, "payment_method", &patch, &events).await
 }
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {

@@ -876,24 +876,17 @@ pub async fn update_charge(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respo
     }
     ctx.params.take("fraud_details");
     ctx.finish_params()?;
-    retry_conflicts!({
-        let mut stored = objects::load(&ctx, &ctx.scope, CHARGE, &id, "charge").await?;
-        let before = objects::public(&stored.data);
-        patch.apply(&mut stored.data);
-        let after = objects::public(&stored.data);
-        let mut change = ctx.change();
-        if after != before {
-            change.events.push(ctx.event(
-                "charge.updated",
-                after.clone(),
-                Some(switchboard_core::object::previous_attributes(
-                    &before, &after,
-                )),
-            ));
-        }
-        change.writes.push(objects::replace(&ctx.scope, stored));
-        ctx.commit(change, &after).await
-    })
+    let scope = ctx.scope.clone();
+    objects::update(
+        &ctx,
+        &scope,
+        CHARGE,
+        &id,
+        "charge",
+        &patch,
+        &["charge.updated"],
+    )
+    .await
 }
 
 pub async fn list_charges(mut ctx: Ctx) -> Result<Response, ApiError> {

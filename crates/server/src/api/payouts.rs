@@ -255,22 +255,17 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
     let mut patch = Patch::default();
     patch.metadata(&mut ctx.params)?;
     ctx.finish_params()?;
-    retry_conflicts!({
-        let mut stored = objects::load(&ctx, &ctx.scope, KIND, &id, "payout").await?;
-        let before = stored.data.clone();
-        patch.apply(&mut stored.data);
-        let mut change = ctx.change();
-        if stored.data != before {
-            change.events.push(ctx.event(
-                "payout.updated",
-                stored.data.clone(),
-                Some(previous_attributes(&before, &stored.data)),
-            ));
-        }
-        let body = stored.data.clone();
-        change.writes.push(objects::replace(&ctx.scope, stored));
-        ctx.commit(change, &body).await
-    })
+    let scope = ctx.scope.clone();
+    objects::update(
+        &ctx,
+        &scope,
+        KIND,
+        &id,
+        "payout",
+        &patch,
+        &["payout.updated"],
+    )
+    .await
 }
 
 /// `POST /v1/payouts/{id}/cancel`: only a pending payout can be canceled;

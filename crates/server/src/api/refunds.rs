@@ -232,26 +232,9 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
     let mut patch = Patch::default();
     patch.metadata(&mut ctx.params)?;
     ctx.finish_params()?;
-    retry_conflicts!({
-        let mut stored = objects::load(&ctx, &ctx.scope, KIND, &id, "refund").await?;
-        let before = stored.data.clone();
-        patch.apply(&mut stored.data);
-        let mut change = ctx.change();
-        if stored.data != before {
-            let prev = previous_attributes(&before, &stored.data);
-            change.events.push(ctx.event(
-                "refund.updated",
-                stored.data.clone(),
-                Some(prev.clone()),
-            ));
-            change
-                .events
-                .push(ctx.event("charge.refund.updated", stored.data.clone(), Some(prev)));
-        }
-        let body = stored.data.clone();
-        change.writes.push(objects::replace(&ctx.scope, stored));
-        ctx.commit(change, &body).await
-    })
+    let scope = ctx.scope.clone();
+    let events = ["refund.updated", "charge.refund.updated"];
+    objects::update(&ctx, &scope, KIND, &id, "refund", &patch, &events).await
 }
 
 /// `POST /v1/refunds/{id}/cancel`: card refunds succeed at once, so as on

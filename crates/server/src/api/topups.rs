@@ -93,14 +93,8 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
     patch.strings(&mut ctx.params, &[], &["description"])?;
     patch.metadata(&mut ctx.params)?;
     ctx.finish_params()?;
-    retry_conflicts!({
-        let mut stored = objects::load(&ctx, &ctx.scope, KIND, &id, "topup").await?;
-        patch.apply(&mut stored.data);
-        let body = stored.data.clone();
-        let mut change = ctx.change();
-        change.writes.push(objects::replace(&ctx.scope, stored));
-        ctx.commit(change, &body).await
-    })
+    let scope = ctx.scope.clone();
+    objects::update(&ctx, &scope, KIND, &id, "topup", &patch, &[]).await
 }
 
 /// `POST /v1/topups/{id}/cancel`: only pending top-ups; test-mode ones

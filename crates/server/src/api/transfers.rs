@@ -317,22 +317,16 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
     patch.strings(&mut ctx.params, &[], &["description"])?;
     patch.metadata(&mut ctx.params)?;
     ctx.finish_params()?;
-    retry_conflicts!({
-        let mut stored = objects::load(&ctx, &scope, KIND, &id, "transfer").await?;
-        let before = stored.data.clone();
-        patch.apply(&mut stored.data);
-        let mut change = ctx.change();
-        if stored.data != before {
-            change.events.push(ctx.event(
-                "transfer.updated",
-                stored.data.clone(),
-                Some(previous_attributes(&before, &stored.data)),
-            ));
-        }
-        let body = stored.data.clone();
-        change.writes.push(objects::replace(&scope, stored));
-        ctx.commit(change, &body).await
-    })
+    objects::update(
+        &ctx,
+        &scope,
+        KIND,
+        &id,
+        "transfer",
+        &patch,
+        &["transfer.updated"],
+    )
+    .await
 }
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
