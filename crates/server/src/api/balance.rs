@@ -228,16 +228,19 @@ fn write(scope: &Scope, stored: Option<StoredObject>, data: Value, now: i64) -> 
 pub async fn retrieve(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let scope = ctx.scope.clone();
-    let mut ledger = Ledger::default();
-    ledger.open(&ctx, &scope).await?;
-    let data = objects::public(&ledger.books[0].data);
-    if ledger.books[0].grew {
-        // Funds became available since the last movement: say so once.
-        let mut change = ctx.change();
-        ledger.close(&ctx, &mut change).await?;
-        return ctx.commit(change, &data).await;
-    }
-    ctx.respond(data).await
+    // Settling writes the balance, so a request moving it at the same time can win the race.
+    crate::context::retry_conflicts!({
+        let mut ledger = Ledger::default();
+        ledger.open(&ctx, &scope).await?;
+        let data = objects::public(&ledger.books[0].data);
+        if ledger.books[0].grew {
+            // Funds became available since the last movement: say so once.
+            let mut change = ctx.change();
+            ledger.close(&ctx, &mut change).await?;
+            return ctx.commit(change, &data).await;
+        }
+        ctx.respond(data).await
+    })
 }
 
 /// This module's routes.
