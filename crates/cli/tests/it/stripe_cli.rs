@@ -106,6 +106,24 @@ pub(crate) async fn expect(
     }
 }
 
+/// A Custom account with a verified bank account, made through the CLI.
+fn account_with_bank(home: &Path, base: &str) -> String {
+    let created = run(home, base, &["accounts", "create", "-d", "type=custom"]);
+    let acct: Value = serde_json::from_str(&created[created.find('{').unwrap()..]).unwrap();
+    let acct = acct["id"].as_str().unwrap().to_owned();
+    run(
+        home,
+        base,
+        &[
+            "post",
+            &format!("/v1/accounts/{acct}/external_accounts"),
+            "-d",
+            "external_account=btok_us_verified",
+        ],
+    );
+    acct
+}
+
 /// Like [`expect`], for events on an account the fixture created itself.
 async fn expect_any_account(rx: &mut Receiver, event_type: &str, secret: &str) -> Value {
     loop {
@@ -145,23 +163,7 @@ async fn stripe_cli_listen_trigger_and_resend() {
     .await;
 
     // A connected account with a bank account, so Connect payouts can be triggered too.
-    let created = run(
-        home.path(),
-        &base,
-        &["accounts", "create", "-d", "type=custom"],
-    );
-    let acct: Value = serde_json::from_str(&created[created.find('{').unwrap()..]).unwrap();
-    let acct = acct["id"].as_str().unwrap().to_owned();
-    run(
-        home.path(),
-        &base,
-        &[
-            "post",
-            &format!("/v1/accounts/{acct}/external_accounts"),
-            "-d",
-            "external_account=btok_us_verified",
-        ],
-    );
+    let acct = account_with_bank(home.path(), &base);
     expect(
         &mut connect_rx,
         "account.external_account.created",
@@ -471,23 +473,7 @@ async fn every_payments_and_connect_trigger_fixture() {
         }
     }
     // A connected account with a bank account, for its payouts.
-    let created = run(
-        home.path(),
-        &base,
-        &["accounts", "create", "-d", "type=custom"],
-    );
-    let acct: Value = serde_json::from_str(&created[created.find('{').unwrap()..]).unwrap();
-    let acct = acct["id"].as_str().unwrap().to_owned();
-    run(
-        home.path(),
-        &base,
-        &[
-            "post",
-            &format!("/v1/accounts/{acct}/external_accounts"),
-            "-d",
-            "external_account=btok_us_verified",
-        ],
-    );
+    let acct = account_with_bank(home.path(), &base);
     for event in MONEY_FIXTURES
         .into_iter()
         .filter(|e| !e.starts_with("account.") && !e.starts_with("transfer."))
