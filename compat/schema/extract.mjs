@@ -26,7 +26,7 @@ const out = path.join(here, '..', '..', 'crates', 'core', 'schema', 'objects.jso
 
 // The objects Switchboard emits or will emit soon, and what they reference.
 const ROOTS = [
-  'Account', 'DeletedAccount', 'AccountLink', 'LoginLink', 'Capability', 'Person', 'DeletedPerson',
+  'Account', 'DeletedAccount', 'AccountLink', 'AccountSession', 'LoginLink', 'Capability', 'Person', 'DeletedPerson',
   'BankAccount', 'DeletedBankAccount', 'Card', 'DeletedCard', 'Customer', 'DeletedCustomer',
   'PaymentIntent', 'PaymentMethod', 'SetupIntent', 'Charge', 'Refund', 'Dispute', 'Payout',
   'Balance', 'BalanceTransaction', 'Transfer', 'TransferReversal', 'ApplicationFee', 'FeeRefund',

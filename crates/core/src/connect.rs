@@ -3,6 +3,28 @@
 
 use serde_json::Value;
 
+/// The capabilities an account may request (a subset of Stripe's list: the
+/// ones Connect platforms in the US and EU request most).
+pub const CAPABILITIES: &[&str] = &[
+    "acss_debit_payments",
+    "affirm_payments",
+    "afterpay_clearpay_payments",
+    "bancontact_payments",
+    "card_issuing",
+    "card_payments",
+    "cartes_bancaires_payments",
+    "ideal_payments",
+    "klarna_payments",
+    "legacy_payments",
+    "link_payments",
+    "sepa_debit_payments",
+    "tax_reporting_us_1099_k",
+    "tax_reporting_us_1099_misc",
+    "transfers",
+    "treasury",
+    "us_bank_account_ach_payments",
+];
+
 /// Fields a Custom or Express account must provide before charges and
 /// payouts are enabled (a simplified version of Stripe's US requirements).
 pub fn currently_due(account: &Value, persons: &[Value], external_accounts: usize) -> Vec<String> {

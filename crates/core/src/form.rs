@@ -421,6 +421,12 @@ impl Params {
         }
     }
 
+    /// The keys not consumed yet (for maps whose keys are data, such as
+    /// feature flags).
+    pub fn keys(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.map.contains_key(key)
     }

@@ -26,6 +26,10 @@ macro_rules! prefixes {
 
 prefixes! {
     Account = "acct",
+    /// A Connect embedded components session (its client secret's stem).
+    AccountSession = "accs",
+    /// A Standard account's OAuth authorization code.
+    AuthorizationCode = "ac",
     /// A platform's Connect application (`ca_…`).
     Application = "ca",
     ApplicationFee = "fee",

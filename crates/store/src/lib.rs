@@ -62,7 +62,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_platform(&self, platform: Platform) -> Result<()>;
     /// The platform and mode an API key belongs to.
     async fn platform_by_key(&self, key: &str) -> Result<Option<(Platform, bool)>>;
-    /// A platform by id (hosted pages, which carry no API key, name it).
+    /// A platform by its account id or its Connect `client_id` (hosted
+    /// pages, which carry no API key, name it; OAuth names the client).
     async fn platform(&self, id: &str) -> Result<Option<Platform>>;
 
     /// Whether the store can serve and keep writes now (readiness).

@@ -146,7 +146,13 @@ async fn platforms_are_found_by_key_and_by_id(backend: Backend) {
         .unwrap();
     assert_eq!((by_key.id.as_str(), live), (p.id.as_str(), false));
     let by_id = fx.store.platform(&p.id).await.unwrap().unwrap();
-    assert_eq!((by_id.test_key, by_id.client_id), (p.test_key, p.client_id));
+    assert_eq!(
+        (&by_id.test_key, &by_id.client_id),
+        (&p.test_key, &p.client_id)
+    );
+    // OAuth's `/oauth/authorize` names the platform by its Connect client id.
+    let by_client = fx.store.platform(&p.client_id).await.unwrap().unwrap();
+    assert_eq!(by_client.id, p.id);
     assert!(fx.store.platform("acct_nobody").await.unwrap().is_none());
     fx.finish().await;
 }

@@ -12,6 +12,7 @@ mod dashboard;
 mod delivery;
 mod metrics;
 mod money;
+mod onboarding;
 mod platform;
 mod readme;
 mod schema;

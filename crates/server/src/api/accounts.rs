@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use switchboard_core::connect::currently_due;
+use switchboard_core::connect::{CAPABILITIES, currently_due};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
 use switchboard_core::object::previous_attributes;
@@ -119,20 +119,29 @@ pub fn derive(account: &mut Value, deps: &Dependents) {
 pub fn rederive(ctx: &Ctx, mut account: StoredObject, deps: &Dependents, change: &mut Change) {
     let before = account.data.clone();
     derive(&mut account.data, deps);
-    let prev = previous_attributes(&before, &account.data);
-    if prev.is_empty() {
-        return;
+    if updated(ctx, &before, &account.data, change) {
+        change
+            .writes
+            .push(objects::replace(&platform_scope(ctx), account));
     }
-    let id = account.id.clone();
+}
+
+/// The events of an account that went from `before` to `after`: each
+/// capability whose status changed, then `account.updated` with its
+/// `previous_attributes`. `false` when nothing visible changed.
+pub fn updated(ctx: &Ctx, before: &Value, after: &Value, change: &mut Change) -> bool {
+    let prev = previous_attributes(before, after);
+    if prev.is_empty() {
+        return false;
+    }
+    super::capabilities::events(ctx, before, after, change);
     change.events.push(ctx.event_on(
-        Some(id),
+        after["id"].as_str().map(str::to_owned),
         "account.updated",
-        account.data.clone(),
+        after.clone(),
         Some(prev),
     ));
-    change
-        .writes
-        .push(objects::replace(&platform_scope(ctx), account));
+    true
 }
 
 fn blank(id: &str, kind: &str, controller: Value, created: i64) -> Value {
@@ -150,6 +159,26 @@ fn blank(id: &str, kind: &str, controller: Value, created: i64) -> Value {
             "tos_acceptance": {"date": null, "ip": null, "user_agent": null}, "type": kind,
         }),
     )
+}
+
+/// A Standard account that connected through OAuth: it controls itself
+/// (Stripe collects its requirements, it pays its fees and losses).
+pub fn standard(id: &str, created: i64) -> Value {
+    let controller = json!({
+        "is_controller": false, "type": "account", "fees": {"payer": "account"},
+        "losses": {"payments": "stripe"}, "requirement_collection": "stripe",
+        "stripe_dashboard": {"type": "full"},
+    });
+    let mut acct = blank(id, "standard", controller, created);
+    acct["capabilities"] = json!({"card_payments": "inactive", "transfers": "inactive"});
+    derive(
+        &mut acct,
+        &Dependents {
+            persons: Vec::new(),
+            external_accounts: Vec::new(),
+        },
+    );
+    acct
 }
 
 /// `type`, or the `controller[...]` form that replaces it.
@@ -221,7 +250,6 @@ fn account_type(ctx: &mut Ctx) -> Result<(String, Value), ApiError> {
     Ok((kind, ctl))
 }
 
-/// The settable fields of an account, applied to `acct`.
 /// The settable fields of an account, read once.
 fn parse(p: &mut Params) -> Result<Patch, ApiError> {
     let mut patch = Patch::default();
@@ -278,12 +306,7 @@ fn parse(p: &mut Params) -> Result<Patch, ApiError> {
         tos.finish()?;
     }
     if let Some(Some(mut caps)) = p.nested("capabilities")? {
-        for cap in [
-            "card_payments",
-            "transfers",
-            "us_bank_account_ach_payments",
-            "link_payments",
-        ] {
+        for &cap in CAPABILITIES {
             if let Some(Some(mut c)) = caps.nested(cap)? {
                 match c.bool("requested")? {
                     Some(true) => patch.set(&["capabilities", cap], "inactive"),
@@ -301,7 +324,7 @@ fn parse(p: &mut Params) -> Result<Patch, ApiError> {
 
 /// `patch` on an account. The individual is a Person of the account, as on
 /// Stripe: the first time it is given, it gets its id.
-fn apply(patch: &Patch, acct: &mut Value) {
+pub(super) fn apply(patch: &Patch, acct: &mut Value) {
     patch.apply(acct);
     if patch.touches(&["individual"]) {
         let mut person = acct["individual"].take();
@@ -388,16 +411,8 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         let before = acct.data.clone();
         apply(&patch, &mut acct.data);
         derive(&mut acct.data, &dependents(&ctx, &id).await?);
-        let prev = previous_attributes(&before, &acct.data);
         let mut change = ctx.change();
-        if !prev.is_empty() {
-            change.events.push(ctx.event_on(
-                Some(id.clone()),
-                "account.updated",
-                acct.data.clone(),
-                Some(prev),
-            ));
-        }
+        updated(&ctx, &before, &acct.data, &mut change);
         let body = acct.data.clone();
         change
             .writes

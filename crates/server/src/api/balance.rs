@@ -225,6 +225,14 @@ fn write(scope: &Scope, stored: Option<StoredObject>, data: Value, now: i64) -> 
     }
 }
 
+/// `scope`'s balance as of now, as `GET /v1/balance` shows it (without
+/// writing what settled: a page reads it, the next movement settles it).
+pub async fn current(ctx: &Ctx, scope: &Scope) -> Result<Value, ApiError> {
+    let mut ledger = Ledger::default();
+    ledger.open(ctx, scope).await?;
+    Ok(objects::public(&ledger.books[0].data))
+}
+
 pub async fn retrieve(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let scope = ctx.scope.clone();

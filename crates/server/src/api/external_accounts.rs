@@ -24,7 +24,7 @@ fn digits(s: &str) -> bool {
 }
 
 /// A new bank account or card from `external_account` (a token or a map).
-fn build(p: &mut Params, account: &str, created: i64) -> Result<Value, ApiError> {
+pub(super) fn build(p: &mut Params, account: &str, created: i64) -> Result<Value, ApiError> {
     let param = "external_account";
     let missing = || ApiError::Param(switchboard_core::form::ParamError::missing(param));
     use switchboard_core::form::Value as Form;

@@ -2,15 +2,20 @@
 //! parameters (so leftovers are reported as unknown), and writes through one
 //! `Change` so that objects, events and deliveries commit together.
 
+pub mod account_links;
+pub mod account_sessions;
 pub mod accounts;
 pub mod application_fees;
 pub mod balance;
 pub mod balance_transactions;
+pub mod capabilities;
 pub mod cash_balance;
 pub mod customers;
 pub mod disputes;
 pub mod events;
 pub mod external_accounts;
+pub mod login_links;
+pub mod oauth;
 pub mod objects;
 pub mod patch;
 pub mod payment_methods;

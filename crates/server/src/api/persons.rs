@@ -13,7 +13,7 @@ use super::patch::Patch;
 use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
 
-const KIND: &str = "person";
+pub const KIND: &str = "person";
 const RELATIONSHIP_FLAGS: [&str; 4] = ["director", "executive", "owner", "representative"];
 
 /// `relationship[owner]=true` and friends, on `GET …/persons`.
@@ -82,7 +82,7 @@ fn parse(p: &mut Params) -> Result<Patch, ApiError> {
 }
 
 /// A person's own requirements and verification status.
-fn derive(person: &mut Value) {
+pub(super) fn derive(person: &mut Value) {
     let mut due = Vec::new();
     for f in ["first_name", "last_name"] {
         if person[f].is_null() {
@@ -100,7 +100,7 @@ fn derive(person: &mut Value) {
     person["verification"]["status"] = if verified { "verified" } else { "unverified" }.into();
 }
 
-fn blank(id: &str, account: &str, created: i64) -> Value {
+pub(super) fn blank(id: &str, account: &str, created: i64) -> Value {
     objects::build(
         "person",
         json!({

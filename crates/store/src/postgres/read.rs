@@ -55,7 +55,7 @@ pub(super) async fn platform_by_key<C: GenericClient>(
 pub(super) async fn platform<C: GenericClient>(c: &C, id: &str) -> Result<Option<Platform>> {
     let rows = query(
         c,
-        "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE id = $1",
+        "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE id = $1 OR client_id = $1",
         &[Box::new(id.to_owned())],
     )
     .await?;

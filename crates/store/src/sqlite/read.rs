@@ -29,7 +29,7 @@ pub(super) fn platform_by_key(c: &Connection, key: &str) -> Result<Option<(Platf
 
 pub(super) fn platform(c: &Connection, id: &str) -> Result<Option<Platform>> {
     c.prepare_cached(
-        "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE id = ?1",
+        "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE id = ?1 OR client_id = ?1",
     )
     .and_then(|mut s| s.query_row([id], platform_row).optional())
     .map_err(backend)

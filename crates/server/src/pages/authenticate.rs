@@ -1,35 +1,25 @@
-//! Hosted pages: what Stripe shows the customer or the connected account
-//! outside the API. Today: the 3-D Secure page a PaymentIntent's
-//! `next_action.redirect_to_url.url` opens, where the developer completes
-//! or fails the authentication; the PaymentIntent then proceeds as Stripe's
-//! would and the browser goes back to the `return_url`.
-//!
-//! Pages carry no API key: a link names its platform, mode and account,
-//! and the PaymentIntent's `client_secret` is its credential (as on
-//! Stripe). They are server-rendered HTML with the dashboard's stylesheet;
-//! every value is escaped, and no script runs.
+//! The 3-D Secure page a PaymentIntent's `next_action.redirect_to_url.url`
+//! opens, where the developer completes or fails the authentication; the
+//! PaymentIntent then proceeds as Stripe's would and the browser goes back
+//! to the `return_url`. The PaymentIntent's `client_secret` is the credential.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use switchboard_store::Scope;
 
+use super::{escape, page};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-const CSP: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The page a PaymentIntent of `ctx`'s scope waiting for 3-D Secure links to.
 pub fn authenticate_url(ctx: &Ctx, pi: &str, client_secret: &str) -> String {
     let account = ctx.scope.account.as_deref().unwrap_or("");
     format!(
-        "{}/switchboard/pages/authenticate?platform={}&livemode={}&account={account}&payment_intent={pi}&client_secret={client_secret}",
+        "{}/switchboard/pages/authenticate?{}&account={account}&payment_intent={pi}&client_secret={client_secret}",
         ctx.origin(),
-        ctx.platform.id,
-        ctx.livemode()
+        super::link_query(ctx),
     )
 }
 
@@ -43,64 +33,20 @@ pub struct AuthLink {
     client_secret: String,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-         <title>{t}</title><link rel=stylesheet href=\"/dashboard/app.css\"></head>\
-         <body><main class=hosted><h1>{t}</h1>{body}</main></body></html>",
-        t = escape(title)
-    );
-    let mut resp = (status, html).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    resp
-}
-
 async fn context(state: AppState, link: &AuthLink, headers: HeaderMap) -> Result<Ctx, ApiError> {
-    let platform = state
-        .store
-        .platform(&link.platform)
-        .await?
-        .ok_or_else(|| ApiError::not_found("payment_intent", &link.payment_intent))?;
-    let scope = Scope {
-        platform: platform.id.clone(),
-        livemode: link.livemode,
-        account: (!link.account.is_empty()).then(|| link.account.clone()),
-    };
-    Ok(Ctx::hosted(state, platform, scope, headers))
+    super::context(
+        state,
+        &link.platform,
+        link.livemode,
+        (!link.account.is_empty()).then(|| link.account.clone()),
+        headers,
+        ApiError::not_found("payment_intent", &link.payment_intent),
+    )
+    .await
 }
 
 fn failed(e: ApiError) -> Response {
-    let status = if matches!(e, ApiError::NotFound { .. }) {
-        StatusCode::NOT_FOUND
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    page(
-        status,
-        "Authentication link not valid",
-        &format!("<p>{}</p>", escape(&e.to_string())),
-    )
+    super::failed("Authentication link not valid", e)
 }
 
 async fn show(
