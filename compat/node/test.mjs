@@ -406,6 +406,14 @@ async function receiveVerified(client, path, filter, secret, what) {
   return verifyDelivery(client, found[0], secret, what);
 }
 
+const TWO_DAYS = 2 * 86400;
+
+// Moves the platform's test clock (Switchboard's own endpoint, through the
+// SDK's rawRequest): what comes due in that time happens now.
+async function advanceClock(client, seconds) {
+  return client.rawRequest('POST', '/switchboard/v1/clock/advance', { seconds });
+}
+
 async function connectEndpoint(client, path, enabledEvents) {
   const we = await client.webhookEndpoints.create({
     url: RECEIVER.url(path),
@@ -1143,6 +1151,8 @@ async function test_connect_money_events() {
     checkEq(platformBal.object, 'balance', 'platform balance object', platformBal);
 
     const payout = await client.payouts.create({ amount: 1000, currency: 'usd' }, opts);
+    checkEq(payout.status, 'pending', 'a payout is pending until it arrives', payout);
+    await advanceClock(client, TWO_DAYS);
     check(payout.id.startsWith('po_'), 'payout id', payout);
     checkEq(payout.destination, bad.id, 'payout goes to the default bank account', payout);
     ev = await receiveVerified(client, path, { type: 'payout.failed', objectId: payout.id }, we.secret, 'payout.failed');
@@ -1177,6 +1187,7 @@ async function test_connect_money_events() {
     });
     checkEq(good.default_for_currency, true, 'new default bank account', good);
     const paid = await client.payouts.create({ amount: 500, currency: 'usd' }, opts);
+    await advanceClock(client, TWO_DAYS);
     checkEq(paid.destination, good.id, 'payout goes to the new default', paid);
     ev = await receiveVerified(client, path, { type: 'payout.paid', objectId: paid.id }, we.secret, 'payout.paid');
     checkEq(ev.account, acct.id, 'payout.paid event.account', ev);

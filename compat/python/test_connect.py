@@ -141,6 +141,15 @@ def stripe_account_headers(exchanges):
     return [ex["headers"].get("Stripe-Account") for ex in exchanges]
 
 
+def advance_clock(client, seconds):
+    """Moves the platform's test clock (Switchboard's own endpoint, through
+    the SDK's raw_request): what comes due in that time happens now."""
+    return client.raw_request("post", "/switchboard/v1/clock/advance", seconds=seconds).data
+
+
+TWO_DAYS = 2 * 86400
+
+
 def available_usd(balance):
     return sum(b.amount for b in balance.available if b.currency == "usd")
 
@@ -343,6 +352,7 @@ def test_connect_documented_events():
         # payout.failed and account.external_account.updated (status errored)
         po = client.v1.payouts.create(params={"amount": 1000, "currency": "usd"}, options=opts)
         check_eq(po.destination, ba.id, "payout goes to the default bank account", po)
+        advance_clock(client, TWO_DAYS)  # it reaches the bank (which refuses it) two days later
         ev = wait_connect_event(cpath, secret, "payout.failed", acct.id, po.id)
         check(isinstance(ev.data.object, stripe.Payout), "payout.failed object is a Payout", type(ev.data.object).__name__)
         check_eq(ev.data.object.failure_code, "no_account", "payout.failed failure_code", ev)
@@ -598,6 +608,9 @@ def test_connect_payout_failure_and_recovery():
         check(isinstance(po, stripe.Payout), "payouts.create returns a Payout", type(po).__name__)
         check_eq((po.status, po.destination, po.amount), ("pending", bad.id, 2000), "new payout", po)
         wait_connect_event(path, we.secret, "payout.created", acct.id, po.id)
+        check_eq(client.v1.payouts.retrieve(po.id, options=opts).status, "pending", "pending until it arrives")
+        clock = advance_clock(client, TWO_DAYS)
+        check(clock["offset_seconds"] >= TWO_DAYS, "the test clock moved", clock)
         failed = wait_connect_event(path, we.secret, "payout.failed", acct.id, po.id)
         check_eq(failed.data.object.status, "failed", "payout.failed status", failed)
         check_eq(failed.data.object.failure_code, "no_account", "payout.failed failure_code", failed)
@@ -627,6 +640,7 @@ def test_connect_payout_failure_and_recovery():
 
         po2 = client.v1.payouts.create(params={"amount": 1500, "currency": "usd"}, options=opts)
         check_eq(po2.destination, good.id, "the payout goes to the new default", po2)
+        advance_clock(client, TWO_DAYS)
         paid = wait_connect_event(path, we.secret, "payout.paid", acct.id, po2.id)
         check(isinstance(paid.data.object, stripe.Payout), "payout.paid object", type(paid.data.object).__name__)
         check_eq(paid.data.object.status, "paid", "payout.paid status", paid)
@@ -815,6 +829,7 @@ def test_connect_legacy_global_api():
             check_eq((e.http_status, e.code, e.error.decline_code), (402, "card_declined", "generic_decline"),
                      "legacy CardError", error_summary(e))
         po = stripe.Payout.create(amount=1000, currency="usd", stripe_account=acct.id)
+        advance_clock(new_client(), TWO_DAYS)
         wait_connect_event(path, we.secret, "payout.paid", acct.id, po.id)
         check_eq(stripe.Payout.retrieve(po.id, stripe_account=acct.id).status, "paid", "legacy Payout.retrieve")
 

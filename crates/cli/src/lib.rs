@@ -123,6 +123,14 @@ impl Node {
             state.clone(),
             shutdown.clone(),
         ));
+        // Time passing for objects (funds, payouts, authorizations) is
+        // background work, like deliveries.
+        if config.role.delivers() {
+            tokio::spawn(switchboard_server::timers::run(
+                state.clone(),
+                shutdown.clone(),
+            ));
+        }
         let addr = listener.local_addr()?;
         let stop = shutdown.clone();
         let serves_api = config.role.serves_api();

@@ -59,6 +59,8 @@ enum Command {
     Attempts(commands::attempts::Args),
     /// Follow the API requests the server handles (like `stripe logs tail`).
     Logs(commands::logs::Args),
+    /// Show or advance the platform's test-mode clock (funds, payouts, retries come due).
+    Clock(commands::clock::Args),
 }
 
 /// How `serve` writes its log lines to stderr.
@@ -195,6 +197,7 @@ fn main() -> anyhow::Result<()> {
         Command::Endpoints(args) => runtime.block_on(commands::endpoints::run(args)),
         Command::Attempts(args) => runtime.block_on(commands::attempts::run(args)),
         Command::Logs(args) => runtime.block_on(commands::logs::run(args)),
+        Command::Clock(args) => runtime.block_on(commands::clock::run(args)),
     };
     // A client's failure is a message for a person: its causes on one line, no backtrace.
     if let Err(e) = client {

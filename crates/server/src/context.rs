@@ -63,6 +63,9 @@ pub struct Ctx {
     pub headers: HeaderMap,
     /// `expand[]`, read by `finish_params` and applied to the response.
     pub expand: Vec<String>,
+    /// How far the platform's clock runs ahead of real time in this mode
+    /// (its test clock; always 0 in live mode).
+    pub offset_ms: i64,
     /// The idempotency key and the request's fingerprint.
     idempotency: Option<(String, String)>,
     reserved: ReservedKey,
@@ -137,6 +140,7 @@ impl FromRequest<AppState> for Ctx {
             Some(acct) if acct == platform.id => scope,
             Some(acct) => connected_scope(state, scope, acct, &key).await?,
         };
+        let offset_ms = state.offset_ms(&scope).await?;
         if let Some(actor) = parts.extensions.get::<crate::request_log::Actor>() {
             actor.set(&scope.platform, scope.livemode, scope.account.as_deref());
         }
@@ -194,6 +198,7 @@ impl FromRequest<AppState> for Ctx {
             path,
             headers: parts.headers,
             expand: Vec::new(),
+            offset_ms,
             idempotency,
             reserved,
         })
@@ -341,8 +346,14 @@ impl Ctx {
     /// The context of a hosted page (3-D Secure, onboarding) acting for
     /// `platform` in `scope`: no API key, parameters or idempotency key;
     /// its changes and events are the platform's like an API request's.
-    pub fn hosted(state: AppState, platform: Platform, scope: Scope, headers: HeaderMap) -> Ctx {
-        Ctx {
+    pub async fn hosted(
+        state: AppState,
+        platform: Platform,
+        scope: Scope,
+        headers: HeaderMap,
+    ) -> Result<Ctx, ApiError> {
+        let offset_ms = state.offset_ms(&scope).await?;
+        Ok(Ctx {
             state,
             platform,
             scope,
@@ -352,9 +363,22 @@ impl Ctx {
             path: String::new(),
             headers,
             expand: Vec::new(),
+            offset_ms,
             idempotency: None,
             reserved: ReservedKey::default(),
-        }
+        })
+    }
+
+    /// The context of work no request asked for (a timer firing): like
+    /// Stripe's automatic events, its events carry no request id.
+    pub async fn automatic(
+        state: AppState,
+        platform: Platform,
+        scope: Scope,
+    ) -> Result<Ctx, ApiError> {
+        let mut ctx = Ctx::hosted(state, platform, scope, HeaderMap::new()).await?;
+        ctx.request_id = String::new();
+        Ok(ctx)
     }
 
     /// Commits a change made outside any API request (a hosted page).
@@ -389,17 +413,29 @@ impl Ctx {
         format!("http://{host}")
     }
 
+    /// Unix seconds on the platform's clock: its test clock in test mode
+    /// (`POST /switchboard/v1/clock/advance` moves it), real time in live
+    /// mode. Everything the API does with time reads this.
     pub fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.state.clock.now_ms() + self.offset_ms
+    }
+
+    /// Real time, for what is checked against real clocks: signing secrets
+    /// (the dispatcher and receivers keep real time) and timers.
+    pub fn real_now(&self) -> i64 {
         self.state.clock.now()
     }
 
     /// A new empty change for this request.
     pub fn change(&self) -> Change {
-        let now_ms = self.state.clock.now_ms();
         Change {
             platform: self.platform.id.clone(),
-            now: now_ms.div_euclid(1000),
-            now_ms,
+            now: self.now(),
+            now_ms: self.state.clock.now_ms(),
             api_version: self.state.config.api_version.clone(),
             writes: Vec::new(),
             events: Vec::new(),
@@ -447,7 +483,7 @@ impl Ctx {
                 livemode: self.scope.livemode,
                 account,
                 request: RequestInfo {
-                    id: Some(self.request_id.clone()),
+                    id: (!self.request_id.is_empty()).then(|| self.request_id.clone()),
                     idempotency_key: self.idempotency.as_ref().map(|(k, _)| k.clone()),
                 },
             },
@@ -500,7 +536,8 @@ impl Ctx {
                     status: status.as_u16(),
                     body: body.clone(),
                 },
-                created: change.now,
+                // Idempotency keys expire in real time, whatever the test clock says.
+                created: change.now_ms.div_euclid(1000),
             });
         }
         let metrics = &self.state.config.metrics;

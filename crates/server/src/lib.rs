@@ -16,6 +16,7 @@ pub mod listen;
 pub mod pages;
 pub mod request_log;
 pub mod state;
+pub mod timers;
 
 use axum::Router;
 use axum::extract::{Request, State};

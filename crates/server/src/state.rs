@@ -51,6 +51,10 @@ pub struct AppState {
     keys: Arc<RwLock<HashMap<String, (Platform, bool)>>>,
     /// Token buckets per API key: (tokens, last refill in unix ms).
     buckets: Arc<std::sync::Mutex<HashMap<String, (f64, i64)>>>,
+    /// Each platform's test clock offset (ms) and when it was read (real
+    /// ms): read again after a second, so an advance on another node is
+    /// seen within one.
+    clocks: Arc<std::sync::Mutex<HashMap<String, (i64, i64)>>>,
     /// What `check_schema` found.
     schema_violations: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -70,6 +74,7 @@ impl AppState {
             request_log: Default::default(),
             keys: Default::default(),
             buckets: Default::default(),
+            clocks: Default::default(),
             schema_violations: Default::default(),
         }
     }
@@ -109,6 +114,39 @@ impl AppState {
         } else {
             false
         }
+    }
+
+    /// How far `scope`'s clock runs ahead of real time: the platform's test
+    /// clock in test mode, nothing in live mode.
+    pub async fn offset_ms(&self, scope: &switchboard_store::Scope) -> Result<i64, ApiError> {
+        if scope.livemode {
+            return Ok(0);
+        }
+        const FRESH_MS: i64 = 1000;
+        let now = self.clock.now_ms();
+        if let Some(&(offset, read_at)) = self
+            .clocks
+            .lock()
+            .expect("clock cache lock")
+            .get(&scope.platform)
+            && (0..FRESH_MS).contains(&(now - read_at))
+        {
+            return Ok(offset);
+        }
+        let offset = self.store.test_clock(&scope.platform).await?;
+        self.clocks
+            .lock()
+            .expect("clock cache lock")
+            .insert(scope.platform.clone(), (offset, now));
+        Ok(offset)
+    }
+
+    /// What this node knows right after advancing a platform's test clock.
+    pub fn set_offset_ms(&self, platform: &str, offset: i64) {
+        self.clocks
+            .lock()
+            .expect("clock cache lock")
+            .insert(platform.to_owned(), (offset, self.clock.now_ms()));
     }
 
     /// The platform and mode of an API key. Keys change only at start-up,

@@ -102,6 +102,13 @@ pub(crate) trait Tx {
     /// Inserts (`expected_version` none) or updates if the version is still
     /// the expected one; `Conflict` otherwise.
     async fn write_object(&mut self, o: &ObjectWrite) -> Result<()>;
+    /// Upserts the object's timer, or deletes it when `due_ms` is `None`.
+    async fn write_timer(&mut self, t: &Timer) -> Result<()>;
+    /// Adds `by_ms` to the platform's test clock offset; returns the new one.
+    async fn add_clock_offset(&mut self, platform: &str, by_ms: i64) -> Result<i64>;
+    /// Brings the platform's test-mode timers and pending, unleased
+    /// test-mode deliveries `by_ms` sooner.
+    async fn bring_forward(&mut self, platform: &str, by_ms: i64) -> Result<()>;
     /// As `write_object`; the routes of the endpoint's platform change.
     async fn write_endpoint(&mut self, e: &EndpointRecord, expected: Option<i64>) -> Result<()>;
     /// Queues a one-shot delivery; `false` if the event or endpoint is unknown.
@@ -216,16 +223,29 @@ pub(crate) async fn begin_idempotent<T: Tx>(
 }
 
 /// Commits `change` in `tx`. Returns whether deliveries became due.
+/// A platform's test clock moves forward: what it makes due, due now.
+pub(crate) async fn advance_test_clock<T: Tx>(
+    tx: &mut T,
+    platform: &str,
+    by_ms: i64,
+) -> Result<i64> {
+    let offset = tx.add_clock_offset(platform, by_ms).await?;
+    tx.bring_forward(platform, by_ms).await?;
+    Ok(offset)
+}
+
 pub(crate) async fn commit<T: Tx>(tx: &mut T, change: &Change) -> Result<(CommitOutcome, bool)> {
     let mut new_work = false;
     if let Some(idem) = &change.idempotency {
-        let expired = change.now - switchboard_core::IDEMPOTENCY_TTL_SECS;
+        // Real time (not a platform's test clock, which may run ahead).
+        let real_now = change.now_ms.div_euclid(1000);
+        let expired = real_now - switchboard_core::IDEMPOTENCY_TTL_SECS;
         let fresh = tx.put_idempotency(idem, expired).await?;
         // Expired records go a few at a time, with the requests that make new ones.
         tx.purge_idempotency(expired).await?;
         if !fresh {
             let stored = tx
-                .idempotent_response(&idem.scope, &idem.key, change.now)
+                .idempotent_response(&idem.scope, &idem.key, real_now)
                 .await?
                 .ok_or_else(|| StoreError::backend("idempotency record vanished"))?;
             return Ok((CommitOutcome::Replay(stored), false));
@@ -243,6 +263,7 @@ pub(crate) async fn commit<T: Tx>(tx: &mut T, change: &Change) -> Result<(Commit
                     .queue_resend(event_id, endpoint_id, change.now_ms)
                     .await?
             }
+            Write::Timer(t) => tx.write_timer(t).await?,
         }
     }
     if !change.events.is_empty() {

@@ -66,6 +66,16 @@ pub trait Store: Send + Sync + 'static {
     /// pages, which carry no API key, name it; OAuth names the client).
     async fn platform(&self, id: &str) -> Result<Option<Platform>>;
 
+    /// How far a platform's test-mode clock runs ahead of real time (ms).
+    async fn test_clock(&self, platform: &str) -> Result<i64>;
+    /// Moves a platform's test-mode clock forward by `by_ms`, in one
+    /// transaction with what that makes due: its test-mode timers and its
+    /// pending (not in-flight) test-mode deliveries come `by_ms` sooner.
+    /// Returns the new offset.
+    async fn advance_test_clock(&self, platform: &str, by_ms: i64) -> Result<i64>;
+    /// Timers due at `now_ms` (real time), soonest first.
+    async fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<Timer>>;
+
     /// Whether the store can serve and keep writes now (readiness).
     async fn health(&self) -> Result<()>;
 

@@ -184,9 +184,11 @@ pub struct IdempotencyRecord {
 #[derive(Debug, Clone)]
 pub struct Change {
     pub platform: String,
-    /// Unix seconds; the `created` of every event in the change.
+    /// Unix seconds on the platform's clock (its test clock in test mode);
+    /// the `created` of every event in the change.
     pub now: i64,
-    /// Unix ms at which new deliveries become due.
+    /// Unix ms of real time, at which new deliveries become due (and by
+    /// which idempotency records expire).
     pub now_ms: i64,
     pub api_version: String,
     pub writes: Vec<Write>,
@@ -203,6 +205,24 @@ pub enum Write {
         event_id: String,
         endpoint_id: String,
     },
+    /// Arms (or, with no `due_ms`, disarms) an object's timer.
+    Timer(Timer),
+}
+
+/// When an object has work to do as time passes: a balance whose pending
+/// funds become available, a payout that arrives, an authorization that
+/// expires. One timer per object; writing it again moves it. The server's
+/// timer task runs what is due (`Store::due_timers`) and re-arms or disarms
+/// the timer in the same change as the work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub scope: Scope,
+    /// The object's kind (`balance`, `payout`, `payment_intent`).
+    pub kind: String,
+    pub object_id: String,
+    /// Unix ms of real time (a platform's test clock offset already taken
+    /// off); `None` disarms.
+    pub due_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

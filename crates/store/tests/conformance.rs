@@ -133,7 +133,106 @@ suite!(
     a_listener_is_claimed_only_by_the_nodes_holding_it,
     a_key_in_flight_is_refused_until_committed_abandoned_or_stale,
     platforms_are_found_by_key_and_by_id,
+    timers_come_due_and_a_test_clock_brings_them_forward,
 );
+
+fn timer(id: &str, livemode: bool, due_ms: Option<i64>) -> Write {
+    Write::Timer(Timer {
+        scope: Scope {
+            livemode,
+            ..scope()
+        },
+        kind: "payout".into(),
+        object_id: id.into(),
+        due_ms,
+    })
+}
+
+async fn timers_come_due_and_a_test_clock_brings_them_forward(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let store = &fx.store;
+    let ids = |ts: Vec<Timer>| ts.into_iter().map(|t| t.object_id).collect::<Vec<_>>();
+    store
+        .commit(change(
+            vec![
+                timer("po_test", false, Some(T0 + 5_000)),
+                timer("po_live", true, Some(T0 + 5_000)),
+                timer("po_soon", false, Some(T0 + 1_000)),
+                endpoint("we_1"),
+            ],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    assert!(store.due_timers(T0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(store.due_timers(T0 + 1_000, 10).await.unwrap()),
+        ["po_soon"]
+    );
+    // Writing a timer again moves it; writing none disarms it.
+    store
+        .commit(change(
+            vec![
+                timer("po_soon", false, Some(T0 + 2_000)),
+                timer("po_gone", false, Some(T0)),
+            ],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    store
+        .commit(change(vec![timer("po_gone", false, None)], vec![]))
+        .await
+        .unwrap();
+    let due = store.due_timers(T0 + 2_000, 10).await.unwrap();
+    assert_eq!(ids(due.clone()), ["po_soon"]);
+    assert_eq!(
+        (due[0].kind.as_str(), due[0].scope.clone()),
+        ("payout", scope())
+    );
+
+    // A delivery due in ten seconds.
+    let mut later = change(vec![], vec![event("evt_later")]);
+    later.now_ms = T0 + 10_000;
+    store.commit(later).await.unwrap();
+    assert_eq!(store.next_due_ms().await.unwrap(), Some(T0 + 10_000));
+
+    // The test clock moves 4 s: test-mode timers and deliveries come 4 s
+    // sooner, live ones stay.
+    assert_eq!(store.test_clock("acct_platform").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .advance_test_clock("acct_platform", 4_000)
+            .await
+            .unwrap(),
+        4_000
+    );
+    assert_eq!(store.test_clock("acct_platform").await.unwrap(), 4_000);
+    assert_eq!(
+        ids(store.due_timers(T0 + 1_000, 10).await.unwrap()),
+        ["po_test", "po_soon"]
+            .map(String::from)
+            .iter()
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(store.next_due_ms().await.unwrap(), Some(T0 + 6_000));
+    assert_eq!(
+        ids(store.due_timers(T0 + 5_000, 10).await.unwrap()).len(),
+        3
+    );
+    assert_eq!(
+        store
+            .advance_test_clock("acct_platform", 1_000)
+            .await
+            .unwrap(),
+        5_000
+    );
+    // Another platform's clock is its own.
+    assert_eq!(store.test_clock("acct_other").await.unwrap(), 0);
+    fx.finish().await;
+}
 
 async fn platforms_are_found_by_key_and_by_id(backend: Backend) {
     let fx = Fixture::new(backend).await;

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod attempts;
+pub mod clock;
 pub mod endpoints;
 pub mod events;
 pub mod listen;

@@ -104,6 +104,9 @@ async fn async_stripe_drives_connect_payments_and_verifies_a_delivery() {
         .send(&client)
         .await
         .expect("payouts.create");
+    assert_eq!(payout.status.as_str(), "pending");
+    // It arrives two days later: the test clock gets there now.
+    t.advance_clock(2 * 86_400).await;
     let payout = RetrievePayout::new(payout.id.clone())
         .expand(vec![
             "balance_transaction".to_owned(),

@@ -498,6 +498,8 @@ async fn payments_balance_and_the_payout_failure_chain() {
         (200, Some("pending")),
         "{payout:#}"
     );
+    // The bank refuses it when it arrives, two days later.
+    t.advance_clock(2 * 86_400).await;
     let (_, payout_now) = as_account(
         &t,
         TEST_KEY,
@@ -536,8 +538,12 @@ async fn payments_balance_and_the_payout_failure_chain() {
     );
     let (_, bal) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/balance", "").await;
     assert_eq!(
-        bal["available"][0]["amount"], 1912,
-        "a failed payout returns the funds"
+        (
+            bal["available"][0]["amount"].as_i64(),
+            bal["pending"][0]["amount"].as_i64()
+        ),
+        (Some(1912 + 941), Some(0)),
+        "a failed payout returns the funds; the card charge's became available in the two days"
     );
 
     // A new default bank account makes payouts work again.
@@ -556,6 +562,18 @@ async fn payments_balance_and_the_payout_failure_chain() {
     )
     .await;
     assert_eq!(status, 200, "{ok:#}");
+    assert_eq!(ok["status"], "pending");
+    t.advance_clock(2 * 86_400).await;
+    let (_, paid) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "GET",
+        &format!("/v1/payouts/{}", ok["id"].as_str().unwrap()),
+        "",
+    )
+    .await;
+    assert_eq!(paid["status"], "paid");
     let (status, too_much) = as_account(
         &t,
         TEST_KEY,
@@ -664,6 +682,10 @@ async fn list_filters() {
         "amount=100&currency=usd",
     )
     .await;
+    let (_, pending) =
+        as_account(&t, TEST_KEY, &acct, "GET", "/v1/payouts?status=pending", "").await;
+    assert_eq!(pending["data"].as_array().unwrap().len(), 1);
+    t.advance_clock(2 * 86_400).await;
     let (_, failed) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/payouts?status=failed", "").await;
     assert_eq!(failed["data"].as_array().unwrap().len(), 1);
     let (_, paid) = as_account(&t, TEST_KEY, &acct, "GET", "/v1/payouts?status=paid", "").await;

@@ -4,12 +4,14 @@
 mod api;
 mod async_stripe;
 mod cli;
+mod clock;
 mod cluster;
 mod compat;
 mod connect;
 mod crash;
 mod dashboard;
 mod delivery;
+mod hosted_pages;
 mod metrics;
 mod money;
 mod onboarding;

@@ -189,6 +189,17 @@ impl TestNode {
         json
     }
 
+    /// Moves the platform's test clock forward over HTTP: what comes due in
+    /// that time (payouts arriving, funds becoming available) has happened
+    /// when this returns.
+    pub async fn advance_clock(&self, seconds: i64) -> Value {
+        self.post(
+            "/switchboard/v1/clock/advance",
+            &format!("seconds={seconds}"),
+        )
+        .await
+    }
+
     /// Creates an endpoint for every event and returns (id, secret).
     pub async fn endpoint(&self, url: &str) -> (String, String) {
         let we = self

@@ -3,18 +3,18 @@
 //!
 //! Funds that are not available at once wait in the balance's private list
 //! of pending entries, each with its `available_on`; whenever the balance is
-//! opened at or after that time (a later movement, `GET /v1/balance`, the
-//! clock being advanced), the entry moves to `available`, its balance
+//! opened at or after that time (a later movement, `GET /v1/balance`, or its
+//! timer: `crate::timers` fires it at the earliest `available_on`, which the
+//! test clock brings forward), the entry moves to `available`, its balance
 //! transaction becomes `available`, and `balance.available` is emitted.
-//! Nothing else keeps time for balances.
 
 use axum::response::Response;
 use serde_json::{Value, json};
-use switchboard_store::{Change, Scope, StoredObject, Write};
+use switchboard_store::{Change, Scope, StoredObject, Timer, Write};
 
 use super::balance_transactions::{self, Movement};
 use super::objects::{self, PRIVATE};
-use crate::context::Ctx;
+use crate::context::{Ctx, retry_conflicts};
 use crate::error::ApiError;
 
 const KIND: &str = "balance";
@@ -93,6 +93,40 @@ fn settle(balance: &mut Value, now: i64) -> Vec<String> {
             e["txn"].as_str().unwrap_or_default().to_owned()
         })
         .collect()
+}
+
+/// When the balance's next pending funds become available (unix seconds).
+fn earliest(balance: &Value) -> Option<i64> {
+    balance[PRIVATE]["pending"]
+        .as_array()?
+        .iter()
+        .filter_map(|e| e["available_on"].as_i64())
+        .min()
+}
+
+/// The balance's timer, armed for `due` (platform seconds) or disarmed.
+fn timer(ctx: &Ctx, scope: &Scope, due: Option<i64>) -> Write {
+    Write::Timer(Timer {
+        scope: scope.clone(),
+        kind: KIND.into(),
+        object_id: internal_id(scope),
+        due_ms: due.map(|s| s * 1000 - ctx.offset_ms),
+    })
+}
+
+/// The balance's timer fired: funds due by now become available, and the
+/// timer is armed for the next pending funds (or disarmed).
+pub async fn tick(ctx: &Ctx, scope: &Scope) -> Result<(), ApiError> {
+    retry_conflicts!((), {
+        let mut ledger = Ledger::default();
+        ledger.open(ctx, scope).await?;
+        let next = earliest(&ledger.books[0].data);
+        let mut change = ctx.change();
+        ledger.close(ctx, &mut change).await?;
+        change.writes.retain(|w| !matches!(w, Write::Timer(_)));
+        change.writes.push(timer(ctx, scope, next));
+        ctx.commit_unanswered(change).await
+    })
 }
 
 /// One account's balance inside a [`Ledger`].
@@ -197,6 +231,10 @@ impl Ledger {
             let unchanged = book.stored.as_ref().is_some_and(|s| s.data == book.data);
             if unchanged {
                 continue;
+            }
+            let next = earliest(&book.data);
+            if book.stored.as_ref().and_then(|s| earliest(&s.data)) != next {
+                change.writes.push(timer(ctx, &book.scope, next));
             }
             if book.grew {
                 change.events.push(ctx.event_on(

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use switchboard_core::connect::{self, CardOutcome};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_store::{Change, Scope};
+use switchboard_store::{Change, Scope, Timer, Write};
 
 use super::accounts::{account_scope, platform_scope};
 use super::balance::Ledger;
@@ -393,8 +393,11 @@ async fn succeed(
         pi["amount_capturable"] = amount.into();
         charge["captured"] = false.into();
         charge["amount_captured"] = 0.into();
-        charge["payment_method_details"]["card"]["capture_before"] =
-            (ctx.now() + 7 * 86_400).into();
+        let expires = ctx.now() + CAPTURE_WINDOW;
+        charge["payment_method_details"]["card"]["capture_before"] = expires.into();
+        if let Some(id) = pi["id"].as_str() {
+            change.writes.push(timer(ctx, id, Some(expires)));
+        }
         store_charge(ctx, change, pi, &charge);
         change
             .events
@@ -778,30 +781,90 @@ pub async fn cancel(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
             });
         }
         let mut change = ctx.change();
-        if status == "requires_capture"
-            && let Some(charge_id) = stored.data["latest_charge"].as_str()
-        {
-            let mut charge = objects::load(&ctx, &ctx.scope, CHARGE, charge_id, "charge").await?;
-            charge.data["amount_refunded"] = charge.data["amount"].clone();
-            charge.data["refunded"] = true.into();
-            change
-                .events
-                .push(ctx.event("charge.refunded", objects::public(&charge.data), None));
-            change.writes.push(objects::replace(&ctx.scope, charge));
-        }
-        stored.data["status"] = "canceled".into();
-        stored.data["amount_capturable"] = 0.into();
-        stored.data["next_action"] = Value::Null;
-        stored.data["canceled_at"] = ctx.now().into();
-        stored.data["cancellation_reason"] = reason.clone().map_or(Value::Null, Value::String);
-        change.events.push(ctx.event(
-            "payment_intent.canceled",
-            objects::public(&stored.data),
-            None,
-        ));
+        let reason = reason.clone().map_or(Value::Null, Value::String);
+        cancel_in(&ctx, &mut change, &mut stored.data, reason, false).await?;
         let body = objects::public(&stored.data);
         change.writes.push(objects::replace(&ctx.scope, stored));
         ctx.commit(change, &body).await
+    })
+}
+
+/// Cancels `pi` in `change`: an authorization held for capture is released
+/// (its charge shows refunded, or, when it `expired` uncaptured after seven
+/// days, `charge.expired`), then `payment_intent.canceled`.
+async fn cancel_in(
+    ctx: &Ctx,
+    change: &mut Change,
+    pi: &mut Value,
+    reason: Value,
+    expired: bool,
+) -> Result<(), ApiError> {
+    if pi["status"] == "requires_capture"
+        && let Some(charge_id) = pi["latest_charge"].as_str()
+    {
+        let mut charge = objects::load(ctx, &ctx.scope, CHARGE, charge_id, "charge").await?;
+        charge.data["amount_refunded"] = charge.data["amount"].clone();
+        charge.data["refunded"] = true.into();
+        let event = if expired {
+            "charge.expired"
+        } else {
+            "charge.refunded"
+        };
+        change
+            .events
+            .push(ctx.event(event, objects::public(&charge.data), None));
+        change.writes.push(objects::replace(&ctx.scope, charge));
+    }
+    pi["status"] = "canceled".into();
+    pi["amount_capturable"] = 0.into();
+    pi["next_action"] = Value::Null;
+    pi["canceled_at"] = ctx.now().into();
+    pi["cancellation_reason"] = reason;
+    change
+        .events
+        .push(ctx.event("payment_intent.canceled", objects::public(pi), None));
+    Ok(())
+}
+
+/// An authorization held for capture expires after seven days, as on Stripe.
+const CAPTURE_WINDOW: i64 = 7 * 86_400;
+
+/// The PaymentIntent's timer: armed for `due` (platform seconds) or disarmed.
+fn timer(ctx: &Ctx, id: &str, due: Option<i64>) -> Write {
+    Write::Timer(Timer {
+        scope: ctx.scope.clone(),
+        kind: PI.into(),
+        object_id: id.into(),
+        due_ms: due.map(|s| s * 1000 - ctx.offset_ms),
+    })
+}
+
+/// The PaymentIntent's timer fired: still uncaptured after the capture
+/// window, it is canceled (`cancellation_reason: automatic`) and its
+/// charge expires.
+pub async fn expire(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
+    retry_conflicts!((), {
+        let mut change = ctx.change();
+        change.writes.push(timer(ctx, id, None));
+        if let Some(mut stored) = ctx.state.store.object(&ctx.scope, PI, id).await?
+            && stored.data["status"] == "requires_capture"
+        {
+            let charge = match stored.data["latest_charge"].as_str() {
+                Some(c) => ctx.state.store.object(&ctx.scope, CHARGE, c).await?,
+                None => None,
+            };
+            let due = charge
+                .and_then(|c| c.data["payment_method_details"]["card"]["capture_before"].as_i64())
+                .unwrap_or(0);
+            if due > ctx.now() {
+                change.writes.pop();
+                change.writes.push(timer(ctx, id, Some(due)));
+            } else {
+                cancel_in(ctx, &mut change, &mut stored.data, "automatic".into(), true).await?;
+                change.writes.push(objects::replace(&ctx.scope, stored));
+            }
+        }
+        ctx.commit_unanswered(change).await
     })
 }
 

@@ -1,15 +1,18 @@
 //! `/v1/payouts`: money leaving an account's available balance for one of its
-//! external accounts. Paying out to one of Stripe's failing test bank numbers
-//! fails the payout (`payout.failed` with Stripe's `failure_code`), returns the
-//! funds, and marks the external account `errored`: later payouts to it are
-//! refused until it is updated or replaced.
+//! external accounts. A payout is `pending` until its `arrival_date` (two
+//! days; at once for `method=instant`), when its timer makes it `paid`
+//! (`payout.paid`); the test clock brings that forward. Paying out to one of
+//! Stripe's failing test bank numbers fails the payout then instead
+//! (`payout.failed` with Stripe's `failure_code`), returns the funds, and
+//! marks the external account `errored`: later payouts to it are refused
+//! until it is updated or replaced.
 
 use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::connect;
 use switchboard_core::ids;
 use switchboard_core::object::previous_attributes;
-use switchboard_store::{PageRequest, StoredObject};
+use switchboard_store::{Change, PageRequest, StoredObject, Timer, Write};
 
 use super::balance::Ledger;
 use super::balance_transactions::Movement;
@@ -126,7 +129,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let id = ids::generate(ids::Prefix::Payout, &mut rand::rng());
     retry_conflicts!({
-        let mut ea = destination(&ctx, requested.as_deref(), &currency).await?;
+        let ea = destination(&ctx, requested.as_deref(), &currency).await?;
         if ea.data["status"] == "errored" {
             return Err(ApiError::InvalidRequest {
                 message: format!(
@@ -186,55 +189,19 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         change
             .events
             .push(ctx.event("payout.created", payout.clone(), None));
-        let mut settled = payout.clone();
-        match failure(&ea.data) {
-            None => {
-                settled["status"] = "paid".into();
-                settled["trace_id"] =
-                    json!({"status": "supported", "value": format!("TRACE{}", &id[3..13])});
-                change
-                    .events
-                    .push(ctx.event("payout.paid", settled.clone(), None));
-            }
-            Some((code, message)) => {
-                // The funds come straight back: the balance is unchanged.
-                settled["status"] = "failed".into();
-                settled["failure_code"] = code.into();
-                settled["failure_message"] = message.into();
-                settled["failure_balance_transaction"] = ledger
-                    .record(
-                        &ctx,
-                        &mut change,
-                        &scope,
-                        Movement {
-                            amount,
-                            currency: &currency,
-                            kind: "payout_failure",
-                            reporting_category: "payout_reversal",
-                            source: &id,
-                            description: Some("Payout failure"),
-                            available_now: true,
-                            ..Default::default()
-                        },
-                    )
-                    .into();
-                change
-                    .events
-                    .push(ctx.event("payout.failed", settled.clone(), None));
-                let before = public(&ea.data);
-                ea.data["status"] = "errored".into();
-                let after = public(&ea.data);
-                change.events.push(ctx.event(
-                    "account.external_account.updated",
-                    after.clone(),
-                    Some(previous_attributes(&before, &after)),
-                ));
-                change.writes.push(objects::replace(&ctx.scope, ea));
-            }
+        // It arrives at its arrival_date (at once for an instant payout):
+        // until then it is pending, and its timer fires then.
+        let mut stored = payout.clone();
+        if payout["arrival_date"].as_i64().unwrap_or(0) <= now {
+            arrive(&ctx, &mut ledger, &mut change, &mut stored, ea).await?;
+        } else {
+            change
+                .writes
+                .push(timer(&ctx, &id, payout["arrival_date"].as_i64()));
         }
         change
             .writes
-            .push(objects::insert(&ctx.scope, KIND, &id, now, settled));
+            .push(objects::insert(&ctx.scope, KIND, &id, now, stored));
         ledger.close(&ctx, &mut change).await?;
         ctx.commit(change, &payout).await
     })
@@ -266,6 +233,124 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         &["payout.updated"],
     )
     .await
+}
+
+/// The payout's timer: armed for `arrival` (platform seconds) or disarmed.
+fn timer(ctx: &Ctx, id: &str, arrival: Option<i64>) -> Write {
+    Write::Timer(Timer {
+        scope: ctx.scope.clone(),
+        kind: KIND.into(),
+        object_id: id.into(),
+        due_ms: arrival.map(|s| s * 1000 - ctx.offset_ms),
+    })
+}
+
+/// A pending payout reaches the bank: `payout.paid`, or, for one of the
+/// failing test bank numbers, `payout.failed` with the funds back in the
+/// balance and the external account `errored`.
+async fn arrive(
+    ctx: &Ctx,
+    ledger: &mut Ledger,
+    change: &mut Change,
+    payout: &mut Value,
+    mut ea: StoredObject,
+) -> Result<(), ApiError> {
+    let id = payout["id"].as_str().unwrap_or_default().to_owned();
+    let before = payout.clone();
+    match failure(&ea.data) {
+        None => {
+            payout["status"] = "paid".into();
+            payout["trace_id"] = json!({"status": "supported", "value": format!("TRACE{}", &id[3..13.min(id.len())])});
+            change.events.push(ctx.event(
+                "payout.paid",
+                payout.clone(),
+                Some(previous_attributes(&before, payout)),
+            ));
+        }
+        Some((code, message)) => {
+            let amount = payout["amount"].as_i64().unwrap_or(0);
+            let currency = payout["currency"].as_str().unwrap_or("usd").to_owned();
+            let scope = ctx.scope.clone();
+            payout["status"] = "failed".into();
+            payout["failure_code"] = code.into();
+            payout["failure_message"] = message.into();
+            payout["failure_balance_transaction"] = ledger
+                .record(
+                    ctx,
+                    change,
+                    &scope,
+                    Movement {
+                        amount,
+                        currency: &currency,
+                        kind: "payout_failure",
+                        reporting_category: "payout_reversal",
+                        source: &id,
+                        description: Some("Payout failure"),
+                        available_now: true,
+                        ..Default::default()
+                    },
+                )
+                .into();
+            change.events.push(ctx.event(
+                "payout.failed",
+                payout.clone(),
+                Some(previous_attributes(&before, payout)),
+            ));
+            if ea.version > 0 {
+                let before = public(&ea.data);
+                ea.data["status"] = "errored".into();
+                let after = public(&ea.data);
+                change.events.push(ctx.event(
+                    "account.external_account.updated",
+                    after.clone(),
+                    Some(previous_attributes(&before, &after)),
+                ));
+                change.writes.push(objects::replace(&ctx.scope, ea));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The payout's timer fired: a pending payout whose arrival date has come
+/// arrives ([`arrive`]); anything else only disarms the timer.
+pub async fn tick(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
+    retry_conflicts!((), {
+        let mut change = ctx.change();
+        let Some(mut stored) = ctx.state.store.object(&ctx.scope, KIND, id).await? else {
+            change.writes.push(timer(ctx, id, None));
+            return ctx.commit_unanswered(change).await;
+        };
+        let arrival = stored.data["arrival_date"].as_i64().unwrap_or(0);
+        if stored.data["status"] != "pending" {
+            change.writes.push(timer(ctx, id, None));
+        } else if arrival > ctx.now() {
+            change.writes.push(timer(ctx, id, Some(arrival)));
+        } else {
+            let destination = stored.data["destination"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let currency = stored.data["currency"].as_str().unwrap_or("usd").to_owned();
+            let ea = match ctx
+                .state
+                .store
+                .object(&ctx.scope, EXTERNAL, &destination)
+                .await?
+            {
+                Some(ea) => ea,
+                None => platform_bank(ctx, &currency),
+            };
+            let scope = ctx.scope.clone();
+            let mut ledger = Ledger::default();
+            ledger.open(ctx, &scope).await?;
+            arrive(ctx, &mut ledger, &mut change, &mut stored.data, ea).await?;
+            ledger.close(ctx, &mut change).await?;
+            change.writes.push(timer(ctx, id, None));
+            change.writes.push(objects::replace(&ctx.scope, stored));
+        }
+        ctx.commit_unanswered(change).await
+    })
 }
 
 /// `POST /v1/payouts/{id}/cancel`: only a pending payout can be canceled;
@@ -308,6 +393,7 @@ pub async fn cancel(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         );
         stored.data["status"] = "canceled".into();
         stored.data["failure_balance_transaction"] = txn.into();
+        change.writes.push(timer(&ctx, &id, None));
         change.events.push(ctx.event(
             "payout.canceled",
             stored.data.clone(),

@@ -77,7 +77,7 @@ pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respons
     retry_conflicts!({
         let mut rec = super::webhook_endpoints::load(&ctx, &id).await?;
         let expected = rec.version;
-        let now = ctx.now();
+        let now = ctx.real_now();
         let expires_at = now + overlap;
         // Older secrets keep their own expiry; the current one gets the new one.
         rec.secrets.retain(|s| s.expires_at.is_none_or(|e| e > now));
@@ -114,7 +114,7 @@ pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respons
 pub async fn reveal_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     let rec = super::webhook_endpoints::load(&ctx, &id).await?;
-    let now = ctx.now();
+    let now = ctx.real_now();
     let secret = rec
         .secrets
         .iter()
@@ -205,6 +205,55 @@ pub async fn schema_violations(ctx: Ctx) -> Result<Response, ApiError> {
     })))
 }
 
+/// The longest single advance of a test clock (ten years).
+const MAX_ADVANCE_SECS: i64 = 10 * 365 * 86_400;
+
+fn clock_json(ctx: &Ctx, fired: Option<usize>) -> Value {
+    let mut v = json!({
+        "object": "switchboard.test_clock", "livemode": ctx.livemode(), "now": ctx.now(),
+        "offset_seconds": ctx.offset_ms.div_euclid(1000),
+    });
+    if let Some(n) = fired {
+        v["timers_fired"] = n.into();
+    }
+    v
+}
+
+/// `GET /switchboard/v1/clock`: the time the platform's API runs on in
+/// this mode (its test clock in test mode, real time in live mode).
+pub async fn clock(mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    Ok(ok_json(&clock_json(&ctx, None)))
+}
+
+/// `POST /switchboard/v1/clock/advance` with `seconds`: moves the
+/// platform's test-mode clock forward, so that what would happen in that
+/// time happens now (funds become available, payouts arrive, authorizations
+/// expire, webhook retries come due), before this answers. Live mode runs
+/// on real time and refuses.
+pub async fn advance_clock(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let seconds = ctx
+        .params
+        .int("seconds")?
+        .ok_or_else(|| ApiError::Param(switchboard_core::form::ParamError::missing("seconds")))?;
+    ctx.finish_params()?;
+    if !(1..=MAX_ADVANCE_SECS).contains(&seconds) {
+        return Err(ApiError::invalid(
+            "seconds",
+            format!("seconds must be between 1 and {MAX_ADVANCE_SECS}, got {seconds}"),
+        ));
+    }
+    if ctx.livemode() {
+        return Err(ApiError::invalid(
+            "seconds",
+            "Only the test-mode clock can be advanced: live mode runs on real time. Use your test key.",
+        ));
+    }
+    let (offset, fired) = crate::timers::advance(&ctx.state, &ctx.platform.id, seconds).await?;
+    ctx.offset_ms = offset * 1000;
+    Ok(ok_json(&clock_json(&ctx, Some(fired))))
+}
+
 /// This module's routes.
 pub fn routes() -> axum::Router<crate::state::AppState> {
     use axum::routing::{get, post};
@@ -225,4 +274,6 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
         .route("/switchboard/v1/listeners", get(listeners))
         .route("/switchboard/v1/request_logs", get(request_logs))
         .route("/switchboard/v1/schema_violations", get(schema_violations))
+        .route("/switchboard/v1/clock", get(clock))
+        .route("/switchboard/v1/clock/advance", post(advance_clock))
 }

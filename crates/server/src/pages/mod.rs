@@ -106,7 +106,7 @@ pub(crate) async fn context(
         livemode,
         account,
     };
-    Ok(Ctx::hosted(state, platform, scope, headers))
+    Ctx::hosted(state, platform, scope, headers).await
 }
 
 /// Where the browser goes after a page: only http(s) URLs the platform gave.

@@ -30,6 +30,7 @@ use tx::PgTx;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_listener_presence.sql")),
+    (3, include_str!("migrations/0003_timers.sql")),
 ];
 /// The advisory lock nodes take to migrate one at a time ("SWBD").
 const MIGRATION_LOCK: i64 = 0x5357_4244;
@@ -542,6 +543,51 @@ impl Store for PostgresStore {
 
     async fn delivery_stats(&self) -> Result<DeliveryStats> {
         read::delivery_stats(&self.client().await?).await
+    }
+
+    async fn test_clock(&self, platform: &str) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT offset_ms FROM test_clocks WHERE platform = $1",
+                &[&platform],
+            )
+            .await
+            .map_err(pg)?;
+        row.map_or(Ok(0), |r| r.try_get(0).map_err(pg))
+    }
+
+    async fn advance_test_clock(&self, platform: &str, by_ms: i64) -> Result<i64> {
+        Ok(transaction!(self.shared, |tx| engine::advance_test_clock(
+            &mut tx, platform, by_ms
+        )))
+    }
+
+    async fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<Timer>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT object_id, platform, livemode, account, kind, due_ms FROM timers
+                 WHERE due_ms <= $1 ORDER BY due_ms LIMIT $2",
+                &[&now_ms, &(limit as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                let account: String = r.try_get(3).map_err(pg)?;
+                Ok(Timer {
+                    object_id: r.try_get(0).map_err(pg)?,
+                    scope: Scope {
+                        platform: r.try_get(1).map_err(pg)?,
+                        livemode: r.try_get(2).map_err(pg)?,
+                        account: (!account.is_empty()).then_some(account),
+                    },
+                    kind: r.try_get(4).map_err(pg)?,
+                    due_ms: r.try_get(5).map_err(pg)?,
+                })
+            })
+            .collect()
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>> {

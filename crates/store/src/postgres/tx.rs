@@ -187,6 +187,56 @@ impl Tx for PgTx<'_> {
         super::read::idempotent_response(self.t, scope, key, now).await
     }
 
+    async fn write_timer(&mut self, t: &Timer) -> Result<()> {
+        match t.due_ms {
+            Some(due) => {
+                self.exec(
+                    "INSERT INTO timers (object_id, platform, livemode, account, kind, due_ms) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (object_id) DO UPDATE SET due_ms = excluded.due_ms",
+                    &[&t.object_id, &t.scope.platform, &t.scope.livemode, &account(&t.scope), &t.kind, &due],
+                )
+                .await
+            }
+            None => {
+                self.exec("DELETE FROM timers WHERE object_id = $1", &[&t.object_id])
+                    .await
+            }
+        }
+        .map(drop)
+    }
+
+    async fn add_clock_offset(&mut self, platform: &str, by_ms: i64) -> Result<i64> {
+        let rows = self
+            .rows(
+                "INSERT INTO test_clocks (platform, offset_ms) VALUES ($1, $2)
+                 ON CONFLICT (platform) DO UPDATE SET offset_ms = test_clocks.offset_ms + excluded.offset_ms
+                 RETURNING offset_ms",
+                &[&platform, &by_ms],
+            )
+            .await?;
+        rows.first()
+            .ok_or_else(|| StoreError::backend("no test clock row"))?
+            .try_get(0)
+            .map_err(pg)
+    }
+
+    async fn bring_forward(&mut self, platform: &str, by_ms: i64) -> Result<()> {
+        self.exec(
+            "UPDATE timers SET due_ms = due_ms - $2 WHERE platform = $1 AND NOT livemode",
+            &[&platform, &by_ms],
+        )
+        .await?;
+        let moved = self
+            .exec(
+                "UPDATE deliveries SET next_at_ms = next_at_ms - $2 WHERE state = 0 AND NOT leased
+                 AND endpoint_seq IN (SELECT seq FROM endpoints WHERE platform = $1 AND NOT livemode)",
+                &[&platform, &by_ms],
+            )
+            .await?;
+        self.new_work |= moved > 0;
+        Ok(())
+    }
+
     async fn write_object(&mut self, o: &ObjectWrite) -> Result<()> {
         let obj = &o.object;
         let data = tokio_postgres::types::Json(&obj.data);

@@ -442,6 +442,21 @@ impl Store for SqliteStore {
         self.read(read::delivery_stats).await
     }
 
+    async fn test_clock(&self, platform: &str) -> Result<i64> {
+        let platform = platform.to_owned();
+        self.read(move |c| read::test_clock(c, &platform)).await
+    }
+
+    async fn advance_test_clock(&self, platform: &str, by_ms: i64) -> Result<i64> {
+        let platform = platform.to_owned();
+        self.send(|reply| Command::AdvanceClock(platform, by_ms, reply))
+            .await
+    }
+
+    async fn due_timers(&self, now_ms: i64, limit: usize) -> Result<Vec<Timer>> {
+        self.read(move |c| read::due_timers(c, now_ms, limit)).await
+    }
+
     async fn next_due_ms(&self) -> Result<Option<i64>> {
         self.read(|c| {
             c.query_row(

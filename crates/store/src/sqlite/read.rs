@@ -35,6 +35,37 @@ pub(super) fn platform(c: &Connection, id: &str) -> Result<Option<Platform>> {
     .map_err(backend)
 }
 
+pub(super) fn test_clock(c: &Connection, platform: &str) -> Result<i64> {
+    c.prepare_cached("SELECT offset_ms FROM test_clocks WHERE platform = ?1")
+        .and_then(|mut s| s.query_row([platform], |r| r.get(0)).optional())
+        .map(|o| o.unwrap_or(0))
+        .map_err(backend)
+}
+
+pub(super) fn due_timers(c: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Timer>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT object_id, platform, livemode, account, kind, due_ms FROM timers
+             WHERE due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![now_ms, limit as i64], |r| {
+            Ok(Timer {
+                object_id: r.get(0)?,
+                scope: Scope {
+                    platform: r.get(1)?,
+                    livemode: r.get(2)?,
+                    account: r.get(3)?,
+                },
+                kind: r.get(4)?,
+                due_ms: r.get(5)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(backend)
+}
+
 /// A paginated, newest-first query over `table` restricted by `cond`.
 /// `starting_after`/`ending_before` are resolved to `seq` inside the same scope,
 /// so a cursor from another tenant is simply "not found".

@@ -119,3 +119,22 @@ CREATE TABLE IF NOT EXISTS listener_presence (
     until_ms     INTEGER NOT NULL,
     PRIMARY KEY (endpoint_id, node)
 );
+
+-- One timer per object that has work to do as time passes (funds becoming
+-- available, a payout arriving, an authorization expiring); due_ms is real
+-- time. Written in the same transaction as the object.
+CREATE TABLE IF NOT EXISTS timers (
+    object_id  TEXT PRIMARY KEY,
+    platform   TEXT NOT NULL,
+    livemode   INTEGER NOT NULL,
+    account    TEXT,
+    kind       TEXT NOT NULL,
+    due_ms     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_ms);
+
+-- How far a platform's test-mode clock runs ahead of real time.
+CREATE TABLE IF NOT EXISTS test_clocks (
+    platform   TEXT PRIMARY KEY,
+    offset_ms  INTEGER NOT NULL
+);

@@ -35,6 +35,7 @@ pub(super) enum Command {
         reply: Reply<Begun>,
     },
     AbandonIdempotent(Scope, String, Reply<()>),
+    AdvanceClock(String, i64, Reply<i64>),
     /// Ends the writer once the commands before it are done; answered after
     /// the connection and the lock are released.
     Close(oneshot::Sender<()>),
@@ -48,6 +49,7 @@ enum Output {
     Claim(Vec<ClaimedDelivery>),
     Begun(Begun),
     Count(u64),
+    Offset(i64),
 }
 
 impl Command {
@@ -66,6 +68,12 @@ impl Command {
             Command::Record(_, tx) => {
                 let _ = tx.send(pick(result, |o| match o {
                     Output::Count(n) => Some(n),
+                    _ => None,
+                }));
+            }
+            Command::AdvanceClock(_, _, tx) => {
+                let _ = tx.send(pick(result, |o| match o {
+                    Output::Offset(n) => Some(n),
                     _ => None,
                 }));
             }
@@ -301,6 +309,9 @@ impl SqliteTx<'_> {
             Command::AbandonIdempotent(scope, key, _) => {
                 run_now(self.abandon_idempotency(scope, key)).map(|()| Output::Unit)
             }
+            Command::AdvanceClock(platform, by_ms, _) => {
+                run_now(engine::advance_test_clock(self, platform, *by_ms)).map(Output::Offset)
+            }
             Command::Close(_) => Ok(Output::Unit),
         }
     }
@@ -442,6 +453,47 @@ impl Tx for SqliteTx<'_> {
         now: i64,
     ) -> Result<Option<StoredResponse>> {
         read::idempotent_response(self.c, scope, key, now)
+    }
+
+    async fn write_timer(&mut self, t: &Timer) -> Result<()> {
+        match t.due_ms {
+            Some(due) => self.exec(
+                "INSERT INTO timers (object_id, platform, livemode, account, kind, due_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (object_id) DO UPDATE SET due_ms = excluded.due_ms",
+                params![t.object_id, t.scope.platform, t.scope.livemode, t.scope.account, t.kind, due],
+            ),
+            None => self.exec("DELETE FROM timers WHERE object_id = ?1", params![t.object_id]),
+        }
+        .map(drop)
+    }
+
+    async fn add_clock_offset(&mut self, platform: &str, by_ms: i64) -> Result<i64> {
+        self.exec(
+            "INSERT INTO test_clocks (platform, offset_ms) VALUES (?1, ?2)
+             ON CONFLICT (platform) DO UPDATE SET offset_ms = offset_ms + excluded.offset_ms",
+            params![platform, by_ms],
+        )?;
+        self.c
+            .query_row(
+                "SELECT offset_ms FROM test_clocks WHERE platform = ?1",
+                [platform],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+    }
+
+    async fn bring_forward(&mut self, platform: &str, by_ms: i64) -> Result<()> {
+        self.exec(
+            "UPDATE timers SET due_ms = due_ms - ?2 WHERE platform = ?1 AND livemode = 0",
+            params![platform, by_ms],
+        )?;
+        let moved = self.exec(
+            "UPDATE deliveries SET next_at_ms = next_at_ms - ?2 WHERE state = 0 AND leased = 0
+             AND endpoint_seq IN (SELECT seq FROM endpoints WHERE platform = ?1 AND livemode = 0)",
+            params![platform, by_ms],
+        )?;
+        self.new_work |= moved > 0;
+        Ok(())
     }
 
     async fn write_object(&mut self, o: &ObjectWrite) -> Result<()> {
