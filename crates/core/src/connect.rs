@@ -112,6 +112,55 @@ pub enum DisputeKind {
     Inquiry,
 }
 
+/// How a SEPA Direct Debit from one of Stripe's test IBANs settles: after
+/// how long (seconds) it leaves `processing`, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebitOutcome {
+    pub after_secs: i64,
+    pub settles: DebitSettles,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebitSettles {
+    /// `payment_intent.succeeded`; `disputed` opens a dispute at once.
+    Succeeds { disputed: bool },
+    /// `payment_intent.payment_failed` with this charge `failure_code`.
+    Fails {
+        code: &'static str,
+        message: &'static str,
+    },
+}
+
+/// What debiting an IBAN ending in `last4` does (Stripe's test IBANs: `…3201`
+/// succeeds, `…3204` after three minutes, `…3202` fails, `…3205` after
+/// three minutes, `…3203` succeeds and is disputed, `…2227` has
+/// insufficient funds; any other IBAN succeeds).
+pub fn debit_outcome(last4: &str) -> DebitOutcome {
+    const LATER: i64 = 180;
+    let fails = DebitSettles::Fails {
+        code: "generic_could_not_process",
+        message: "The payment could not be processed.",
+    };
+    let (after_secs, settles) = match last4 {
+        "3204" => (LATER, DebitSettles::Succeeds { disputed: false }),
+        "3202" => (0, fails),
+        "3205" => (LATER, fails),
+        "3203" => (0, DebitSettles::Succeeds { disputed: true }),
+        "2227" => (
+            0,
+            DebitSettles::Fails {
+                code: "insufficient_funds",
+                message: "The customer's account has insufficient funds to cover this payment.",
+            },
+        ),
+        _ => (0, DebitSettles::Succeeds { disputed: false }),
+    };
+    DebitOutcome {
+        after_secs,
+        settles,
+    }
+}
+
 /// A test card: what it looks like and what charging it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TestCard {
@@ -291,6 +340,18 @@ pub fn card_fee(amount: i64) -> i64 {
     (amount * 29 + 500) / 1000 + 30
 }
 
+/// Stripe's processing fee for a payment of `amount` by `method` (the
+/// PaymentMethod's type): cards 2.9 % + 30¢; SEPA Direct Debit 0.8 %
+/// capped at 5.00; bank transfers into a customer balance 0.5 % capped at
+/// 5.00 (Stripe's standard pricing in the US and EU, rounded to the cent).
+pub fn processing_fee(method: &str, amount: i64) -> i64 {
+    match method {
+        "sepa_debit" => ((amount * 8 + 500) / 1000).min(500),
+        "customer_balance" => ((amount * 5 + 500) / 1000).min(500),
+        _ => card_fee(amount),
+    }
+}
+
 /// The test bank account numbers that make payouts fail, with Stripe's code and message.
 pub fn payout_failure(account_number: &str) -> Option<(&'static str, &'static str)> {
     Some(match account_number {
@@ -371,6 +432,35 @@ mod tests {
         done["last_name"] = "Lee".into();
         assert!(currently_due(&acct, &[done], 1).is_empty());
         assert!(currently_due(&json!({"type": "standard"}), &[], 0).is_empty());
+    }
+
+    #[test]
+    fn fees_follow_the_payment_method() {
+        assert_eq!(processing_fee("card", 10_000), 320);
+        assert_eq!(processing_fee("sepa_debit", 10_000), 80);
+        assert_eq!(processing_fee("sepa_debit", 1_000_000), 500, "capped");
+        assert_eq!(processing_fee("customer_balance", 10_000), 50);
+    }
+
+    #[test]
+    fn test_ibans_settle_as_stripe_documents() {
+        let ok = DebitSettles::Succeeds { disputed: false };
+        assert_eq!(
+            debit_outcome("3201"),
+            DebitOutcome {
+                after_secs: 0,
+                settles: ok
+            }
+        );
+        assert_eq!(debit_outcome("3204").after_secs, 180);
+        assert!(matches!(
+            debit_outcome("3202").settles,
+            DebitSettles::Fails { .. }
+        ));
+        assert_eq!(
+            debit_outcome("3203").settles,
+            DebitSettles::Succeeds { disputed: true }
+        );
     }
 
     #[test]

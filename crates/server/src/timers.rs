@@ -82,7 +82,7 @@ async fn fire(state: &AppState, timer: &Timer) -> Result<(), ApiError> {
     match timer.kind.as_str() {
         "balance" => api::balance::tick(&ctx, &timer.scope).await,
         "payout" => api::payouts::tick(&ctx, &timer.object_id).await,
-        "payment_intent" => api::payments::expire(&ctx, &timer.object_id).await,
+        "payment_intent" => api::payments::tick(&ctx, &timer.object_id).await,
         other => Err(ApiError::Internal(format!(
             "a timer of unknown kind {other}"
         ))),

@@ -561,3 +561,152 @@ async fn manual_capture_disputes_and_three_d_secure() {
         "payment_intent_authentication_failure"
     );
 }
+
+/// The balance of `acct` in one currency: (available, pending).
+async fn balance_in(t: &TestNode, acct: Option<&str>, currency: &str) -> (i64, i64) {
+    let b = call(t, "GET", "/v1/balance", "", acct).await;
+    let sum = |k: &str| {
+        b[k].as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["currency"] == currency)
+            .map(|e| e["amount"].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    (sum("available"), sum("pending"))
+}
+
+async fn next_of(rx: &mut Receiver, kind: &str) -> Value {
+    loop {
+        let e = rx.next().await.json();
+        if e["type"] == kind {
+            return e;
+        }
+    }
+}
+
+#[tokio::test]
+async fn bank_debits_settle_as_their_test_iban_says() {
+    let t = TestNode::start().await;
+    let mut rx = Receiver::start().await;
+    t.endpoint(&rx.url).await;
+    let debit = |iban: &'static str| {
+        let t = &t;
+        async move {
+            let pm = t.post("/v1/payment_methods", &format!("type=sepa_debit&sepa_debit[iban]={iban}&billing_details[name]=Jenny&billing_details[email]=jenny%40example.com")).await;
+            t.post(
+                "/v1/payment_intents",
+                &format!("amount=10000&currency=eur&payment_method_types[]=sepa_debit&payment_method={}&confirm=true", pm["id"].as_str().unwrap()),
+            )
+            .await
+        }
+    };
+    // …3201 succeeds: processing, then the bank's answer a moment later.
+    let ok = debit("AT611904300234573201").await;
+    assert_eq!(ok["status"], "processing");
+    let e = next_of(&mut rx, "payment_intent.succeeded").await;
+    assert_eq!(e["data"]["object"]["id"], ok["id"]);
+    assert!(
+        e["request"]["id"].is_null(),
+        "the bank's answer is no request"
+    );
+    let charge = t
+        .get(&format!(
+            "/v1/charges/{}?expand[]=balance_transaction",
+            e["data"]["object"]["latest_charge"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (charge["status"].as_str(), charge["paid"].as_bool()),
+        (Some("succeeded"), Some(true))
+    );
+    assert_eq!(charge["balance_transaction"]["fee"], 80, "SEPA's 0.8 %");
+    assert_eq!(balance_in(&t, None, "eur").await, (0, 10_000 - 80));
+
+    // …3202 fails.
+    let bad = debit("AT861904300235473202").await;
+    assert_eq!(bad["status"], "processing");
+    let failed = next_of(&mut rx, "payment_intent.payment_failed").await;
+    assert_eq!(failed["data"]["object"]["id"], bad["id"]);
+    assert_eq!(
+        failed["data"]["object"]["status"],
+        "requires_payment_method"
+    );
+    assert_eq!(
+        failed["data"]["object"]["last_payment_error"]["code"],
+        "generic_could_not_process"
+    );
+
+    // …3204 answers after three minutes, which the test clock brings now.
+    let slow = debit("AT321904300235473204").await;
+    let pi = t
+        .get(&format!(
+            "/v1/payment_intents/{}",
+            slow["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(pi["status"], "processing");
+    t.advance_clock(180).await;
+    let pi = t
+        .get(&format!(
+            "/v1/payment_intents/{}",
+            slow["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(pi["status"], "succeeded");
+    assert_eq!(balance_in(&t, None, "eur").await, (0, 2 * (10_000 - 80)));
+    let net: i64 = transactions(&t, None)
+        .await
+        .iter()
+        .filter(|x| x["currency"] == "eur")
+        .map(|x| x["net"].as_i64().unwrap())
+        .sum();
+    assert_eq!(net, 2 * (10_000 - 80), "the balance is its transactions");
+}
+
+#[tokio::test]
+async fn a_customer_balance_payment_reaches_the_merchant_when_funded() {
+    let t = TestNode::start().await;
+    let mut rx = Receiver::start().await;
+    t.endpoint(&rx.url).await;
+    let cus = t.post("/v1/customers", "name=Wire").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pi = t
+        .post(
+            "/v1/payment_intents",
+            &format!("amount=10000&currency=usd&customer={cus}&payment_method_types[]=customer_balance&payment_method_data[type]=customer_balance&payment_method_options[customer_balance][funding_type]=bank_transfer&confirm=true"),
+        )
+        .await;
+    assert_eq!(pi["status"], "requires_action");
+    t.post(
+        &format!("/v1/test_helpers/customers/{cus}/fund_cash_balance"),
+        "amount=4000&currency=usd",
+    )
+    .await;
+    assert_eq!(
+        balance_in(&t, None, "usd").await,
+        (0, 0),
+        "partly funded: nothing for the merchant yet"
+    );
+    t.post(
+        &format!("/v1/test_helpers/customers/{cus}/fund_cash_balance"),
+        "amount=6000&currency=usd",
+    )
+    .await;
+    let charge = next_of(&mut rx, "charge.succeeded").await;
+    assert_eq!(
+        charge["data"]["object"]["payment_method_details"]["type"],
+        "customer_balance"
+    );
+    let paid = next_of(&mut rx, "payment_intent.succeeded").await;
+    assert_eq!(paid["data"]["object"]["id"], pi["id"]);
+    assert_eq!(
+        paid["data"]["object"]["latest_charge"],
+        charge["data"]["object"]["id"]
+    );
+    // Bank transfers are available at once, less 0.5 %.
+    assert_eq!(balance_in(&t, None, "usd").await, (10_000 - 50, 0));
+    reconcile(&t, None).await;
+}

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use switchboard_core::ids;
 use switchboard_store::{Change, PageRequest, StoredObject};
 
+use super::balance::Ledger;
 use super::objects;
 use crate::context::{Ctx, Path, retry_conflicts};
 use crate::error::ApiError;
@@ -54,6 +55,7 @@ fn set_available(cash: &mut Value, currency: &str, amount: i64) {
 pub async fn apply_to_payment(
     ctx: &Ctx,
     pi: &mut Value,
+    ledger: &mut Ledger,
     change: &mut Change,
 ) -> Result<StatusCode, ApiError> {
     let Some(customer) = pi["customer"].as_str().map(str::to_owned) else {
@@ -76,7 +78,7 @@ pub async fn apply_to_payment(
     let (stored, mut cash) = load(ctx, &customer).await?;
     let funds = available(&cash, &currency);
     if funds > 0 {
-        let used = take_funds(ctx, pi, funds, change);
+        let used = take_funds(ctx, pi, funds, ledger, change).await?;
         set_available(&mut cash, &currency, funds - used);
         write(ctx, change, stored, cash);
     }
@@ -84,16 +86,22 @@ pub async fn apply_to_payment(
 }
 
 /// Applies up to `funds` to a waiting PaymentIntent; returns what it took.
-fn take_funds(ctx: &Ctx, pi: &mut Value, funds: i64, change: &mut Change) -> i64 {
+/// Fully funded, it is paid: its charge moves the funds to the merchant.
+async fn take_funds(
+    ctx: &Ctx,
+    pi: &mut Value,
+    funds: i64,
+    ledger: &mut Ledger,
+    change: &mut Change,
+) -> Result<i64, ApiError> {
     let remaining = pi["next_action"]["display_bank_transfer_instructions"]["amount_remaining"]
         .as_i64()
         .unwrap_or(0);
     let used = funds.min(remaining);
     let left = remaining - used;
     if left == 0 {
-        pi["status"] = "succeeded".into();
         pi["next_action"] = Value::Null;
-        pi["amount_received"] = pi["amount"].clone();
+        super::payments::charge_cash_balance(ctx, pi, ledger, change).await?;
         change
             .events
             .push(ctx.event("payment_intent.succeeded", objects::public(pi), None));
@@ -103,7 +111,7 @@ fn take_funds(ctx: &Ctx, pi: &mut Value, funds: i64, change: &mut Change) -> i64
             .events
             .push(ctx.event("payment_intent.partially_funded", objects::public(pi), None));
     }
-    used
+    Ok(used)
 }
 
 fn write(ctx: &Ctx, change: &mut Change, stored: Option<StoredObject>, cash: Value) {
@@ -142,6 +150,7 @@ pub async fn fund(Path(customer): Path<String>, mut ctx: Ctx) -> Result<Response
         super::customers::load(&ctx, &customer).await?;
         let (stored, mut cash) = load(&ctx, &customer).await?;
         let mut change = ctx.change();
+        let mut ledger = Ledger::default();
         let now = ctx.now();
         let mut funds = available(&cash, &currency) + amount;
         let id = ids::generate(ids::Prefix::CashBalanceTransaction, &mut rand::rng());
@@ -190,7 +199,7 @@ pub async fn fund(Path(customer): Path<String>, mut ctx: Ctx) -> Result<Response
             if funds == 0 {
                 break;
             }
-            let used = take_funds(&ctx, &mut pi.data, funds, &mut change);
+            let used = take_funds(&ctx, &mut pi.data, funds, &mut ledger, &mut change).await?;
             if used > 0 {
                 funds -= used;
                 let applied = ids::generate(ids::Prefix::CashBalanceTransaction, &mut rand::rng());
@@ -211,6 +220,7 @@ pub async fn fund(Path(customer): Path<String>, mut ctx: Ctx) -> Result<Response
         }
         set_available(&mut cash, &currency, funds);
         write(&ctx, &mut change, stored, cash);
+        ledger.close(&ctx, &mut change).await?;
         ctx.commit(change, &txn).await
     })
 }

@@ -124,7 +124,7 @@ pub fn outcome(pm: &Value) -> Charging {
 /// What confirming a payment with a PaymentMethod does.
 pub enum Charging {
     Card(CardOutcome),
-    /// A bank debit: `processing` (Switchboard does not settle debits yet).
+    /// A bank debit: `processing` until the bank answers (the PaymentIntent's timer).
     Processing,
 }
 

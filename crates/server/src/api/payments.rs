@@ -301,7 +301,7 @@ async fn confirm_into(
     };
     pi["next_action"] = Value::Null;
     if pm["type"] == "customer_balance" {
-        return super::cash_balance::apply_to_payment(ctx, pi, change).await;
+        return super::cash_balance::apply_to_payment(ctx, pi, ledger, change).await;
     }
     match payment_methods::outcome(pm) {
         Charging::Card(CardOutcome::RequiresAction)
@@ -363,6 +363,12 @@ async fn confirm_into(
                 "seller_message": "Payment complete.", "type": "authorized"});
             pi["status"] = "processing".into();
             store_charge(ctx, change, pi, &charge);
+            // The bank answers later: the PaymentIntent's timer settles it.
+            let last4 = pm["sepa_debit"]["last4"].as_str().unwrap_or_default();
+            let after = connect::debit_outcome(last4).after_secs;
+            if let Some(id) = pi["id"].as_str() {
+                change.writes.push(timer(ctx, id, Some(ctx.now() + after)));
+            }
             change
                 .events
                 .push(ctx.event("charge.pending", objects::public(&charge), None));
@@ -446,7 +452,9 @@ fn new_charge(ctx: &Ctx, pi: &Value, pm: &Value, status: &str) -> Value {
     let charge_id = ids::generate(ids::Prefix::Charge, &mut rand::rng());
     let amount = pi["amount"].as_i64().unwrap_or(0);
     let succeeded = status == "succeeded";
-    let details = if pm["type"] == "sepa_debit" {
+    let details = if pm["type"] == "customer_balance" {
+        json!({"customer_balance": {}, "type": "customer_balance"})
+    } else if pm["type"] == "sepa_debit" {
         let d = &pm["sepa_debit"];
         json!({"sepa_debit": {"bank_code": d["bank_code"], "branch_code": d["branch_code"], "country": d["country"],
             "fingerprint": d["fingerprint"], "last4": d["last4"], "mandate": null}, "type": "sepa_debit"})
@@ -504,7 +512,12 @@ async fn capture_funds(
         &owner,
         Movement {
             amount,
-            fee: connect::card_fee(amount),
+            fee: connect::processing_fee(
+                charge["payment_method_details"]["type"]
+                    .as_str()
+                    .unwrap_or("card"),
+                amount,
+            ),
             application_fee: if direct { app_fee.unwrap_or(0) } else { 0 },
             currency: &currency,
             kind: "charge",
@@ -582,6 +595,27 @@ async fn capture_funds(
     pi["status"] = "succeeded".into();
     pi["amount_received"] = amount.into();
     pi["amount_capturable"] = 0.into();
+    Ok(())
+}
+
+/// A `customer_balance` PaymentIntent fully funded from the customer's cash
+/// balance: its charge succeeds and the funds reach the merchant's balance
+/// at once (`charge.succeeded`; the caller emits `payment_intent.succeeded`).
+pub(super) async fn charge_cash_balance(
+    ctx: &Ctx,
+    pi: &mut Value,
+    ledger: &mut Ledger,
+    change: &mut Change,
+) -> Result<(), ApiError> {
+    let pm = json!({"id": pi["payment_method"], "type": "customer_balance"});
+    let mut charge = new_charge(ctx, pi, &pm, "succeeded");
+    charge[objects::PRIVATE]["available"] = true.into();
+    let amount = pi["amount"].as_i64().unwrap_or(0);
+    capture_funds(ctx, pi, &mut charge, amount, ledger, change).await?;
+    change
+        .events
+        .push(ctx.event("charge.succeeded", objects::public(&charge), None));
+    store_charge(ctx, change, pi, &charge);
     Ok(())
 }
 
@@ -839,33 +873,118 @@ fn timer(ctx: &Ctx, id: &str, due: Option<i64>) -> Write {
     })
 }
 
-/// The PaymentIntent's timer fired: still uncaptured after the capture
-/// window, it is canceled (`cancellation_reason: automatic`) and its
-/// charge expires.
-pub async fn expire(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
+/// The PaymentIntent's timer fired: a bank debit in `processing` settles
+/// as its test IBAN says ([`settle_debit`]); an authorization still
+/// uncaptured after the capture window is canceled
+/// (`cancellation_reason: automatic`) and its charge expires.
+pub async fn tick(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
     retry_conflicts!((), {
         let mut change = ctx.change();
         change.writes.push(timer(ctx, id, None));
-        if let Some(mut stored) = ctx.state.store.object(&ctx.scope, PI, id).await?
-            && stored.data["status"] == "requires_capture"
-        {
-            let charge = match stored.data["latest_charge"].as_str() {
-                Some(c) => ctx.state.store.object(&ctx.scope, CHARGE, c).await?,
-                None => None,
-            };
-            let due = charge
-                .and_then(|c| c.data["payment_method_details"]["card"]["capture_before"].as_i64())
-                .unwrap_or(0);
-            if due > ctx.now() {
-                change.writes.pop();
-                change.writes.push(timer(ctx, id, Some(due)));
-            } else {
-                cancel_in(ctx, &mut change, &mut stored.data, "automatic".into(), true).await?;
+        let Some(mut stored) = ctx.state.store.object(&ctx.scope, PI, id).await? else {
+            return ctx.commit_unanswered(change).await;
+        };
+        let charge = match stored.data["latest_charge"].as_str() {
+            Some(c) => ctx.state.store.object(&ctx.scope, CHARGE, c).await?,
+            None => None,
+        };
+        match (stored.data["status"].as_str(), charge) {
+            (Some("processing"), Some(charge)) => {
+                let mut ledger = Ledger::default();
+                settle_debit(ctx, &mut stored.data, charge, &mut ledger, &mut change).await?;
+                ledger.close(ctx, &mut change).await?;
                 change.writes.push(objects::replace(&ctx.scope, stored));
             }
+            (Some("requires_capture"), charge) => {
+                let due = charge
+                    .and_then(|c| {
+                        c.data["payment_method_details"]["card"]["capture_before"].as_i64()
+                    })
+                    .unwrap_or(0);
+                if due > ctx.now() {
+                    change.writes.pop();
+                    change.writes.push(timer(ctx, id, Some(due)));
+                } else {
+                    cancel_in(ctx, &mut change, &mut stored.data, "automatic".into(), true).await?;
+                    change.writes.push(objects::replace(&ctx.scope, stored));
+                }
+            }
+            _ => {}
         }
         ctx.commit_unanswered(change).await
     })
+}
+
+/// The bank's answer to a debit: the funds arrive (`charge.succeeded`,
+/// `payment_intent.succeeded`, maybe a dispute) or the debit fails
+/// (`charge.failed`, `payment_intent.payment_failed`).
+async fn settle_debit(
+    ctx: &Ctx,
+    pi: &mut Value,
+    mut charge: switchboard_store::StoredObject,
+    ledger: &mut Ledger,
+    change: &mut Change,
+) -> Result<(), ApiError> {
+    let last4 = charge.data["payment_method_details"]["sepa_debit"]["last4"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    match connect::debit_outcome(&last4).settles {
+        connect::DebitSettles::Succeeds { disputed } => {
+            let amount = pi["amount"].as_i64().unwrap_or(0);
+            charge.data["status"] = "succeeded".into();
+            charge.data["paid"] = true.into();
+            capture_funds(ctx, pi, &mut charge.data, amount, ledger, change).await?;
+            change
+                .events
+                .push(ctx.event("charge.succeeded", objects::public(&charge.data), None));
+            change
+                .events
+                .push(ctx.event("payment_intent.succeeded", objects::public(pi), None));
+            if disputed {
+                disputes::open_in(
+                    ctx,
+                    change,
+                    ledger,
+                    &mut charge.data,
+                    connect::DisputeKind::Fraudulent,
+                )
+                .await?;
+            }
+        }
+        connect::DebitSettles::Fails { code, message } => {
+            charge.data["status"] = "failed".into();
+            charge.data["failure_code"] = code.into();
+            charge.data["failure_message"] = message.into();
+            charge.data["outcome"]["network_status"] = "declined_by_network".into();
+            charge.data["outcome"]["type"] = "issuer_declined".into();
+            charge.data["outcome"]["seller_message"] = message.into();
+            let pm = match pi["payment_method"].as_str() {
+                Some(id) => ctx
+                    .state
+                    .store
+                    .object(&ctx.scope, payment_methods::KIND, id)
+                    .await?
+                    .map(|o| objects::public(&o.data)),
+                None => None,
+            };
+            pi["status"] = "requires_payment_method".into();
+            pi["last_payment_error"] = json!({
+                "charge": charge.data["id"], "code": code, "doc_url": format!("https://stripe.com/docs/error-codes/{}", code.replace('_', "-")),
+                "message": message, "payment_method": pm, "type": "card_error",
+            });
+            change
+                .events
+                .push(ctx.event("charge.failed", objects::public(&charge.data), None));
+            change.events.push(ctx.event(
+                "payment_intent.payment_failed",
+                objects::public(pi),
+                None,
+            ));
+        }
+    }
+    change.writes.push(objects::replace(&ctx.scope, charge));
+    Ok(())
 }
 
 pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
