@@ -915,6 +915,65 @@ pub async fn tick(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
     })
 }
 
+/// `POST /v1/payment_intents/{id}/increment_authorization`: raises the
+/// amount held for capture (to `amount`, the new total) before capture, as
+/// hotels and car rentals do → `payment_intent.amount_capturable_updated`.
+pub async fn increment_authorization(
+    Path(id): Path<String>,
+    mut ctx: Ctx,
+) -> Result<Response, ApiError> {
+    let amount = objects::amount(&mut ctx, "amount")?;
+    let fee = ctx.params.int("application_fee_amount")?;
+    let mut patch = Patch::default();
+    patch.strings(&mut ctx.params, &[], &["description", "statement_descriptor"])?;
+    patch.metadata(&mut ctx.params)?;
+    if let Some(Some(mut td)) = ctx.params.nested("transfer_data")? {
+        patch.ints(&mut td, &["transfer_data"], &["amount"])?;
+        td.finish()?;
+    }
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let mut stored = objects::load(&ctx, &ctx.scope, PI, &id, "payment_intent").await?;
+        let status = stored.data["status"].as_str().unwrap_or_default().to_owned();
+        if status != "requires_capture" {
+            return Err(ApiError::InvalidRequest {
+                message: format!(
+                    "This PaymentIntent's authorization can only be incremented while it has a status of requires_capture; it is {status}."
+                ),
+                param: None,
+                code: Some("payment_intent_unexpected_state"),
+            });
+        }
+        let current = stored.data["amount"].as_i64().unwrap_or(0);
+        if amount <= current {
+            return Err(ApiError::invalid(
+                "amount",
+                format!("The new amount ({amount}) must be greater than the amount already authorized ({current})."),
+            ));
+        }
+        let charge_id = stored.data["latest_charge"].as_str().unwrap_or_default().to_owned();
+        let mut charge = objects::load(&ctx, &ctx.scope, CHARGE, &charge_id, "charge").await?;
+        patch.apply(&mut stored.data);
+        stored.data["amount"] = amount.into();
+        stored.data["amount_capturable"] = amount.into();
+        if let Some(f) = fee {
+            stored.data["application_fee_amount"] = f.into();
+        }
+        charge.data["amount"] = amount.into();
+        charge.data["payment_method_details"]["card"]["amount_authorized"] = amount.into();
+        let mut change = ctx.change();
+        change.events.push(ctx.event(
+            "payment_intent.amount_capturable_updated",
+            objects::public(&stored.data),
+            None,
+        ));
+        let body = objects::public(&stored.data);
+        change.writes.push(objects::replace(&ctx.scope, charge));
+        change.writes.push(objects::replace(&ctx.scope, stored));
+        ctx.commit(change, &body).await
+    })
+}
+
 /// The bank's answer to a debit: the funds arrive (`charge.succeeded`,
 /// `payment_intent.succeeded`, maybe a dispute) or the debit fails
 /// (`charge.failed`, `payment_intent.payment_failed`).
@@ -1095,6 +1154,10 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
         .route("/v1/payment_intents/{id}", get(retrieve).post(update))
         .route("/v1/payment_intents/{id}/confirm", post(confirm))
         .route("/v1/payment_intents/{id}/capture", post(capture))
+        .route(
+            "/v1/payment_intents/{id}/increment_authorization",
+            post(increment_authorization),
+        )
         .route("/v1/payment_intents/{id}/cancel", post(cancel))
         .route("/v1/charges", get(list_charges))
         .route("/v1/charges/{id}", get(retrieve_charge).post(update_charge))
