@@ -850,6 +850,7 @@ def test_rate_limit_error():
 
 
 import test_connect  # noqa: E402
+import test_money  # noqa: E402
 
 TESTS = [
     test_rate_limit_error,
@@ -861,7 +862,7 @@ TESTS = [
     test_webhook_delivery_verified,
     test_event_resend,
     test_legacy_global_api,
-] + test_connect.TESTS
+] + test_connect.TESTS + test_money.TESTS
 
 
 def main(only=None):

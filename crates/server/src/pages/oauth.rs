@@ -199,5 +199,8 @@ fn encode(s: &str) -> String {
 /// This module's routes.
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::get;
-    axum::Router::new().route("/oauth/authorize", get(show).post(answer))
+    // Express accounts' variant of the page (`authorize_url(express=True)`).
+    axum::Router::new()
+        .route("/oauth/authorize", get(show).post(answer))
+        .route("/express/oauth/authorize", get(show).post(answer))
 }
