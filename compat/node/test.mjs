@@ -1303,6 +1303,170 @@ async function test_rate_limit_error() {
   checkEq(e.statusCode, 429, 'StripeRateLimitError.statusCode', errorSummary(e));
 }
 
+// GET (or POST a form to) a hosted page without following redirects.
+async function browse(url, form) {
+  const init = { redirect: 'manual' };
+  if (form) {
+    init.method = 'POST';
+    init.headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+    init.body = new URLSearchParams(form).toString();
+  }
+  const r = await fetch(url, init);
+  return { status: r.status, location: r.headers.get('location'), body: await r.text() };
+}
+
+// The inputs of a hosted page's form, as a browser would submit them.
+function formFields(html) {
+  const fields = {};
+  for (const m of html.matchAll(/<input ([^>]*)>/g)) {
+    const attrs = m[1];
+    const name = (attrs.match(/name=([^\s>"]+)/) || [])[1];
+    if (!name) continue;
+    if (/type=checkbox/.test(attrs)) {
+      if (/\bchecked\b/.test(attrs)) fields[name] = 'on';
+    } else {
+      fields[name] = (attrs.match(/value="([^"]*)"/) || [, ''])[1].replace(/&amp;/g, '&').replace(/&quot;/g, '"');
+    }
+  }
+  const selected = html.match(/<option value=(\w+) selected>/);
+  if (selected) fields.business_type = selected[1];
+  return fields;
+}
+
+// Money movement with the SDK's resources: a destination charge with a fee,
+// a refund that reverses the transfer, separate transfers and reversals, a
+// direct charge's application fee and its refund, manual capture with an
+// incremented authorization, a dispute won with evidence, a top-up.
+async function test_money_movement() {
+  const client = newClient();
+  const path = `/${unique('money')}`;
+  const endpoints = [];
+  try {
+    const we = await client.webhookEndpoints.create({
+      url: RECEIVER.url(path),
+      enabled_events: ['refund.created', 'transfer.reversed', 'application_fee.created', 'charge.dispute.closed', 'topup.succeeded'],
+    });
+    endpoints.push(we.id);
+    const acct = await client.accounts.create({
+      type: 'custom', country: 'US', business_type: 'individual',
+      individual: { first_name: 'Node', last_name: 'Seller', dob: { day: 1, month: 1, year: 1990 } },
+      tos_acceptance: { date: 1700000000, ip: '127.0.0.1' },
+      capabilities: { card_payments: { requested: true }, transfers: { requested: true } },
+      external_account: 'btok_us_verified',
+    });
+    const pi = await client.paymentIntents.create({
+      amount: 10000, currency: 'usd', payment_method: 'pm_card_bypassPending', confirm: true,
+      application_fee_amount: 1000, transfer_data: { destination: acct.id },
+    });
+    checkEq(pi.status, 'succeeded', 'destination charge', pi);
+    const charge = await client.charges.retrieve(pi.latest_charge, { expand: ['transfer'] });
+    checkEq([charge.transfer.object, charge.transfer.amount, charge.transfer.destination], ['transfer', 9000, acct.id],
+      'the automatic transfer, expanded', charge.transfer);
+    const refund = await client.refunds.create({ charge: charge.id, amount: 2000, reverse_transfer: true });
+    checkEq([refund.object, refund.status, refund.amount], ['refund', 'succeeded', 2000], 'a refund', refund);
+    await receiveVerified(client, path, { type: 'refund.created', objectId: refund.id }, we.secret, 'refund.created');
+    const reversals = await client.transfers.listReversals(charge.transfer.id);
+    checkEq(reversals.data.map((r) => r.amount), [1800], 'reverse_transfer takes back the refunded share', reversals);
+
+    await client.paymentIntents.create({ amount: 5000, currency: 'usd', payment_method: 'pm_card_bypassPending', confirm: true });
+    const tr = await client.transfers.create({ amount: 1500, currency: 'usd', destination: acct.id });
+    const rev = await client.transfers.createReversal(tr.id, { amount: 500 });
+    checkEq([rev.object, rev.amount], ['transfer_reversal', 500], 'a transfer reversal', rev);
+    await receiveVerified(client, path, { type: 'transfer.reversed', objectId: tr.id }, we.secret, 'transfer.reversed');
+
+    const direct = await client.paymentIntents.create(
+      { amount: 4000, currency: 'usd', payment_method: 'pm_card_bypassPending', confirm: true, application_fee_amount: 250 },
+      { stripeAccount: acct.id });
+    const fees = await client.applicationFees.list({ charge: direct.latest_charge });
+    checkEq(fees.data.map((f) => [f.object, f.amount, f.account]), [['application_fee', 250, acct.id]], 'the direct charge\'s fee', fees);
+    await receiveVerified(client, path, { type: 'application_fee.created', objectId: fees.data[0].id }, we.secret, 'application_fee.created');
+    const feeRefund = await client.applicationFees.createRefund(fees.data[0].id, { amount: 50 });
+    checkEq([feeRefund.object, feeRefund.amount], ['fee_refund', 50], 'an application fee refund', feeRefund);
+
+    const held = await client.paymentIntents.create({
+      amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', capture_method: 'manual', confirm: true });
+    checkEq(held.status, 'requires_capture', 'an authorization', held);
+    const grown = await client.paymentIntents.incrementAuthorization(held.id, { amount: 1300 });
+    checkEq(grown.amount_capturable, 1300, 'incremented', grown);
+    const captured = await client.paymentIntents.capture(held.id, { amount_to_capture: 1200 });
+    checkEq([captured.status, captured.amount_received], ['succeeded', 1200], 'partial capture', captured);
+
+    const disputed = await client.paymentIntents.create({
+      amount: 2500, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+    const disputes = await client.disputes.list({ charge: disputed.latest_charge });
+    checkEq(disputes.data.length, 1, 'the dispute test card opens a dispute', disputes);
+    const dispute = await client.disputes.update(disputes.data[0].id, { evidence: { uncategorized_text: 'losing_evidence' }, submit: true });
+    checkEq(dispute.object, 'dispute', 'disputes.update', dispute);
+    const closed = await receiveVerified(client, path, { type: 'charge.dispute.closed', objectId: dispute.id }, we.secret,
+      'charge.dispute.closed');
+    checkEq(closed.data.object.status, 'lost', 'losing evidence loses', closed);
+
+    const topup = await client.topups.create({ amount: 3000, currency: 'usd', description: 'float' });
+    checkEq(topup.object, 'topup', 'a top-up', topup);
+    await receiveVerified(client, path, { type: 'topup.succeeded', objectId: topup.id }, we.secret, 'topup.succeeded');
+
+    const cus = await client.customers.create({ name: 'Setup' });
+    const seti = await client.setupIntents.create({ customer: cus.id, payment_method: 'pm_card_visa', confirm: true });
+    checkEq([seti.object, seti.status], ['setup_intent', 'succeeded'], 'a setup intent', seti);
+  } finally {
+    await deleteEndpointsQuietly(client, endpoints);
+  }
+}
+
+// Onboarding: an Account Link into the hosted page (its pre-filled form
+// submitted as a browser would), capabilities turning active, a login
+// link, an account session, and OAuth for a Standard account.
+async function test_onboarding_and_oauth() {
+  const client = newClient();
+  const path = `/${unique('onboarding')}`;
+  const endpoints = [];
+  try {
+    const we = await connectEndpoint(client, path, ['capability.updated', 'account.application.authorized']);
+    endpoints.push(we.id);
+    const acct = await client.accounts.create({
+      type: 'express', capabilities: { card_payments: { requested: true }, transfers: { requested: true } } });
+    const caps = await client.accounts.listCapabilities(acct.id);
+    checkEq(caps.data.map((c) => [c.object, c.status]).sort(), [['capability', 'inactive'], ['capability', 'inactive']],
+      'requested capabilities', caps);
+    await expectError(errors.StripeInvalidRequestError, () => client.accounts.createLoginLink(acct.id),
+      'a login link before onboarding');
+    const link = await client.accountLinks.create({
+      account: acct.id, type: 'account_onboarding',
+      refresh_url: 'https://platform.example/refresh', return_url: 'https://platform.example/return' });
+    checkEq(link.object, 'account_link', 'an account link', link);
+    const page = await browse(link.url);
+    checkEq(page.status, 200, 'the onboarding page', page.body.slice(0, 200));
+    const done = await browse(link.url, formFields(page.body));
+    checkEq([done.status, done.location], [303, 'https://platform.example/return'], 'submitted, back to return_url', done.body.slice(0, 300));
+    const ev = await receiveVerified(client, path, { type: 'capability.updated', account: acct.id }, we.secret, 'capability.updated');
+    checkEq([ev.data.object.object, ev.data.object.status], ['capability', 'active'], 'the capability turned active', ev);
+    const cap = await client.accounts.retrieveCapability(acct.id, 'card_payments');
+    checkEq(cap.status, 'active', 'retrieveCapability', cap);
+    const login = await client.accounts.createLoginLink(acct.id);
+    checkEq(login.object, 'login_link', 'a login link', login);
+    const session = await client.accountSessions.create({ account: acct.id, components: { payouts: { enabled: true } } });
+    checkEq([session.object, session.components.payouts.enabled], ['account_session', true], 'an account session', session);
+
+    const url = new URL(client.oauth.authorizeUrl({ client_id: we.application, redirect_uri: 'https://platform.example/cb', state: 's1' }));
+    checkEq([url.pathname, url.searchParams.get('client_id')], ['/oauth/authorize', we.application], 'authorizeUrl', url.href);
+    const authorize = `${API_BASE}${url.pathname}${url.search}`;
+    const shown = await browse(authorize);
+    checkEq(shown.status, 200, 'the authorize page', shown.body.slice(0, 200));
+    const approved = await browse(`${API_BASE}/oauth/authorize`, { ...formFields(shown.body), decision: 'approve' });
+    const code = new URL(approved.location).searchParams.get('code');
+    check(code && code.startsWith('ac_'), 'an authorization code', approved);
+    const token = await client.oauth.token({ grant_type: 'authorization_code', code });
+    check(token.stripe_user_id && token.stripe_user_id.startsWith('acct_'), 'stripe_user_id', token);
+    await receiveVerified(client, path, { type: 'account.application.authorized', account: token.stripe_user_id }, we.secret,
+      'account.application.authorized');
+    const e = await expectError(errors.StripeInvalidGrantError,
+      () => client.oauth.token({ grant_type: 'authorization_code', code }), 'a used code');
+    checkEq(e.type, 'StripeInvalidGrantError', 'invalid_grant', errorSummary(e));
+  } finally {
+    await deleteEndpointsQuietly(client, endpoints);
+  }
+}
+
 const TESTS = [
   test_rate_limit_error,
   test_webhook_endpoint_crud,
@@ -1317,6 +1481,8 @@ const TESTS = [
   test_connect_money_events,
   test_connect_deauthorize,
   test_connect_event_resend,
+  test_money_movement,
+  test_onboarding_and_oauth,
 ];
 
 // ---------------------------------------------------------------------------

@@ -349,15 +349,38 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let now = ctx.now();
     let mut acct = blank(&id, &kind, controller, now);
     apply(&parse(&mut ctx.params)?, &mut acct);
+    // A bank account (or debit card) given at creation, as on Stripe.
+    let external = if ctx.params.contains("external_account") {
+        let mut ea = super::external_accounts::build(&mut ctx.params, &id, now)?;
+        ea["default_for_currency"] = true.into();
+        Some(ea)
+    } else {
+        None
+    };
     ctx.finish_params()?;
-    derive(
-        &mut acct,
-        &Dependents {
-            persons: Vec::new(),
-            external_accounts: Vec::new(),
-        },
-    );
     let mut change = ctx.change();
+    let mut deps = Dependents {
+        persons: Vec::new(),
+        external_accounts: Vec::new(),
+    };
+    if let Some(ea) = external {
+        let ea_id = ea["id"].as_str().unwrap_or_default().to_owned();
+        deps.external_accounts.push(public(&ea));
+        change.events.push(ctx.event_on(
+            Some(id.clone()),
+            "account.external_account.created",
+            public(&ea),
+            None,
+        ));
+        change.writes.push(objects::insert(
+            &account_scope(&ctx, &id),
+            super::external_accounts::KIND,
+            &ea_id,
+            now,
+            ea,
+        ));
+    }
+    derive(&mut acct, &deps);
     change.writes.push(objects::insert(
         &platform_scope(&ctx),
         KIND,

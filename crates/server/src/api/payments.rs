@@ -925,7 +925,11 @@ pub async fn increment_authorization(
     let amount = objects::amount(&mut ctx, "amount")?;
     let fee = ctx.params.int("application_fee_amount")?;
     let mut patch = Patch::default();
-    patch.strings(&mut ctx.params, &[], &["description", "statement_descriptor"])?;
+    patch.strings(
+        &mut ctx.params,
+        &[],
+        &["description", "statement_descriptor"],
+    )?;
     patch.metadata(&mut ctx.params)?;
     if let Some(Some(mut td)) = ctx.params.nested("transfer_data")? {
         patch.ints(&mut td, &["transfer_data"], &["amount"])?;
@@ -934,7 +938,10 @@ pub async fn increment_authorization(
     ctx.finish_params()?;
     retry_conflicts!({
         let mut stored = objects::load(&ctx, &ctx.scope, PI, &id, "payment_intent").await?;
-        let status = stored.data["status"].as_str().unwrap_or_default().to_owned();
+        let status = stored.data["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if status != "requires_capture" {
             return Err(ApiError::InvalidRequest {
                 message: format!(
@@ -948,10 +955,15 @@ pub async fn increment_authorization(
         if amount <= current {
             return Err(ApiError::invalid(
                 "amount",
-                format!("The new amount ({amount}) must be greater than the amount already authorized ({current})."),
+                format!(
+                    "The new amount ({amount}) must be greater than the amount already authorized ({current})."
+                ),
             ));
         }
-        let charge_id = stored.data["latest_charge"].as_str().unwrap_or_default().to_owned();
+        let charge_id = stored.data["latest_charge"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let mut charge = objects::load(&ctx, &ctx.scope, CHARGE, &charge_id, "charge").await?;
         patch.apply(&mut stored.data);
         stored.data["amount"] = amount.into();
