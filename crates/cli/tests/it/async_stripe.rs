@@ -8,13 +8,22 @@ use std::time::Duration;
 use stripe::ClientBuilder;
 use stripe::StripeRequest as _;
 use stripe_connect::account::{CreateAccount, CreateAccountType, RetrieveForMyAccountAccount};
+use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
+use stripe_connect::account_session::{
+    CreateAccountSession, CreateAccountSessionComponents, CreateAccountSessionComponentsPayments,
+};
+use stripe_connect::capability::{ListAccountCapability, RetrieveCapability, UpdateCapability};
 use stripe_connect::external_account::CreateAccountExternalAccount;
+use stripe_connect::login_link::CreateAccountLoginLink;
+use stripe_connect::transfer::CreateTransfer;
+use stripe_connect::transfer_reversal::{CreateIdTransferReversal, ListIdTransferReversal};
 use stripe_core::balance::RetrieveForMyAccountBalance;
 use stripe_core::balance_transaction::ListBalanceTransaction;
 use stripe_core::customer::CreateCustomer;
 use stripe_core::event::ListEvent;
 use stripe_core::payment_intent::{CreatePaymentIntent, RetrievePaymentIntent};
 use stripe_core::payout::{CreatePayout, RetrievePayout};
+use stripe_core::refund::CreateRefund;
 use stripe_types::Currency;
 use stripe_webhook::{EventObject, Webhook};
 
@@ -168,4 +177,117 @@ async fn async_stripe_drives_connect_payments_and_verifies_a_delivery() {
         }
     }
     assert_eq!(typed_customer.unwrap().id, customer.id);
+}
+
+/// Transfers and their reversals, refunds, Account Links, capabilities,
+/// login links and account sessions, each deserialized into async-stripe's
+/// strict types (a missing or mistyped field fails the call).
+#[tokio::test]
+async fn async_stripe_drives_transfers_refunds_links_and_capabilities() {
+    let t = TestNode::start().await;
+    let client = ClientBuilder::new(TEST_KEY)
+        .url(t.base.clone())
+        .build()
+        .expect("client");
+    let acct = t
+        .post(
+            "/v1/accounts",
+            "type=custom&country=US&external_account=btok_us_verified",
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pi = CreatePaymentIntent::new(10_000, Currency::USD)
+        .payment_method("pm_card_bypassPending")
+        .confirm(true)
+        .send(&client)
+        .await
+        .expect("payment_intents.create");
+    let charge = pi
+        .latest_charge
+        .as_ref()
+        .expect("latest_charge")
+        .id()
+        .clone();
+    let transfer = CreateTransfer::new(Currency::USD, acct.clone())
+        .amount(3_000)
+        .send(&client)
+        .await
+        .expect("transfers.create");
+    assert_eq!(
+        (
+            transfer.amount,
+            transfer.destination.as_ref().map(|d| d.id().to_string())
+        ),
+        (3_000, Some(acct.clone()))
+    );
+    let reversal = CreateIdTransferReversal::new(transfer.id.clone())
+        .amount(1_000)
+        .send(&client)
+        .await
+        .expect("transfer reversals.create");
+    assert_eq!(reversal.amount, 1_000);
+    let reversals = ListIdTransferReversal::new(transfer.id.clone())
+        .send(&client)
+        .await
+        .expect("transfer reversals.list");
+    assert_eq!(reversals.data.len(), 1);
+    let refund = CreateRefund::new()
+        .charge(charge.to_string())
+        .amount(2_000)
+        .send(&client)
+        .await
+        .expect("refunds.create");
+    assert_eq!(
+        (
+            refund.amount,
+            refund.charge.as_ref().map(|c| c.id().to_string())
+        ),
+        (2_000, Some(charge.to_string()))
+    );
+
+    let link = CreateAccountLink::new(acct.clone(), CreateAccountLinkType::AccountOnboarding)
+        .refresh_url("https://platform.example/refresh")
+        .return_url("https://platform.example/return")
+        .send(&client)
+        .await
+        .expect("account_links.create");
+    assert!(link.url.starts_with(&t.base), "{}", link.url);
+    assert_eq!(link.expires_at - link.created, 300);
+    let cap = UpdateCapability::new(acct.clone(), "card_payments")
+        .requested(true)
+        .send(&client)
+        .await
+        .expect("capabilities.update");
+    assert!(cap.requested);
+    let caps = ListAccountCapability::new(acct.clone())
+        .send(&client)
+        .await
+        .expect("capabilities.list");
+    assert_eq!(caps.data.len(), 1);
+    let cap = RetrieveCapability::new(acct.clone(), "card_payments")
+        .send(&client)
+        .await
+        .expect("capabilities.retrieve");
+    assert_eq!(
+        cap.status.as_str(),
+        "inactive",
+        "a Custom account with nothing provided yet"
+    );
+    // A Custom account has no Express Dashboard to log in to.
+    assert!(
+        CreateAccountLoginLink::new(acct.clone())
+            .send(&client)
+            .await
+            .is_err()
+    );
+    let mut components = CreateAccountSessionComponents::new();
+    components.payments = Some(CreateAccountSessionComponentsPayments::new(true));
+    let session = CreateAccountSession::new(acct.clone(), components)
+        .send(&client)
+        .await
+        .expect("account_sessions.create");
+    assert!(session.components.payments.enabled);
+    assert_eq!(session.account, acct);
 }
