@@ -39,30 +39,27 @@ fn refuse(message: String) -> Response {
 }
 
 /// What is wrong with the request, checked before showing or acting on it.
-fn check(q: &Authorize) -> Result<(), Response> {
+fn problem(q: &Authorize) -> Option<String> {
+    let web = |u: &str| u.starts_with("http://") || u.starts_with("https://");
     if q.client_id.is_empty() {
-        return Err(refuse("No client_id provided".into()));
-    }
-    if q.response_type != "code" {
-        return Err(refuse(format!(
+        Some("No client_id provided".into())
+    } else if q.response_type != "code" {
+        Some(format!(
             "Invalid response_type: must be code (got '{}')",
             q.response_type
-        )));
+        ))
+    } else if !["", "read_write", "read_only"].contains(&q.scope.as_str()) {
+        Some(format!("Invalid scope: {}", q.scope))
+    } else if !(q.redirect_uri.is_empty() || web(&q.redirect_uri)) {
+        Some(format!("Invalid redirect_uri: {}", q.redirect_uri))
+    } else {
+        None
     }
-    if !["", "read_write", "read_only"].contains(&q.scope.as_str()) {
-        return Err(refuse(format!("Invalid scope: {}", q.scope)));
-    }
-    if !q.redirect_uri.is_empty()
-        && !(q.redirect_uri.starts_with("http://") || q.redirect_uri.starts_with("https://"))
-    {
-        return Err(refuse(format!("Invalid redirect_uri: {}", q.redirect_uri)));
-    }
-    Ok(())
 }
 
 async fn show(State(state): State<AppState>, Query(q): Query<Authorize>) -> Response {
-    if let Err(r) = check(&q) {
-        return r;
+    if let Some(why) = problem(&q) {
+        return refuse(why);
     }
     let Ok(Some(platform)) = state.store.platform(&q.client_id).await else {
         return refuse(format!("No such application: '{}'", q.client_id));
@@ -111,8 +108,8 @@ async fn answer(State(state): State<AppState>, headers: HeaderMap, body: String)
         country: Some(get("country")).filter(|c| !c.is_empty()),
     };
     let decision = get("decision");
-    if let Err(r) = check(&q) {
-        return r;
+    if let Some(why) = problem(&q) {
+        return refuse(why);
     }
     let scope = if q.scope.is_empty() {
         "read_write".to_owned()
