@@ -661,7 +661,9 @@ async fn an_idempotency_key_commits_once_and_replays(backend: Backend) {
             .is_none()
     );
     let mut again = keyed("key-1", "fresh", vec![object("cus_late", 1, None)]);
+    // Keys expire in real time (`now_ms`), whatever a test clock says.
     again.now = later;
+    again.now_ms = later * 1000;
     if let Some(i) = &mut again.idempotency {
         i.created = later;
     }

@@ -97,7 +97,9 @@ async fn metrics_scrape_cleanly_and_follow_the_work() {
         .request("GET", "/v1/customers/cus_missing", Some(TEST_KEY), "", &[])
         .await;
     assert_eq!(status, 404);
-    // The attempt is counted when its outcome is known, a moment after the receiver answered.
+    // The attempt is counted when its outcome is known, a moment after the
+    // receiver answered, and the queue gauge (read from the store) follows
+    // once the outcome is committed.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     let m = loop {
         let m = scrape(&t).await;
@@ -106,7 +108,8 @@ async fn metrics_scrape_cleanly_and_follow_the_work() {
             "switchboard_deliveries_total",
             &[("outcome", "succeeded")],
         );
-        if done == Some(1.0) || tokio::time::Instant::now() > deadline {
+        let pending = value(&m, "switchboard_queue_pending_deliveries", &[]);
+        if (done == Some(1.0) && pending == Some(0.0)) || tokio::time::Instant::now() > deadline {
             break m;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -396,7 +396,7 @@ async fn representative(
     let now = ctx.now();
     let existing = deps
         .persons
-        .iter_mut()
+        .iter()
         .find(|p| p["relationship"]["representative"] == true);
     let (mut person, event) = match existing {
         Some(p) => (p.clone(), "person.updated"),
