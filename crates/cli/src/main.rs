@@ -61,6 +61,8 @@ enum Command {
     Logs(commands::logs::Args),
     /// Show or advance the platform's test-mode clock (funds, payouts, retries come due).
     Clock(commands::clock::Args),
+    /// Host more than one platform: create, list, rotate keys (needs `serve --admin-key`).
+    Platforms(commands::platforms::Args),
 }
 
 /// How `serve` writes its log lines to stderr.
@@ -148,6 +150,10 @@ struct ServeArgs {
     /// Log lines as `text` or `json` (one object per line); SWITCHBOARD_LOG sets the level.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// The operator's key for the admin API (`switchboard platforms`, which
+    /// hosts more than one platform); the admin API is off without it.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
     /// Test suites only: hold every `/v1` response and event to Stripe's schema
     /// and list mismatches at `GET /switchboard/v1/schema_violations` (across
     /// platforms, so never in production).
@@ -198,6 +204,7 @@ fn main() -> anyhow::Result<()> {
         Command::Attempts(args) => runtime.block_on(commands::attempts::run(args)),
         Command::Logs(args) => runtime.block_on(commands::logs::run(args)),
         Command::Clock(args) => runtime.block_on(commands::clock::run(args)),
+        Command::Platforms(args) => runtime.block_on(commands::platforms::run(args)),
     };
     // A client's failure is a message for a person: its causes on one line, no backtrace.
     if let Err(e) = client {
@@ -223,6 +230,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             rate_limit: args.rate_limit,
             check_schema: args.check_schema,
+            admin_key: args.admin_key.filter(|k| !k.is_empty()),
             url_policy: url_policy.clone(),
             ..Default::default()
         },

@@ -7,6 +7,7 @@
 //!   `Change` (see `switchboard_store`).
 //! - [`error::ApiError`] is the only place failures become Stripe error JSON.
 
+pub mod admin;
 pub mod api;
 pub mod context;
 pub mod dashboard;
@@ -142,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sources::routes())
         .merge(topups::routes())
         .merge(crate::pages::routes())
+        .merge(crate::admin::routes())
         .merge(crate::listen::routes())
         .merge(events::routes())
         .merge(switchboard::routes())

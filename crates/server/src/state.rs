@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub url_policy: switchboard_core::url_policy::UrlPolicy,
     /// What `GET /metrics` exports (shared with the dispatcher).
     pub metrics: Arc<switchboard_store::metrics::Metrics>,
+    /// The operator's key for `/switchboard/admin/v1` (several platforms);
+    /// `None` turns the admin API off.
+    pub admin_key: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
             check_schema: false,
             url_policy: Default::default(),
             metrics: switchboard_store::metrics::Metrics::new(),
+            admin_key: None,
         }
     }
 }
@@ -48,7 +52,8 @@ pub struct AppState {
     pub listen: Arc<crate::listen::ListenHub>,
     /// The requests this node served, for `stripe logs tail` and the dashboard.
     pub request_log: Arc<crate::request_log::RequestLog>,
-    keys: Arc<RwLock<HashMap<String, (Platform, bool)>>>,
+    /// API key → platform and mode, and when it was looked up (real ms).
+    keys: Arc<RwLock<HashMap<String, (Platform, bool, i64)>>>,
     /// Token buckets per API key: (tokens, last refill in unix ms).
     buckets: Arc<std::sync::Mutex<HashMap<String, (f64, i64)>>>,
     /// Each platform's test clock offset (ms) and when it was read (real
@@ -149,19 +154,32 @@ impl AppState {
             .insert(platform.to_owned(), (offset, self.clock.now_ms()));
     }
 
-    /// The platform and mode of an API key. Keys change only at start-up,
-    /// so positive answers are cached for the life of the process.
+    /// The platform and mode of an API key. Positive answers are cached for
+    /// a few seconds: a key rotated on another node stops working here
+    /// within that (on this node at once: [`AppState::forget_keys`]).
     pub async fn authenticate(&self, key: &str) -> Result<Option<(Platform, bool)>, ApiError> {
-        if let Some(hit) = self.keys.read().expect("key cache lock").get(key) {
-            return Ok(Some(hit.clone()));
+        const FRESH_MS: i64 = 5_000;
+        let now = self.clock.now_ms();
+        if let Some((platform, live, at)) = self.keys.read().expect("key cache lock").get(key)
+            && (0..FRESH_MS).contains(&(now - at))
+        {
+            return Ok(Some((platform.clone(), *live)));
         }
         let found = self.store.platform_by_key(key).await?;
-        if let Some(hit) = &found {
-            self.keys
-                .write()
-                .expect("key cache lock")
-                .insert(key.to_owned(), hit.clone());
+        let mut cache = self.keys.write().expect("key cache lock");
+        match &found {
+            Some((platform, live)) => {
+                cache.insert(key.to_owned(), (platform.clone(), *live, now));
+            }
+            None => {
+                cache.remove(key);
+            }
         }
         Ok(found)
+    }
+
+    /// Drops every cached API key (after keys were rotated).
+    pub fn forget_keys(&self) {
+        self.keys.write().expect("key cache lock").clear();
     }
 }

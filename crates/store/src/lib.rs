@@ -62,6 +62,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_platform(&self, platform: Platform) -> Result<()>;
     /// The platform and mode an API key belongs to.
     async fn platform_by_key(&self, key: &str) -> Result<Option<(Platform, bool)>>;
+    /// Every platform this store hosts, oldest first.
+    async fn platforms(&self) -> Result<Vec<Platform>>;
+    /// Replaces a platform's API keys (the old ones stop working); `false`
+    /// when there is no such platform.
+    async fn set_platform_keys(&self, id: &str, test_key: &str, live_key: &str) -> Result<bool>;
     /// A platform by its account id or its Connect `client_id` (hosted
     /// pages, which carry no API key, name it; OAuth names the client).
     async fn platform(&self, id: &str) -> Result<Option<Platform>>;

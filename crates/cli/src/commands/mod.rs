@@ -9,4 +9,5 @@ pub mod events;
 pub mod listen;
 pub mod logs;
 pub mod output;
+pub mod platforms;
 pub mod trigger;

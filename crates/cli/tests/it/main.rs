@@ -12,6 +12,7 @@ mod crash;
 mod dashboard;
 mod delivery;
 mod hosted_pages;
+mod isolation;
 mod metrics;
 mod money;
 mod onboarding;

@@ -48,6 +48,8 @@ pub struct Options {
     /// `--allow-private-endpoints`: loopback by default, so live endpoints
     /// can point at the tests' receivers.
     pub allow_private: Vec<switchboard_core::url_policy::Cidr>,
+    /// `--admin-key`: the admin API (several platforms) is off without it.
+    pub admin_key: Option<String>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             rate_limit: None,
             allow_private: vec!["127.0.0.0/8".parse().unwrap()],
             poll_interval: None,
+            admin_key: None,
         }
     }
 }
@@ -86,6 +89,7 @@ impl TestNode {
             server: ServerConfig {
                 max_body_bytes: opts.max_body_bytes,
                 rate_limit: opts.rate_limit,
+                admin_key: opts.admin_key.clone(),
                 url_policy: UrlPolicy {
                     allow: opts.allow_private.clone(),
                 },

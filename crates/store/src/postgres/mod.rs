@@ -417,6 +417,23 @@ impl Store for PostgresStore {
         read::platform_by_key(&self.client().await?, key).await
     }
 
+    async fn platforms(&self) -> Result<Vec<Platform>> {
+        read::platforms(&self.client().await?).await
+    }
+
+    async fn set_platform_keys(&self, id: &str, test_key: &str, live_key: &str) -> Result<bool> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE platforms SET test_key = $2, live_key = $3 WHERE id = $1",
+                &[&id, &test_key, &live_key],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n > 0)
+    }
+
     async fn platform(&self, id: &str) -> Result<Option<Platform>> {
         read::platform(&self.client().await?, id).await
     }

@@ -62,6 +62,16 @@ pub(super) async fn platform<C: GenericClient>(c: &C, id: &str) -> Result<Option
     rows.first().map(platform_row).transpose()
 }
 
+pub(super) async fn platforms<C: GenericClient>(c: &C) -> Result<Vec<Platform>> {
+    let rows = query(
+        c,
+        "SELECT id, client_id, test_key, live_key, created FROM platforms ORDER BY created, id",
+        &[],
+    )
+    .await?;
+    rows.iter().map(platform_row).collect()
+}
+
 /// What a page is read from and ordered by.
 struct Order<'a> {
     table: &'a str,

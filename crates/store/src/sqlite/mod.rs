@@ -308,6 +308,23 @@ impl Store for SqliteStore {
         self.read(move |c| read::platform_by_key(c, &key)).await
     }
 
+    async fn platforms(&self) -> Result<Vec<Platform>> {
+        self.read(read::platforms).await
+    }
+
+    async fn set_platform_keys(&self, id: &str, test_key: &str, live_key: &str) -> Result<bool> {
+        let (id, test_key, live_key) = (id.to_owned(), test_key.to_owned(), live_key.to_owned());
+        let n = self
+            .send(|reply| Command::SetPlatformKeys {
+                id,
+                test_key,
+                live_key,
+                reply,
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn platform(&self, id: &str) -> Result<Option<Platform>> {
         let id = id.to_owned();
         self.read(move |c| read::platform(c, &id)).await

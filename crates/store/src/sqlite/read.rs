@@ -35,6 +35,16 @@ pub(super) fn platform(c: &Connection, id: &str) -> Result<Option<Platform>> {
     .map_err(backend)
 }
 
+pub(super) fn platforms(c: &Connection) -> Result<Vec<Platform>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT id, client_id, test_key, live_key, created FROM platforms ORDER BY created, id",
+        )
+        .map_err(backend)?;
+    let rows = stmt.query_map([], platform_row).map_err(backend)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(backend)
+}
+
 pub(super) fn test_clock(c: &Connection, platform: &str) -> Result<i64> {
     c.prepare_cached("SELECT offset_ms FROM test_clocks WHERE platform = ?1")
         .and_then(|mut s| s.query_row([platform], |r| r.get(0)).optional())

@@ -20,6 +20,12 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 pub(super) enum Command {
     Bootstrap(PlatformInit, Reply<Platform>),
     CreatePlatform(Platform, Reply<()>),
+    SetPlatformKeys {
+        id: String,
+        test_key: String,
+        live_key: String,
+        reply: Reply<u64>,
+    },
     Commit(Box<Change>, Reply<CommitOutcome>),
     Claim {
         request: ClaimRequest,
@@ -65,7 +71,7 @@ impl Command {
                     _ => None,
                 }));
             }
-            Command::Record(_, tx) => {
+            Command::Record(_, tx) | Command::SetPlatformKeys { reply: tx, .. } => {
                 let _ = tx.send(pick(result, |o| match o {
                     Output::Count(n) => Some(n),
                     _ => None,
@@ -276,6 +282,17 @@ impl SqliteTx<'_> {
             Command::CreatePlatform(p, _) => {
                 insert_platform(self.c, p, false).map(|()| Output::Unit)
             }
+            Command::SetPlatformKeys {
+                id,
+                test_key,
+                live_key,
+                ..
+            } => self
+                .exec(
+                    "UPDATE platforms SET test_key = ?2, live_key = ?3 WHERE id = ?1",
+                    params![id, test_key, live_key],
+                )
+                .map(|n| Output::Count(n as u64)),
             Command::Commit(change, _) => {
                 let (outcome, work) = run_now(engine::commit(self, change))?;
                 self.new_work |= work;
