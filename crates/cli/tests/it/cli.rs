@@ -761,3 +761,37 @@ async fn next_line(lines: &mut mpsc::UnboundedReceiver<String>) -> String {
         .flatten()
         .expect("a line from logs tail")
 }
+
+/// `switchboard platforms` and `switchboard clock` against the real binary:
+/// an operator hosts a second platform, lists it, rotates its test key; a
+/// developer moves the test clock.
+#[tokio::test]
+async fn platforms_and_the_test_clock_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = spawn(data.path(), &["--admin-key", "admin_cli_000000000000"]);
+    let admin = |args: &'static [&'static str]| {
+        let base = base.clone();
+        async move {
+            let mut all = vec!["platforms", "--admin-key", "admin_cli_000000000000"];
+            all.extend_from_slice(args);
+            run_json(&base, &all).await
+        }
+    };
+    let created = admin(&["create"]).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let key = created["test_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("sk_test_"), "{created:#}");
+    let list = admin(&["list"]).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    let out = exec(&base, &["platforms", "list", "--admin-key", "wrong"]).await;
+    assert!(!out.ok && out.stderr.contains("Invalid admin key"), "{}", out.stderr);
+    let rotated = run_json(&base, &["platforms", "--admin-key", "admin_cli_000000000000", "rotate-keys", &id, "--mode", "test"]).await;
+    assert_ne!(rotated["test_key"].as_str().unwrap(), key);
+
+    let clock = run_json(&base, &["clock", "advance", "2d"]).await;
+    assert_eq!(clock["offset_seconds"], 2 * 86_400);
+    let shown = run_json(&base, &["clock", "show"]).await;
+    assert_eq!(shown["offset_seconds"], 2 * 86_400);
+    let out = exec(&base, &["clock", "advance", "soon"]).await;
+    assert!(!out.ok && out.stderr.contains("invalid duration"), "{}", out.stderr);
+}
