@@ -290,9 +290,16 @@ fn banner_key(key: &str, generated: bool, given: bool) -> String {
         .into_iter()
         .rev()
         .collect();
-    let prefix: String = key.chars().take(8).collect();
+    // A stored live key is only its digest (ending with the key's last four).
+    let prefix: String = if switchboard_core::ids::is_at_rest(key) {
+        switchboard_core::ids::SECRET_KEY_LIVE.to_owned() + "_"
+    } else {
+        key.chars().take(8).collect()
+    };
     let whence = if given {
         "as given"
+    } else if switchboard_core::ids::is_at_rest(key) {
+        "stored hashed: only its last four are known"
     } else {
         "as stored in the data dir"
     };

@@ -80,6 +80,35 @@ pub const SECRET_KEY_LIVE: &str = "sk_live";
 /// A `stripe listen` WebSocket session.
 pub const WEBSOCKET: &str = "wsid";
 
+/// How a live secret key is kept at rest: `sha256:<hex digest>:<last four>`,
+/// never the key itself. Looking a key up hashes the presented key the same
+/// way and compares digests, so the comparison never depends on how much of
+/// a secret matches; the last four are what a person recognises a key by
+/// (as in Stripe's Dashboard).
+pub fn live_key_at_rest(key: &str) -> String {
+    use sha2::Digest as _;
+    if is_at_rest(key) {
+        return key.to_owned();
+    }
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!(
+        "sha256:{}:{tail}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
+}
+
+/// Whether `stored` is a key at rest ([`live_key_at_rest`]), not a key.
+pub fn is_at_rest(stored: &str) -> bool {
+    stored.starts_with("sha256:")
+}
+
 /// Length of the random tail of object ids (≈143 bits of entropy).
 const ID_TAIL: usize = 24;
 /// Length of secrets' random tail (`whsec_…`, `sk_…`).
@@ -111,6 +140,21 @@ pub fn generate_request_id(rng: &mut impl Rng) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_keys_are_kept_as_digests() {
+        let stored = live_key_at_rest("sk_live_abcdefghijklmnop1234");
+        assert!(
+            stored.starts_with("sha256:") && stored.ends_with(":1234"),
+            "{stored}"
+        );
+        assert!(!stored.contains("abcdefgh"));
+        // A stored key written again stays as it is (stores never hash twice);
+        // stores refuse a digest presented as a key (`is_at_rest`).
+        assert_eq!(live_key_at_rest(&stored), stored);
+        assert!(is_at_rest(&stored) && !is_at_rest("sk_live_abc"));
+        assert_ne!(live_key_at_rest("sk_live_abcdefghijklmnop1235"), stored);
+    }
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 

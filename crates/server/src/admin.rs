@@ -50,7 +50,8 @@ fn hint(key: &str) -> String {
         .into_iter()
         .rev()
         .collect();
-    let prefix = if key.starts_with(ids::SECRET_KEY_LIVE) {
+    // A live key is kept only as a digest (which ends with its last four).
+    let prefix = if key.starts_with(ids::SECRET_KEY_LIVE) || ids::is_at_rest(key) {
         ids::SECRET_KEY_LIVE
     } else {
         ids::SECRET_KEY_TEST

@@ -63,6 +63,8 @@ pub struct Ctx {
     pub headers: HeaderMap,
     /// `expand[]`, read by `finish_params` and applied to the response.
     pub expand: Vec<String>,
+    /// The key the caller presented (never logged; shown only redacted).
+    key: String,
     /// How far the platform's clock runs ahead of real time in this mode
     /// (its test clock; always 0 in live mode).
     pub offset_ms: i64,
@@ -198,6 +200,7 @@ impl FromRequest<AppState> for Ctx {
             path,
             headers: parts.headers,
             expand: Vec::new(),
+            key,
             offset_ms,
             idempotency,
             reserved,
@@ -363,6 +366,7 @@ impl Ctx {
             path: String::new(),
             headers,
             expand: Vec::new(),
+            key: String::new(),
             offset_ms,
             idempotency: None,
             reserved: ReservedKey::default(),
@@ -392,13 +396,10 @@ impl Ctx {
         self.scope.livemode
     }
 
-    /// The key the caller authenticated with (for redacted error messages).
+    /// The key the caller authenticated with (for redacted error messages);
+    /// empty for a hosted page or a timer, which present none.
     pub fn api_key(&self) -> &str {
-        if self.scope.livemode {
-            &self.platform.live_key
-        } else {
-            &self.platform.test_key
-        }
+        &self.key
     }
 
     /// `http://host:port` as the caller reached this server: hosted pages

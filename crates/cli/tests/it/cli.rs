@@ -784,8 +784,24 @@ async fn platforms_and_the_test_clock_from_the_command_line() {
     let list = admin(&["list"]).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     let out = exec(&base, &["platforms", "list", "--admin-key", "wrong"]).await;
-    assert!(!out.ok && out.stderr.contains("Invalid admin key"), "{}", out.stderr);
-    let rotated = run_json(&base, &["platforms", "--admin-key", "admin_cli_000000000000", "rotate-keys", &id, "--mode", "test"]).await;
+    assert!(
+        !out.ok && out.stderr.contains("Invalid admin key"),
+        "{}",
+        out.stderr
+    );
+    let rotated = run_json(
+        &base,
+        &[
+            "platforms",
+            "--admin-key",
+            "admin_cli_000000000000",
+            "rotate-keys",
+            &id,
+            "--mode",
+            "test",
+        ],
+    )
+    .await;
     assert_ne!(rotated["test_key"].as_str().unwrap(), key);
 
     let clock = run_json(&base, &["clock", "advance", "2d"]).await;
@@ -793,5 +809,9 @@ async fn platforms_and_the_test_clock_from_the_command_line() {
     let shown = run_json(&base, &["clock", "show"]).await;
     assert_eq!(shown["offset_seconds"], 2 * 86_400);
     let out = exec(&base, &["clock", "advance", "soon"]).await;
-    assert!(!out.ok && out.stderr.contains("invalid duration"), "{}", out.stderr);
+    assert!(
+        !out.ok && out.stderr.contains("invalid duration"),
+        "{}",
+        out.stderr
+    );
 }

@@ -226,12 +226,26 @@ fn secrets_at_rest_are_private_and_the_banner_shows_keys_once() {
         test_key.starts_with("sk_test_") && test_key.len() > 30,
         "{first}"
     );
-    assert!(key_line(&first, "live secret key").starts_with("sk_live_"));
+    let live_key = key_line(&first, "live secret key");
+    assert!(live_key.starts_with("sk_live_"));
     assert!(first.contains("generated now"));
     // Later starts show only the ends of the stored keys.
     let second = banner(&[]);
     assert!(!second.contains(&test_key), "{second}");
     assert!(second.contains(&test_key[test_key.len() - 4..]), "{second}");
+    assert!(second.contains(&live_key[live_key.len() - 4..]), "{second}");
+    // The live key is nowhere in the data dir: only its digest is kept.
+    for file in std::fs::read_dir(&data).unwrap() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes
+                .windows(live_key.len())
+                .any(|w| w == live_key.as_bytes()),
+            "{} holds the live key",
+            path.display()
+        );
+    }
     // A live key given by flag is never printed.
     let given = "sk_live_given_by_flag_0000000000000000";
     let third = banner(&["--live-key", given]);

@@ -24,6 +24,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::engine::{self, RouteEntry};
 use crate::*;
+use switchboard_core::ids::live_key_at_rest;
 use tx::PgTx;
 
 /// Versioned migrations, applied in order, each once, under an advisory lock.
@@ -225,6 +226,25 @@ async fn migrate(pool: &Pool) -> Result<()> {
         .await
         .map_err(pg)?;
     }
+    // Live keys of databases older than their hashing are hashed in place.
+    let plain: Vec<(String, String)> = t
+        .query(
+            "SELECT id, live_key FROM platforms WHERE live_key NOT LIKE 'sha256:%'",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (id, key) in plain {
+        t.execute(
+            "UPDATE platforms SET live_key = $2 WHERE id = $1",
+            &[&id, &live_key_at_rest(&key)],
+        )
+        .await
+        .map_err(pg)?;
+    }
     t.commit().await.map_err(pg)
 }
 
@@ -373,7 +393,13 @@ impl Store for PostgresStore {
             .execute(
                 "INSERT INTO platforms (id, client_id, test_key, live_key, created, is_default)
                  VALUES ($1, $2, $3, $4, $5, true) ON CONFLICT DO NOTHING",
-                &[&p.id, &p.client_id, &p.test_key, &p.live_key, &p.created],
+                &[
+                    &p.id,
+                    &p.client_id,
+                    &p.test_key,
+                    &live_key_at_rest(&p.live_key),
+                    &p.created,
+                ],
             )
             .await
             .map_err(pg)?;
@@ -385,6 +411,10 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         let mut platform = read::platform_row(&row)?;
+        if platform.id == p.id {
+            // This start made it: the caller sees the live key whole this once.
+            platform.live_key = p.live_key.clone();
+        }
         if let Some(k) = init.test_key_override {
             platform.test_key = k;
         }
@@ -394,7 +424,11 @@ impl Store for PostgresStore {
         client
             .execute(
                 "UPDATE platforms SET test_key = $2, live_key = $3 WHERE id = $1",
-                &[&platform.id, &platform.test_key, &platform.live_key],
+                &[
+                    &platform.id,
+                    &platform.test_key,
+                    &live_key_at_rest(&platform.live_key),
+                ],
             )
             .await
             .map_err(pg)?;
@@ -406,7 +440,7 @@ impl Store for PostgresStore {
         client
             .execute(
                 "INSERT INTO platforms (id, client_id, test_key, live_key, created) VALUES ($1, $2, $3, $4, $5)",
-                &[&p.id, &p.client_id, &p.test_key, &p.live_key, &p.created],
+                &[&p.id, &p.client_id, &p.test_key, &live_key_at_rest(&p.live_key), &p.created],
             )
             .await
             .map_err(pg)?;
@@ -427,7 +461,7 @@ impl Store for PostgresStore {
             .await?
             .execute(
                 "UPDATE platforms SET test_key = $2, live_key = $3 WHERE id = $1",
-                &[&id, &test_key, &live_key],
+                &[&id, &test_key, &live_key_at_rest(live_key)],
             )
             .await
             .map_err(pg)?;

@@ -37,16 +37,21 @@ pub(super) async fn platform_by_key<C: GenericClient>(
     c: &C,
     key: &str,
 ) -> Result<Option<(Platform, bool)>> {
+    // A digest found in a stolen database is no key.
+    if switchboard_core::ids::is_at_rest(key) {
+        return Ok(None);
+    }
+    let at_rest = switchboard_core::ids::live_key_at_rest(key);
     let rows = query(
         c,
-        "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE test_key = $1 OR live_key = $1",
-        &[Box::new(key.to_owned())],
+        "SELECT id, client_id, test_key, live_key, created FROM platforms WHERE test_key = $1 OR live_key = $2",
+        &[Box::new(key.to_owned()), Box::new(at_rest.clone())],
     )
     .await?;
     rows.first()
         .map(|r| {
             let p = platform_row(r)?;
-            let live = p.live_key == key;
+            let live = p.live_key == at_rest;
             Ok((p, live))
         })
         .transpose()

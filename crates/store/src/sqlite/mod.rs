@@ -185,6 +185,21 @@ fn migrate(conn: &Connection) -> Result<()> {
         conn.execute_batch("ALTER TABLE attempts ADD COLUMN chaos TEXT")
             .map_err(backend)?;
     }
+    // Live keys of databases older than their hashing are hashed in place.
+    let plain: Vec<(String, String)> = conn
+        .prepare("SELECT id, live_key FROM platforms WHERE live_key NOT LIKE 'sha256:%'")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(backend)?;
+    for (id, key) in plain {
+        conn.execute(
+            "UPDATE platforms SET live_key = ?2 WHERE id = ?1",
+            rusqlite::params![id, switchboard_core::ids::live_key_at_rest(&key)],
+        )
+        .map_err(backend)?;
+    }
     Ok(())
 }
 

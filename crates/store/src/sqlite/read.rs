@@ -18,10 +18,15 @@ pub(super) fn platform_row(r: &Row<'_>) -> rusqlite::Result<Platform> {
 }
 
 pub(super) fn platform_by_key(c: &Connection, key: &str) -> Result<Option<(Platform, bool)>> {
-    c.prepare_cached("SELECT id, client_id, test_key, live_key, created FROM platforms WHERE test_key = ?1 OR live_key = ?1")
-        .and_then(|mut s| s.query_row([key], platform_row).optional())
+    // A digest found in a stolen database is no key.
+    if switchboard_core::ids::is_at_rest(key) {
+        return Ok(None);
+    }
+    let at_rest = switchboard_core::ids::live_key_at_rest(key);
+    c.prepare_cached("SELECT id, client_id, test_key, live_key, created FROM platforms WHERE test_key = ?1 OR live_key = ?2")
+        .and_then(|mut s| s.query_row([key, &at_rest], platform_row).optional())
         .map(|p| p.map(|p| {
-            let live = p.live_key == key;
+            let live = p.live_key == at_rest;
             (p, live)
         }))
         .map_err(backend)

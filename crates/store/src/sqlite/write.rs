@@ -14,6 +14,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::{MAX_GROUP, backend, read};
 use crate::engine::{self, Due, EventRow, Moved, RouteEntry, Target, Tx};
 use crate::*;
+use switchboard_core::ids::live_key_at_rest;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -290,7 +291,7 @@ impl SqliteTx<'_> {
             } => self
                 .exec(
                     "UPDATE platforms SET test_key = ?2, live_key = ?3 WHERE id = ?1",
-                    params![id, test_key, live_key],
+                    params![id, test_key, live_key_at_rest(live_key)],
                 )
                 .map(|n| Output::Count(n as u64)),
             Command::Commit(change, _) => {
@@ -365,16 +366,21 @@ fn bootstrap(c: &Connection, init: PlatformInit) -> Result<Platform> {
     }
     c.execute(
         "UPDATE platforms SET test_key = ?2, live_key = ?3 WHERE id = ?1",
-        params![platform.id, platform.test_key, platform.live_key],
+        params![
+            platform.id,
+            platform.test_key,
+            live_key_at_rest(&platform.live_key)
+        ],
     )
     .map_err(backend)?;
+    // The caller sees the live key whole only when it was just made or given.
     Ok(platform)
 }
 
 fn insert_platform(c: &Connection, p: &Platform, is_default: bool) -> Result<()> {
     c.execute(
         "INSERT INTO platforms (id, client_id, test_key, live_key, created, is_default) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![p.id, p.client_id, p.test_key, p.live_key, p.created, is_default],
+        params![p.id, p.client_id, p.test_key, live_key_at_rest(&p.live_key), p.created, is_default],
     )
     .map_err(backend)?;
     Ok(())
