@@ -80,6 +80,7 @@ pub fn node_config(dir: &std::path::Path, deliver: bool) -> NodeConfig {
         data_dir: dir.to_owned(),
         test_key: Some(KEY.into()),
         live_key: None,
+        secrets_key: None,
         server: ServerConfig::default(),
         dispatcher: DispatcherConfig {
             retry: RetrySchedule::fast(),

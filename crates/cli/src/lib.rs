@@ -46,6 +46,9 @@ pub struct NodeConfig {
     pub database_url: Option<String>,
     pub test_key: Option<String>,
     pub live_key: Option<String>,
+    /// Seals webhook secrets at rest. SQLite without it: a key file beside
+    /// the database; PostgreSQL without it: unsealed (with a warning).
+    pub secrets_key: Option<String>,
     pub server: ServerConfig,
     pub dispatcher: DispatcherConfig,
     pub role: Role,
@@ -70,8 +73,21 @@ impl Node {
         listener: TcpListener,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Node> {
+        let sealed = config
+            .secrets_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(switchboard_store::secrets::SecretBox::from_operator_key);
         let store: Arc<dyn Store> = match &config.database_url {
-            Some(url) => Arc::new(PostgresStore::connect(url).await?),
+            Some(url) => {
+                let sealed = sealed.unwrap_or_else(|| {
+                    tracing::warn!(
+                        "webhook secrets are stored unsealed: give every node the same --secrets-key to seal them"
+                    );
+                    switchboard_store::secrets::SecretBox::plain()
+                });
+                Arc::new(PostgresStore::connect_sealed(url, sealed).await?)
+            }
             None => {
                 std::fs::create_dir_all(&config.data_dir)?;
                 // Keys and webhook secrets live here: readable by this user only.
@@ -83,7 +99,11 @@ impl Node {
                         std::fs::Permissions::from_mode(0o700),
                     )?;
                 }
-                Arc::new(SqliteStore::open(&config.data_dir.join("switchboard.db"))?)
+                Arc::new(SqliteStore::open_sealed(
+                    &config.data_dir.join("switchboard.db"),
+                    switchboard_store::sqlite::WAL_LIMIT,
+                    sealed,
+                )?)
             }
         };
         // Names this process in listener holds and claims.

@@ -150,6 +150,11 @@ struct ServeArgs {
     /// Log lines as `text` or `json` (one object per line); SWITCHBOARD_LOG sets the level.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// The key that seals webhook secrets at rest (64 hex digits, or a
+    /// passphrase). Every node of a PostgreSQL cluster needs the same one;
+    /// with SQLite it defaults to `switchboard.key` in the data dir.
+    #[arg(long, env = "SWITCHBOARD_SECRETS_KEY", hide_env_values = true)]
+    secrets_key: Option<String>,
     /// The operator's key for the admin API (`switchboard platforms`, which
     /// hosts more than one platform); the admin API is off without it.
     #[arg(long, env = "SWITCHBOARD_ADMIN_KEY", hide_env_values = true)]
@@ -226,6 +231,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         database_url: args.database_url,
         test_key: args.test_key,
         live_key: args.live_key,
+        secrets_key: args.secrets_key,
         server: ServerConfig {
             max_body_bytes: args.max_body_bytes,
             rate_limit: args.rate_limit,

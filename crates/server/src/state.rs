@@ -43,6 +43,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// What an API key is: its platform, whether it is live, and when it was
+/// looked up (real ms).
+type CachedKey = (Platform, bool, i64);
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
@@ -52,8 +56,7 @@ pub struct AppState {
     pub listen: Arc<crate::listen::ListenHub>,
     /// The requests this node served, for `stripe logs tail` and the dashboard.
     pub request_log: Arc<crate::request_log::RequestLog>,
-    /// API key → platform and mode, and when it was looked up (real ms).
-    keys: Arc<RwLock<HashMap<String, (Platform, bool, i64)>>>,
+    keys: Arc<RwLock<HashMap<String, CachedKey>>>,
     /// Token buckets per API key: (tokens, last refill in unix ms).
     buckets: Arc<std::sync::Mutex<HashMap<String, (f64, i64)>>>,
     /// Each platform's test clock offset (ms) and when it was read (real

@@ -489,47 +489,57 @@ fn escape_like(s: &str) -> String {
 /// The active secrets of each stored secrets list seen in one claim, parsed
 /// once: a claim's rows mostly share a few endpoints, and parsing the JSON
 /// per row was 5 % of the writer's instructions.
-pub(crate) struct SecretsMemo {
+pub(crate) struct SecretsMemo<'a> {
     now: i64,
+    sealed: &'a crate::secrets::SecretBox,
     parsed: HashMap<String, Vec<String>>,
 }
 
-impl SecretsMemo {
+impl<'a> SecretsMemo<'a> {
     /// For secrets valid at `now` (unix seconds).
-    pub fn new(now: i64) -> Self {
+    pub fn new(now: i64, sealed: &'a crate::secrets::SecretBox) -> Self {
         SecretsMemo {
             now,
+            sealed,
             parsed: HashMap::new(),
         }
     }
 
-    pub fn active(&mut self, json: &str) -> Vec<String> {
-        if let Some(s) = self.parsed.get(json) {
-            return s.clone();
+    pub fn active(&mut self, stored: &str) -> Result<Vec<String>> {
+        if let Some(s) = self.parsed.get(stored) {
+            return Ok(s.clone());
         }
-        let s = active_secrets(&parse_secrets(json), self.now);
-        self.parsed.insert(json.to_owned(), s.clone());
-        s
+        let s = active_secrets(&parse_secrets(stored, self.sealed)?, self.now);
+        self.parsed.insert(stored.to_owned(), s.clone());
+        Ok(s)
     }
 }
 
-/// Secrets as stored (JSON), shared by the backends.
-pub(crate) fn secrets_json(secrets: &[SigningSecret]) -> String {
+/// Secrets as stored (JSON, sealed by `sealed`), shared by the backends.
+pub(crate) fn secrets_json(
+    secrets: &[SigningSecret],
+    sealed: &crate::secrets::SecretBox,
+) -> String {
     let list: Vec<serde_json::Value> = secrets
         .iter()
         .map(|s| serde_json::json!({"secret": s.secret, "expires_at": s.expires_at}))
         .collect();
-    serde_json::Value::Array(list).to_string()
+    sealed.seal(&serde_json::Value::Array(list).to_string())
 }
 
-pub(crate) fn parse_secrets(json: &str) -> Vec<SigningSecret> {
-    let all: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
-    all.into_iter()
+pub(crate) fn parse_secrets(
+    stored: &str,
+    sealed: &crate::secrets::SecretBox,
+) -> Result<Vec<SigningSecret>> {
+    let json = sealed.open(stored)?;
+    let all: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap_or_default();
+    Ok(all
+        .into_iter()
         .filter_map(|s| {
             Some(SigningSecret {
                 secret: s["secret"].as_str()?.to_owned(),
                 expires_at: s["expires_at"].as_i64(),
             })
         })
-        .collect()
+        .collect())
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 mod model;
 pub mod postgres;
 pub mod relay;
+pub mod secrets;
 pub mod sqlite;
 
 use std::sync::Arc;

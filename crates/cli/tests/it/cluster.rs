@@ -16,9 +16,15 @@ use crate::support::{
 };
 
 /// Two nodes on one fresh database, started at the same moment (so that
-/// they migrate it concurrently).
+/// they migrate it concurrently), sealing webhook secrets with one key (a
+/// secret one node seals, the other opens to sign its deliveries).
 fn two_nodes(url: &str, extra: &[&str]) -> [(KillOnDrop, String, tempfile::TempDir); 2] {
-    let mut args = vec!["--database-url", url];
+    let mut args = vec![
+        "--database-url",
+        url,
+        "--secrets-key",
+        "cluster secrets passphrase",
+    ];
     args.extend_from_slice(extra);
     let start = || {
         let dir = tempfile::tempdir().unwrap();
@@ -289,11 +295,25 @@ async fn an_api_node_and_a_worker_node_split_the_work() {
     let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (api_node, api) = spawn(
         api_dir.path(),
-        &["--database-url", &db.url, "--role", "api"],
+        &[
+            "--database-url",
+            &db.url,
+            "--role",
+            "api",
+            "--secrets-key",
+            "split secrets",
+        ],
     );
     let (worker_node, worker) = spawn(
         worker_dir.path(),
-        &["--database-url", &db.url, "--role", "worker"],
+        &[
+            "--database-url",
+            &db.url,
+            "--role",
+            "worker",
+            "--secrets-key",
+            "split secrets",
+        ],
     );
     let http = client();
     // The worker serves health checks only.

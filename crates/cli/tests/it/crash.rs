@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::support::{Seen, TEST_KEY, all_event_ids, await_all, counting_receivers, spawn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,4 +263,74 @@ fn secrets_at_rest_are_private_and_the_banner_shows_keys_once() {
             "the WAL holds the same secrets"
         );
     }
+}
+
+/// Webhook signing secrets are sealed at rest: the database files never
+/// hold one, `switchboard.key` (0600) beside them opens them after a
+/// restart, and another key opens nothing.
+#[tokio::test]
+async fn webhook_secrets_are_sealed_at_rest() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = tempfile::tempdir().unwrap();
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let (server, base) = spawn(data.path(), &[]);
+    let we: Value = http
+        .post(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth(TEST_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("url=http://127.0.0.1:9/hook&enabled_events[]=*")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap();
+    let (id, secret) = (
+        we["id"].as_str().unwrap().to_owned(),
+        we["secret"].as_str().unwrap().to_owned(),
+    );
+    drop(server);
+    for file in std::fs::read_dir(data.path()).unwrap() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds the webhook secret",
+            path.display()
+        );
+    }
+    let key = data.path().join("switchboard.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let reveal = |base: String| {
+        let http = http.clone();
+        let id = id.clone();
+        async move {
+            http.get(format!(
+                "{base}/switchboard/v1/webhook_endpoints/{id}/secret"
+            ))
+            .bearer_auth(TEST_KEY)
+            .send()
+            .await
+            .unwrap()
+        }
+    };
+    let (server, base) = spawn(data.path(), &[]);
+    let shown: Value = serde_json::from_slice(&reveal(base).await.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        shown["secret"],
+        secret.as_str(),
+        "opened with the key file after a restart"
+    );
+    drop(server);
+    let (_server, base) = spawn(
+        data.path(),
+        &["--secrets-key", "not the key they were sealed with"],
+    );
+    let refused = reveal(base).await;
+    assert!(refused.status().is_server_error(), "{}", refused.status());
+    assert!(!refused.text().await.unwrap().contains(&secret));
 }

@@ -86,6 +86,7 @@ impl TestNode {
             data_dir: dir.path().to_owned(),
             test_key: Some(TEST_KEY.into()),
             live_key: Some(LIVE_KEY.into()),
+            secrets_key: None,
             server: ServerConfig {
                 max_body_bytes: opts.max_body_bytes,
                 rate_limit: opts.rate_limit,

@@ -77,6 +77,8 @@ struct Shared {
     pool: Pool,
     routes: RoutesCache,
     work: Arc<Notify>,
+    /// Seals webhook secrets at rest (`crate::secrets`).
+    sealed: crate::secrets::SecretBox,
 }
 
 /// A commit waiting for its transaction.
@@ -133,6 +135,12 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`; `?options=-csearch_path%3Dschema`
     /// puts Switchboard's tables in a schema of their own) and migrates it.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_sealed(url, crate::secrets::SecretBox::plain()).await
+    }
+
+    /// [`PostgresStore::connect`], sealing webhook secrets with `sealed`
+    /// (the operator's `--secrets-key`, the same on every node).
+    pub async fn connect_sealed(url: &str, sealed: crate::secrets::SecretBox) -> Result<Self> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::backend(format!("invalid database URL: {e}")))?;
@@ -151,11 +159,15 @@ impl PostgresStore {
             .build()
             .map_err(StoreError::backend)?;
         migrate(&pool).await?;
+        if sealed.seals() {
+            reseal(&pool, &sealed).await?;
+        }
         let work = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             pool,
             routes: RoutesCache::default(),
             work: work.clone(),
+            sealed,
         });
         let (commits, queue) = mpsc::channel(4 * MAX_BATCH);
         let queue = Arc::new(tokio::sync::Mutex::new(queue));
@@ -248,6 +260,30 @@ async fn migrate(pool: &Pool) -> Result<()> {
     t.commit().await.map_err(pg)
 }
 
+/// Seals webhook secrets written before they were sealed at rest (a node
+/// given `--secrets-key` for the first time).
+async fn reseal(pool: &Pool, sealed: &crate::secrets::SecretBox) -> Result<()> {
+    let client = pool.get().await.map_err(pool_error)?;
+    let rows = client
+        .query(
+            "SELECT seq, secrets FROM endpoints WHERE secrets NOT LIKE 'enc1:%'",
+            &[],
+        )
+        .await
+        .map_err(pg)?;
+    for r in rows {
+        let (seq, secrets): (i64, String) = (r.get(0), r.get(1));
+        client
+            .execute(
+                "UPDATE endpoints SET secrets = $2 WHERE seq = $1 AND secrets = $3",
+                &[&seq, &sealed.seal(&secrets), &secrets],
+            )
+            .await
+            .map_err(pg)?;
+    }
+    Ok(())
+}
+
 /// Wakes this node's dispatcher when any node queues deliveries; reconnects
 /// (and wakes it once, for what it may have missed) after a lost connection.
 async fn listen_for_work(config: tokio_postgres::Config, work: Arc<Notify>) {
@@ -295,7 +331,7 @@ macro_rules! transaction {
         loop {
             let mut client = $store.client().await?;
             let t = client.transaction().await.map_err(pg)?;
-            let mut $tx = PgTx::new(&t, &$store.routes);
+            let mut $tx = PgTx::new(&t, &$store.routes, &$store.sealed);
             let out = $body.await;
             let (new_work, aborted) = ($tx.new_work, $tx.deadlocked);
             let out = match out {
@@ -506,7 +542,14 @@ impl Store for PostgresStore {
         livemode: bool,
         id: &str,
     ) -> Result<Option<EndpointRecord>> {
-        read::endpoint(&self.client().await?, platform, livemode, id).await
+        read::endpoint(
+            &self.client().await?,
+            platform,
+            livemode,
+            id,
+            &self.shared.sealed,
+        )
+        .await
     }
 
     async fn endpoints(
@@ -515,11 +558,24 @@ impl Store for PostgresStore {
         livemode: bool,
         page: &PageRequest,
     ) -> Result<Page<EndpointRecord>> {
-        read::endpoints(&self.client().await?, platform, livemode, page).await
+        read::endpoints(
+            &self.client().await?,
+            platform,
+            livemode,
+            page,
+            &self.shared.sealed,
+        )
+        .await
     }
 
     async fn listeners(&self, platform: &str, livemode: bool) -> Result<Vec<EndpointRecord>> {
-        read::listeners(&self.client().await?, platform, livemode).await
+        read::listeners(
+            &self.client().await?,
+            platform,
+            livemode,
+            &self.shared.sealed,
+        )
+        .await
     }
 
     async fn event(&self, scope: &Scope, id: &str) -> Result<Option<EventRecord>> {

@@ -5,6 +5,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::pg;
+use crate::secrets::SecretBox;
 use crate::*;
 use switchboard_core::attempt::{AttemptError, NextAction};
 
@@ -224,7 +225,7 @@ pub(super) async fn objects<C: GenericClient>(
 const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
      api_version, description, metadata, secrets, deleted, failing_since, kind";
 
-fn endpoint_row(r: &Row) -> Result<EndpointRecord> {
+fn endpoint_row(r: &Row, sealed: &SecretBox) -> Result<EndpointRecord> {
     fn json<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
         serde_json::from_str(s).unwrap_or_default()
     }
@@ -241,7 +242,7 @@ fn endpoint_row(r: &Row) -> Result<EndpointRecord> {
         api_version: get(r, 9)?,
         description: get(r, 10)?,
         metadata: json(get(r, 11)?),
-        secrets: crate::engine::parse_secrets(get(r, 12)?),
+        secrets: crate::engine::parse_secrets(get(r, 12)?, sealed)?,
         deleted: get(r, 13)?,
         failing_since: get(r, 14)?,
         listener: get::<&str>(r, 15)? == "listener",
@@ -253,6 +254,7 @@ pub(super) async fn endpoint<C: GenericClient>(
     platform: &str,
     livemode: bool,
     id: &str,
+    sealed: &SecretBox,
 ) -> Result<Option<EndpointRecord>> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE platform = $1 AND livemode = $2 AND id = $3 AND NOT deleted"
@@ -265,7 +267,7 @@ pub(super) async fn endpoint<C: GenericClient>(
     query(c, &sql, &a)
         .await?
         .first()
-        .map(endpoint_row)
+        .map(|r| endpoint_row(r, sealed))
         .transpose()
 }
 
@@ -274,6 +276,7 @@ pub(super) async fn endpoints<C: GenericClient>(
     platform: &str,
     livemode: bool,
     page: &PageRequest,
+    sealed: &SecretBox,
 ) -> Result<Page<EndpointRecord>> {
     let order = Order {
         table: "endpoints",
@@ -288,7 +291,7 @@ pub(super) async fn endpoints<C: GenericClient>(
         a,
         page,
         true,
-        endpoint_row,
+        |r| endpoint_row(r, sealed),
     )
     .await
 }
@@ -297,12 +300,17 @@ pub(super) async fn listeners<C: GenericClient>(
     c: &C,
     platform: &str,
     livemode: bool,
+    sealed: &SecretBox,
 ) -> Result<Vec<EndpointRecord>> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE platform = $1 AND livemode = $2 AND kind = 'listener' AND NOT deleted ORDER BY seq"
     );
     let a: Vec<Param> = vec![Box::new(platform.to_owned()), Box::new(livemode)];
-    query(c, &sql, &a).await?.iter().map(endpoint_row).collect()
+    query(c, &sql, &a)
+        .await?
+        .iter()
+        .map(|r| endpoint_row(r, sealed))
+        .collect()
 }
 
 const EVENT_COLUMNS: &str = "id, livemode, account, type, created, pending_webhooks, payload";

@@ -17,6 +17,7 @@ use crate::*;
 pub(super) struct PgTx<'a> {
     t: &'a Transaction<'a>,
     routes: &'a RoutesCache,
+    sealed: &'a crate::secrets::SecretBox,
     pub new_work: bool,
     /// PostgreSQL aborted the transaction to break a deadlock: run it again.
     pub deadlocked: bool,
@@ -30,10 +31,15 @@ fn account(scope: &Scope) -> &str {
 }
 
 impl<'a> PgTx<'a> {
-    pub fn new(t: &'a Transaction<'a>, routes: &'a RoutesCache) -> Self {
+    pub fn new(
+        t: &'a Transaction<'a>,
+        routes: &'a RoutesCache,
+        sealed: &'a crate::secrets::SecretBox,
+    ) -> Self {
         PgTx {
             t,
             routes,
+            sealed,
             new_work: false,
             deadlocked: false,
             checked: HashMap::new(),
@@ -272,7 +278,7 @@ impl Tx for PgTx<'_> {
     async fn write_endpoint(&mut self, e: &EndpointRecord, expected: Option<i64>) -> Result<()> {
         let events = serde_json::to_string(&e.enabled_events).map_err(StoreError::backend)?;
         let metadata = serde_json::to_string(&e.metadata).map_err(StoreError::backend)?;
-        let secrets = engine::secrets_json(&e.secrets);
+        let secrets = engine::secrets_json(&e.secrets, self.sealed);
         match expected {
             None => {
                 let kind = if e.listener { "listener" } else { "webhook" };
@@ -432,7 +438,7 @@ impl Tx for PgTx<'_> {
             .await?;
         let now = req.now_ms / 1000;
         let mut out = Vec::with_capacity(rows.len());
-        let mut memo = engine::SecretsMemo::new(now);
+        let mut memo = engine::SecretsMemo::new(now, self.sealed);
         for r in &rows {
             let target = match (get::<bool>(r, 8)?, get::<bool>(r, 9)?) {
                 (_, true) => Target::Deleted,
@@ -451,7 +457,7 @@ impl Tx for PgTx<'_> {
                     endpoint_id: get(r, 5)?,
                     url: get(r, 6)?,
                     livemode: get(r, 11)?,
-                    secrets: memo.active(secrets),
+                    secrets: memo.active(secrets)?,
                 },
                 target,
                 event_seq: get(r, 10)?,

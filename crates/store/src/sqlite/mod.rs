@@ -32,6 +32,8 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     work: Arc<Notify>,
     identity: FileIdentity,
+    /// Seals webhook secrets at rest (`crate::secrets`).
+    sealed: Arc<crate::secrets::SecretBox>,
 }
 
 /// Which file the database is: a path whose file was deleted or replaced
@@ -105,6 +107,23 @@ impl SqliteStore {
     /// [`SqliteStore::open`] with the WAL size past which checkpoints
     /// truncate it (tests use a small one).
     pub fn open_with(path: &Path, wal_limit: u64) -> Result<Self> {
+        Self::open_sealed(path, wal_limit, None)
+    }
+
+    /// [`SqliteStore::open_with`], sealing webhook secrets with the
+    /// operator's key, or (`None`) with the key file beside the database
+    /// (`switchboard.key`, made on first start).
+    pub fn open_sealed(
+        path: &Path,
+        wal_limit: u64,
+        sealed: Option<crate::secrets::SecretBox>,
+    ) -> Result<Self> {
+        let sealed = Arc::new(match sealed {
+            Some(s) => s,
+            None => {
+                crate::secrets::SecretBox::from_key_file(&path.with_file_name("switchboard.key"))?
+            }
+        });
         // The database holds keys and webhook secrets: this user's only.
         // SQLite gives the -wal and -shm files the database file's mode.
         private_file(path)?;
@@ -121,6 +140,7 @@ impl SqliteStore {
         configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         migrate(&conn)?;
+        reseal(&conn, &sealed)?;
         // The previous owner is gone: its claims are dead, and so are its
         // `stripe listen` sockets.
         conn.execute_batch(
@@ -131,7 +151,7 @@ impl SqliteStore {
         .map_err(backend)?;
         let work = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        let writer = write::Writer::new(conn, work.clone(), lock, identity.clone());
+        let writer = write::Writer::new(conn, work.clone(), lock, identity.clone(), sealed.clone());
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -151,6 +171,7 @@ impl SqliteStore {
             }),
             work,
             identity,
+            sealed,
         })
     }
 
@@ -197,6 +218,25 @@ fn migrate(conn: &Connection) -> Result<()> {
         conn.execute(
             "UPDATE platforms SET live_key = ?2 WHERE id = ?1",
             rusqlite::params![id, switchboard_core::ids::live_key_at_rest(&key)],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Seals webhook secrets written before they were sealed at rest.
+fn reseal(conn: &Connection, sealed: &crate::secrets::SecretBox) -> Result<()> {
+    let plain: Vec<(i64, String)> = conn
+        .prepare("SELECT seq, secrets FROM endpoints WHERE secrets NOT LIKE 'enc1:%'")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(backend)?;
+    for (seq, secrets) in plain {
+        conn.execute(
+            "UPDATE endpoints SET secrets = ?2 WHERE seq = ?1",
+            rusqlite::params![seq, sealed.seal(&secrets)],
         )
         .map_err(backend)?;
     }
@@ -374,7 +414,8 @@ impl Store for SqliteStore {
         id: &str,
     ) -> Result<Option<EndpointRecord>> {
         let (platform, id) = (platform.to_owned(), id.to_owned());
-        self.read(move |c| read::endpoint(c, &platform, livemode, &id))
+        let sealed = self.sealed.clone();
+        self.read(move |c| read::endpoint(c, &platform, livemode, &id, &sealed))
             .await
     }
 
@@ -385,13 +426,15 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<EndpointRecord>> {
         let (platform, page) = (platform.to_owned(), page.clone());
-        self.read(move |c| read::endpoints(c, &platform, livemode, &page))
+        let sealed = self.sealed.clone();
+        self.read(move |c| read::endpoints(c, &platform, livemode, &page, &sealed))
             .await
     }
 
     async fn listeners(&self, platform: &str, livemode: bool) -> Result<Vec<EndpointRecord>> {
         let platform = platform.to_owned();
-        self.read(move |c| read::listeners(c, &platform, livemode))
+        let sealed = self.sealed.clone();
+        self.read(move |c| read::listeners(c, &platform, livemode, &sealed))
             .await
     }
 

@@ -4,6 +4,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::backend;
+use crate::secrets::SecretBox;
 use crate::*;
 use switchboard_core::attempt::{AttemptError, NextAction};
 
@@ -239,7 +240,7 @@ pub(super) fn objects(
 const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
      api_version, description, metadata, secrets, deleted, failing_since, kind";
 
-fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
+fn endpoint_row(r: &Row<'_>, sealed: &SecretBox) -> rusqlite::Result<EndpointRecord> {
     fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
         serde_json::from_str(&s).unwrap_or_default()
     }
@@ -257,7 +258,9 @@ fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
         api_version: r.get(9)?,
         description: r.get(10)?,
         metadata: json(r.get(11)?),
-        secrets: crate::engine::parse_secrets(&secrets),
+        secrets: crate::engine::parse_secrets(&secrets, sealed).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(12, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         deleted: r.get(13)?,
         failing_since: r.get(14)?,
         listener: r.get::<_, String>(15)? == "listener",
@@ -269,13 +272,14 @@ pub(super) fn endpoint(
     platform: &str,
     livemode: bool,
     id: &str,
+    sealed: &SecretBox,
 ) -> Result<Option<EndpointRecord>> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE platform = ?1 AND livemode = ?2 AND id = ?3 AND deleted = 0"
     );
     c.prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row(params![platform, livemode, id], endpoint_row)
+            s.query_row(params![platform, livemode, id], |r| endpoint_row(r, sealed))
                 .optional()
         })
         .map_err(backend)
@@ -286,6 +290,7 @@ pub(super) fn endpoints(
     platform: &str,
     livemode: bool,
     page: &PageRequest,
+    sealed: &SecretBox,
 ) -> Result<Page<EndpointRecord>> {
     paginate(
         c,
@@ -294,7 +299,7 @@ pub(super) fn endpoints(
         "platform = ?1 AND livemode = ?2 AND deleted = 0 AND kind = 'webhook'",
         vec![Sql::Text(platform.into()), Sql::Integer(livemode as i64)],
         page,
-        endpoint_row,
+        |r| endpoint_row(r, sealed),
     )
 }
 
@@ -302,12 +307,13 @@ pub(super) fn listeners(
     c: &Connection,
     platform: &str,
     livemode: bool,
+    sealed: &SecretBox,
 ) -> Result<Vec<EndpointRecord>> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE platform = ?1 AND livemode = ?2 AND kind = 'listener' AND deleted = 0 ORDER BY seq"
     );
     let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
-    stmt.query_map(params![platform, livemode], endpoint_row)
+    stmt.query_map(params![platform, livemode], |r| endpoint_row(r, sealed))
         .map_err(backend)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)

@@ -124,6 +124,7 @@ pub(super) struct Writer {
     _lock: std::fs::File,
     /// Checked before every transaction: never commit into a deleted file.
     identity: super::FileIdentity,
+    sealed: Arc<crate::secrets::SecretBox>,
 }
 
 impl Writer {
@@ -132,6 +133,7 @@ impl Writer {
         work: Arc<Notify>,
         lock: std::fs::File,
         identity: super::FileIdentity,
+        sealed: Arc<crate::secrets::SecretBox>,
     ) -> Self {
         Writer {
             conn,
@@ -139,6 +141,7 @@ impl Writer {
             routes: HashMap::new(),
             _lock: lock,
             identity,
+            sealed,
         }
     }
 
@@ -218,6 +221,7 @@ impl Writer {
         let mut sql = SqliteTx {
             c: &self.conn,
             routes: &mut self.routes,
+            sealed: &self.sealed,
             new_work: false,
         };
         let mut outputs = Vec::with_capacity(commands.len());
@@ -273,6 +277,7 @@ struct SqliteTx<'a> {
     /// The writer's routes cache: endpoint writes evict their platform at
     /// once, so later commands of the same group never route stale.
     routes: &'a mut Routes,
+    sealed: &'a crate::secrets::SecretBox,
     new_work: bool,
 }
 
@@ -557,7 +562,7 @@ impl Tx for SqliteTx<'_> {
         let (events, metadata, secrets) = (
             to_json(&e.enabled_events),
             to_json(&e.metadata),
-            engine::secrets_json(&e.secrets),
+            engine::secrets_json(&e.secrets, self.sealed),
         );
         one_row(match expected {
             None => self.c.execute(
@@ -681,12 +686,18 @@ impl Tx for SqliteTx<'_> {
             )
             .map_err(backend)?;
         let now = req.now_ms / 1000;
-        let memo = std::cell::RefCell::new(engine::SecretsMemo::new(now));
+        let memo = std::cell::RefCell::new(engine::SecretsMemo::new(now, self.sealed));
         select
             .query_map(params![req.now_ms, scan as i64, to_json(&full)], |r| {
                 let payload: Vec<u8> = r.get(4)?;
                 let secrets = r.get_ref(7)?.as_str()?;
-                let secrets = memo.borrow_mut().active(secrets);
+                let secrets = memo.borrow_mut().active(secrets).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        7,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?;
                 let target = match (r.get::<_, bool>(8)?, r.get::<_, bool>(9)?) {
                     (_, true) => Target::Deleted,
                     (false, false) => Target::Disabled,
