@@ -106,6 +106,140 @@ async fn sigkill_loses_no_delivery() {
     child.kill();
 }
 
+/// Five SIGKILLs in a row during a 10,000-create burst, each at a moment
+/// chosen by a seeded random draw, the server restarted on the same data
+/// dir each time: every acknowledged create is there afterwards and every
+/// event reaches every endpoint. Duplicates (deliveries made again after a
+/// kill, as at-least-once allows) are counted and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_sigkills_during_a_burst_lose_nothing() {
+    use rand::{Rng as _, SeedableRng as _};
+    const EVENTS: usize = 10_000;
+    const CLIENTS: usize = 16;
+    const ENDPOINTS: usize = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let seen: Seen = Default::default();
+    let urls = counting_receivers(ENDPOINTS, &seen, Duration::from_millis(2)).await;
+    let args = [
+        "--retry-schedule",
+        "1s",
+        "--delivery-timeout",
+        "2s",
+        "--shutdown-timeout",
+        "1s",
+    ];
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let (mut child, mut base) = spawn(dir.path(), &args);
+    for url in &urls {
+        let r = http
+            .post(format!("{base}/v1/webhook_endpoints"))
+            .bearer_auth(TEST_KEY)
+            .body(format!("url={url}&enabled_events[]=*"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let acked: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let mut next = 0usize;
+    for round in 0..5 {
+        // Kill somewhere in this round's share of the burst.
+        let kill_at = EVENTS / 5 * round + rng.random_range(EVENTS / 20..EVENTS / 5);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut clients = Vec::new();
+        let counter = Arc::new(std::sync::atomic::AtomicUsize::new(next));
+        for _ in 0..CLIENTS {
+            let (http, base, acked, stop, counter) = (
+                http.clone(),
+                base.clone(),
+                acked.clone(),
+                stop.clone(),
+                counter.clone(),
+            );
+            clients.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let i = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= EVENTS {
+                        return;
+                    }
+                    let sent = http
+                        .post(format!("{base}/v1/customers"))
+                        .bearer_auth(TEST_KEY)
+                        .body(format!("name=burst-{i}"))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .send()
+                        .await;
+                    let Ok(r) = sent else { return };
+                    if !r.status().is_success() {
+                        return;
+                    }
+                    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap_or_default())
+                        .unwrap_or_default();
+                    if let Some(id) = body["id"].as_str() {
+                        acked.lock().unwrap().push(id.to_owned());
+                    }
+                }
+            }));
+        }
+        while acked.lock().unwrap().len() < kill_at && !clients.iter().all(|c| c.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        child.kill(); // SIGKILL mid-burst
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in clients {
+            c.await.unwrap();
+        }
+        next = counter
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .min(EVENTS);
+        (child, base) = spawn(dir.path(), &args);
+    }
+    // The sixth start delivers what is left.
+    let acked_ids = acked.lock().unwrap().clone();
+    assert!(
+        acked_ids.len() > EVENTS / 2,
+        "{} creates acknowledged",
+        acked_ids.len()
+    );
+    let mut customers = std::collections::HashSet::new();
+    let mut after = String::new();
+    loop {
+        let page: Value =
+            crate::support::get_json(&http, &format!("{base}/v1/customers?limit=100{after}")).await;
+        let data = page["data"].as_array().unwrap();
+        customers.extend(data.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        if page["has_more"] != true {
+            break;
+        }
+        after = format!(
+            "&starting_after={}",
+            data.last().unwrap()["id"].as_str().unwrap()
+        );
+    }
+    let lost: Vec<&String> = acked_ids
+        .iter()
+        .filter(|id| !customers.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged creates lost: {lost:?}",
+        lost.len()
+    );
+    let event_ids = all_event_ids(&http, &base).await;
+    assert!(event_ids.len() >= acked_ids.len());
+    await_all(&seen, &event_ids, ENDPOINTS, Duration::from_secs(120)).await;
+    let duplicates: usize = seen.lock().unwrap().values().map(|n| n - 1).sum();
+    eprintln!(
+        "five SIGKILLs: {} creates acknowledged, {} events, {} deliveries, {duplicates} duplicates",
+        acked_ids.len(),
+        event_ids.len(),
+        event_ids.len() * ENDPOINTS
+    );
+    child.kill();
+}
+
 /// SIGTERM with a hanging endpoint: the process stops within its shutdown
 /// timeout (not the delivery timeout, times the queued deliveries), exits 0,
 /// and the abandoned delivery is made on the next start.
