@@ -58,6 +58,7 @@ pub async fn scenario(n: usize) {
         deleted: false,
         failing_since: None,
         listener: false,
+        chaos: None,
     };
     store
         .commit(change(

@@ -72,7 +72,15 @@ pub(crate) async fn deliver(
     config: &DispatcherConfig,
     d: ClaimedDelivery,
 ) -> DeliveryOutcome {
-    let plan = config.chaos.plan(d.delivery_id, d.attempt);
+    // The endpoint's own chaos mode, if it has one, else the server's.
+    let own = d
+        .chaos
+        .as_deref()
+        .and_then(|c| switchboard_core::chaos::Chaos::parse(c).ok());
+    let plan = own
+        .as_ref()
+        .unwrap_or(&config.chaos)
+        .plan(d.delivery_id, d.attempt);
     if plan.hold_ms > 0 {
         // Held back so that later events overtake it.
         tokio::time::sleep(std::time::Duration::from_millis(plan.hold_ms)).await;

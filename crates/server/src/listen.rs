@@ -386,6 +386,7 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
                 deleted: false,
                 failing_since: None,
                 listener: true,
+                chaos: None,
             };
             (rec, true)
         }

@@ -73,6 +73,9 @@ pub struct EndpointRecord {
     /// A `stripe listen` device rather than an HTTP endpoint: hidden from
     /// `/v1/webhook_endpoints`, enabled only while connected.
     pub listener: bool,
+    /// Chaos mode for this endpoint alone (`--chaos` syntax), in place of
+    /// the server's; `None`: the server's.
+    pub chaos: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -294,6 +297,8 @@ pub struct ClaimedDelivery {
     pub livemode: bool,
     /// Secrets valid at claim time, newest first.
     pub secrets: Vec<String>,
+    /// The endpoint's own chaos mode, if it has one.
+    pub chaos: Option<String>,
 }
 
 #[derive(Debug, Clone)]

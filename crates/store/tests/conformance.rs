@@ -325,6 +325,7 @@ fn endpoint(id: &str) -> Write {
             deleted: false,
             failing_since: None,
             listener: false,
+            chaos: None,
         }),
         None,
     )

@@ -503,3 +503,66 @@ async fn hanging_endpoints_cannot_starve_a_healthy_one() {
         );
     }
 }
+
+/// Chaos mode for one endpoint: `POST /switchboard/v1/webhook_endpoints/{id}`
+/// with `chaos` makes that endpoint alone receive duplicates, while the
+/// others get each event once; the fault shows in its attempt log.
+#[tokio::test]
+async fn one_endpoint_can_rehearse_chaos_alone() {
+    let t = TestNode::start().await;
+    let mut chaotic = Receiver::start().await;
+    let mut calm = Receiver::start().await;
+    let (we, _) = t.endpoint(&chaotic.url).await;
+    t.endpoint(&calm.url).await;
+    let (status, _, err) = t
+        .request(
+            "POST",
+            &format!("/switchboard/v1/webhook_endpoints/{we}"),
+            Some(TEST_KEY),
+            "chaos=duplicate=2",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("chaos")),
+        "{err:#}"
+    );
+    let set = t
+        .post(
+            &format!("/switchboard/v1/webhook_endpoints/{we}"),
+            "chaos=duplicate%3D1%2Cseed%3D7",
+        )
+        .await;
+    assert_eq!(set["chaos"], "duplicate=1,seed=7");
+    let cus = t.post("/v1/customers", "name=Twice").await;
+    let first = chaotic.next().await.json();
+    let second = chaotic.next().await.json();
+    assert_eq!(first["id"], second["id"], "the same event, twice");
+    assert_eq!(first["data"]["object"]["id"], cus["id"]);
+    assert_eq!(calm.next().await.json()["id"], first["id"]);
+    calm.assert_quiet(Duration::from_millis(300)).await;
+    let attempts = t
+        .eventually(
+            &format!("/switchboard/v1/webhook_endpoints/{we}/attempts"),
+            |a| {
+                a["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x["chaos"].as_array().is_some_and(|c| !c.is_empty()))
+            },
+        )
+        .await;
+    assert!(attempts.to_string().contains("duplicate"), "{attempts:#}");
+    // An empty chaos gives the endpoint back the server's (none here).
+    let cleared = t
+        .post(&format!("/switchboard/v1/webhook_endpoints/{we}"), "chaos=")
+        .await;
+    assert!(cleared["chaos"].is_null());
+    assert!(
+        t.get(&format!("/switchboard/v1/webhook_endpoints/{we}"))
+            .await["chaos"]
+            .is_null()
+    );
+}

@@ -109,6 +109,53 @@ pub async fn roll_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Respons
     })
 }
 
+/// What Switchboard keeps about an endpoint beyond Stripe's object: its own
+/// chaos mode (`null`: the server's `--chaos`).
+fn endpoint_extras(rec: &switchboard_store::EndpointRecord) -> Value {
+    json!({"id": rec.id, "object": "switchboard.webhook_endpoint", "chaos": rec.chaos})
+}
+
+/// `GET /switchboard/v1/webhook_endpoints/{id}`.
+pub async fn endpoint_settings(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    let rec = super::webhook_endpoints::load(&ctx, &id).await?;
+    Ok(ok_json(&endpoint_extras(&rec)))
+}
+
+/// `POST /switchboard/v1/webhook_endpoints/{id}` with `chaos`: chaos mode
+/// for this endpoint alone (`duplicate=0.1,reorder=0.2,delay=5s,fail=0.05,seed=7`,
+/// as `--chaos`), so one receiver can rehearse duplicates and reordering
+/// while the others get a calm stream; an empty `chaos` gives it back the
+/// server's.
+pub async fn update_endpoint_settings(
+    Path(id): Path<String>,
+    mut ctx: Ctx,
+) -> Result<Response, ApiError> {
+    let chaos = ctx.params.clearable_string("chaos")?;
+    ctx.finish_params()?;
+    let Some(chaos) = chaos else {
+        return Err(ApiError::Param(
+            switchboard_core::form::ParamError::missing("chaos"),
+        ));
+    };
+    if let Some(spec) = &chaos {
+        switchboard_core::chaos::Chaos::parse(spec)
+            .map_err(|why| ApiError::invalid("chaos", why))?;
+    }
+    retry_conflicts!({
+        let mut rec = super::webhook_endpoints::load(&ctx, &id).await?;
+        let expected = rec.version;
+        rec.chaos = chaos.clone();
+        rec.version += 1;
+        let body = endpoint_extras(&rec);
+        let mut change = ctx.change();
+        change
+            .writes
+            .push(Write::Endpoint(Box::new(rec), Some(expected)));
+        ctx.commit(change, &body).await
+    })
+}
+
 /// `GET /switchboard/v1/webhook_endpoints/{id}/secret`: the current signing
 /// secret (Stripe's Dashboard "Reveal"; its API shows it only at creation).
 pub async fn reveal_secret(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
@@ -270,6 +317,10 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
         .route(
             "/switchboard/v1/webhook_endpoints/{id}/secret",
             get(reveal_secret),
+        )
+        .route(
+            "/switchboard/v1/webhook_endpoints/{id}",
+            get(endpoint_settings).post(update_endpoint_settings),
         )
         .route("/switchboard/v1/listeners", get(listeners))
         .route("/switchboard/v1/request_logs", get(request_logs))

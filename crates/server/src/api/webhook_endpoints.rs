@@ -148,6 +148,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         deleted: false,
         failing_since: None,
         listener: false,
+        chaos: None,
     };
     let mut body = render(&rec, &ctx.platform.client_id);
     body["secret"] = rec.secrets[0].secret.clone().into();

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_listener_presence.sql")),
     (3, include_str!("migrations/0003_timers.sql")),
+    (4, include_str!("migrations/0004_endpoint_chaos.sql")),
 ];
 /// The advisory lock nodes take to migrate one at a time ("SWBD").
 const MIGRATION_LOCK: i64 = 0x5357_4244;

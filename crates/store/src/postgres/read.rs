@@ -223,7 +223,7 @@ pub(super) async fn objects<C: GenericClient>(
 }
 
 const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
-     api_version, description, metadata, secrets, deleted, failing_since, kind";
+     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos";
 
 fn endpoint_row(r: &Row, sealed: &SecretBox) -> Result<EndpointRecord> {
     fn json<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
@@ -246,6 +246,7 @@ fn endpoint_row(r: &Row, sealed: &SecretBox) -> Result<EndpointRecord> {
         deleted: get(r, 13)?,
         failing_since: get(r, 14)?,
         listener: get::<&str>(r, 15)? == "listener",
+        chaos: get(r, 16)?,
     })
 }
 

@@ -284,12 +284,12 @@ impl Tx for PgTx<'_> {
                 let kind = if e.listener { "listener" } else { "webhook" };
                 self.one_row(
                     "INSERT INTO endpoints (id, platform, livemode, version, created, url, connect, enabled, enabled_events,
-                         api_version, description, metadata, secrets, deleted, failing_since, kind)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                         api_version, description, metadata, secrets, deleted, failing_since, kind, chaos)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                     &[
                         &e.id, &e.platform, &e.livemode, &e.version, &e.created, &e.url, &e.connect, &e.enabled,
                         &events, &e.api_version, &e.description, &metadata, &secrets, &e.deleted,
-                        &e.failing_since, &kind,
+                        &e.failing_since, &kind, &e.chaos,
                     ],
                 )
                 .await?
@@ -298,12 +298,12 @@ impl Tx for PgTx<'_> {
             Some(v) => {
                 self.one_row(
                     "UPDATE endpoints SET version = $2, url = $3, enabled = $4, enabled_events = $5, description = $6,
-                         metadata = $7, secrets = $8, deleted = $9,
+                         metadata = $7, secrets = $8, deleted = $9, chaos = $11,
                          failing_since = CASE WHEN NOT enabled AND $4 THEN NULL ELSE failing_since END
                      WHERE id = $1 AND version = $10",
                     &[
                         &e.id, &e.version, &e.url, &e.enabled, &events, &e.description, &metadata, &secrets,
-                        &e.deleted, &v,
+                        &e.deleted, &v, &e.chaos,
                     ],
                 )
                 .await?
@@ -426,7 +426,7 @@ impl Tx for PgTx<'_> {
         let rows = self
             .rows(
                 "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
-                        d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END
+                        d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END, w.chaos
                  FROM deliveries d
                  JOIN events e ON e.seq = d.event_seq
                  JOIN endpoints w ON w.seq = d.endpoint_seq
@@ -458,6 +458,7 @@ impl Tx for PgTx<'_> {
                     url: get(r, 6)?,
                     livemode: get(r, 11)?,
                     secrets: memo.active(secrets)?,
+                    chaos: get(r, 13)?,
                 },
                 target,
                 event_seq: get(r, 10)?,

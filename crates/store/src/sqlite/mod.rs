@@ -206,6 +206,14 @@ fn migrate(conn: &Connection) -> Result<()> {
         conn.execute_batch("ALTER TABLE attempts ADD COLUMN chaos TEXT")
             .map_err(backend)?;
     }
+    let has_endpoint_chaos = conn
+        .prepare("SELECT 1 FROM pragma_table_info('endpoints') WHERE name = 'chaos'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(backend)?;
+    if !has_endpoint_chaos {
+        conn.execute_batch("ALTER TABLE endpoints ADD COLUMN chaos TEXT")
+            .map_err(backend)?;
+    }
     // Live keys of databases older than their hashing are hashed in place.
     let plain: Vec<(String, String)> = conn
         .prepare("SELECT id, live_key FROM platforms WHERE live_key NOT LIKE 'sha256:%'")

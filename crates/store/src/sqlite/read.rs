@@ -238,7 +238,7 @@ pub(super) fn objects(
 }
 
 const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
-     api_version, description, metadata, secrets, deleted, failing_since, kind";
+     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos";
 
 fn endpoint_row(r: &Row<'_>, sealed: &SecretBox) -> rusqlite::Result<EndpointRecord> {
     fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
@@ -264,6 +264,7 @@ fn endpoint_row(r: &Row<'_>, sealed: &SecretBox) -> rusqlite::Result<EndpointRec
         deleted: r.get(13)?,
         failing_since: r.get(14)?,
         listener: r.get::<_, String>(15)? == "listener",
+        chaos: r.get(16)?,
     })
 }
 

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS endpoints (
     deleted         INTEGER NOT NULL DEFAULT 0,
     failing_since   INTEGER,
     -- 'webhook' (the Stripe API's endpoints) or 'listener' (a `stripe listen` device)
-    kind            TEXT NOT NULL DEFAULT 'webhook'
+    kind            TEXT NOT NULL DEFAULT 'webhook',
+    -- this endpoint's own chaos mode (`--chaos` syntax), if any
+    chaos           TEXT
 );
 CREATE INDEX IF NOT EXISTS endpoints_list ON endpoints (platform, livemode, seq);
 

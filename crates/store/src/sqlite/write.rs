@@ -567,21 +567,21 @@ impl Tx for SqliteTx<'_> {
         one_row(match expected {
             None => self.c.execute(
                 "INSERT INTO endpoints (id, platform, livemode, version, created, url, connect, enabled, enabled_events,
-                     api_version, description, metadata, secrets, deleted, failing_since, kind)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 params![
                     e.id, e.platform, e.livemode, e.version, e.created, e.url, e.connect, e.enabled, events,
                     e.api_version, e.description, metadata, secrets, e.deleted, e.failing_since,
-                    if e.listener { "listener" } else { "webhook" }
+                    if e.listener { "listener" } else { "webhook" }, e.chaos
                 ],
             ),
             // Re-enabling an endpoint forgets its failure streak.
             Some(v) => self.c.execute(
                 "UPDATE endpoints SET version = ?2, url = ?3, enabled = ?4, enabled_events = ?5, description = ?6,
-                     metadata = ?7, secrets = ?8, deleted = ?9,
+                     metadata = ?7, secrets = ?8, deleted = ?9, chaos = ?11,
                      failing_since = CASE WHEN enabled = 0 AND ?4 THEN NULL ELSE failing_since END
                  WHERE id = ?1 AND version = ?10",
-                params![e.id, e.version, e.url, e.enabled, events, e.description, metadata, secrets, e.deleted, v],
+                params![e.id, e.version, e.url, e.enabled, events, e.description, metadata, secrets, e.deleted, v, e.chaos],
             ),
         })
     }
@@ -675,7 +675,7 @@ impl Tx for SqliteTx<'_> {
             .c
             .prepare_cached(
                 "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
-                        d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END
+                        d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END, w.chaos
                  FROM deliveries d
                  JOIN events e ON e.seq = d.event_seq
                  JOIN endpoints w ON w.seq = d.endpoint_seq
@@ -714,6 +714,7 @@ impl Tx for SqliteTx<'_> {
                         url: r.get(6)?,
                         livemode: r.get(11)?,
                         secrets,
+                        chaos: r.get(13)?,
                     },
                     target,
                     event_seq: r.get(10)?,
