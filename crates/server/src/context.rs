@@ -431,6 +431,24 @@ impl Ctx {
         self.state.clock.now()
     }
 
+    /// The write that arms the timer of object `id` (kind `kind`, in
+    /// `scope`) for `due`, unix seconds on the platform's clock, or disarms
+    /// it (`None`). Timers keep real time: the test-clock offset comes off here.
+    pub fn timer(
+        &self,
+        scope: &Scope,
+        kind: &str,
+        id: &str,
+        due: Option<i64>,
+    ) -> switchboard_store::Write {
+        switchboard_store::Write::Timer(switchboard_store::Timer {
+            scope: scope.clone(),
+            kind: kind.into(),
+            object_id: id.into(),
+            due_ms: due.map(|s| s * 1000 - self.offset_ms),
+        })
+    }
+
     /// A new empty change for this request.
     pub fn change(&self) -> Change {
         Change {

@@ -10,7 +10,7 @@
 
 use axum::response::Response;
 use serde_json::{Value, json};
-use switchboard_store::{Change, Scope, StoredObject, Timer, Write};
+use switchboard_store::{Change, Scope, StoredObject, Write};
 
 use super::balance_transactions::{self, Movement};
 use super::objects::{self, PRIVATE};
@@ -106,12 +106,7 @@ fn earliest(balance: &Value) -> Option<i64> {
 
 /// The balance's timer, armed for `due` (platform seconds) or disarmed.
 fn timer(ctx: &Ctx, scope: &Scope, due: Option<i64>) -> Write {
-    Write::Timer(Timer {
-        scope: scope.clone(),
-        kind: KIND.into(),
-        object_id: internal_id(scope),
-        due_ms: due.map(|s| s * 1000 - ctx.offset_ms),
-    })
+    ctx.timer(scope, KIND, &internal_id(scope), due)
 }
 
 /// The balance's timer fired: funds due by now become available, and the

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use switchboard_core::connect::{self, CardOutcome};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_store::{Change, Scope, Timer, Write};
+use switchboard_store::{Change, Scope, Write};
 
 use super::accounts::{account_scope, platform_scope};
 use super::balance::Ledger;
@@ -865,12 +865,7 @@ const CAPTURE_WINDOW: i64 = 7 * 86_400;
 
 /// The PaymentIntent's timer: armed for `due` (platform seconds) or disarmed.
 fn timer(ctx: &Ctx, id: &str, due: Option<i64>) -> Write {
-    Write::Timer(Timer {
-        scope: ctx.scope.clone(),
-        kind: PI.into(),
-        object_id: id.into(),
-        due_ms: due.map(|s| s * 1000 - ctx.offset_ms),
-    })
+    ctx.timer(&ctx.scope, PI, id, due)
 }
 
 /// The PaymentIntent's timer fired: a bank debit in `processing` settles

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use switchboard_core::connect;
 use switchboard_core::ids;
 use switchboard_core::object::previous_attributes;
-use switchboard_store::{Change, PageRequest, StoredObject, Timer, Write};
+use switchboard_store::{Change, PageRequest, StoredObject, Write};
 
 use super::balance::Ledger;
 use super::balance_transactions::Movement;
@@ -237,12 +237,7 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
 
 /// The payout's timer: armed for `arrival` (platform seconds) or disarmed.
 fn timer(ctx: &Ctx, id: &str, arrival: Option<i64>) -> Write {
-    Write::Timer(Timer {
-        scope: ctx.scope.clone(),
-        kind: KIND.into(),
-        object_id: id.into(),
-        due_ms: arrival.map(|s| s * 1000 - ctx.offset_ms),
-    })
+    ctx.timer(&ctx.scope, KIND, id, arrival)
 }
 
 /// A pending payout reaches the bank: `payout.paid`, or, for one of the
