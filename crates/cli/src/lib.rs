@@ -1,6 +1,7 @@
 //! Composition of Switchboard's parts into a running node, shared by the
 //! `switchboard` binary and the integration tests (which start it on port 0).
 
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,21 +90,24 @@ impl Node {
                 Arc::new(PostgresStore::connect_sealed(url, sealed).await?)
             }
             None => {
-                std::fs::create_dir_all(&config.data_dir)?;
+                let dir = &config.data_dir;
+                let unusable = || format!("data dir {} is not usable", dir.display());
+                std::fs::create_dir_all(dir).with_context(unusable)?;
                 // Keys and webhook secrets live here: readable by this user only.
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt as _;
-                    std::fs::set_permissions(
-                        &config.data_dir,
-                        std::fs::Permissions::from_mode(0o700),
-                    )?;
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                        .with_context(unusable)?;
                 }
-                Arc::new(SqliteStore::open_sealed(
-                    &config.data_dir.join("switchboard.db"),
-                    switchboard_store::sqlite::WAL_LIMIT,
-                    sealed,
-                )?)
+                Arc::new(
+                    SqliteStore::open_sealed(
+                        &dir.join("switchboard.db"),
+                        switchboard_store::sqlite::WAL_LIMIT,
+                        sealed,
+                    )
+                    .with_context(unusable)?,
+                )
             }
         };
         // Names this process in listener holds and claims.

@@ -19,6 +19,7 @@ mod onboarding;
 mod platform;
 mod readme;
 mod schema;
+mod storage;
 mod stripe_cli;
 mod support;
 mod sweep;

@@ -95,11 +95,18 @@ const COMMITTERS: usize = 4;
 /// Most commits folded into one transaction.
 const MAX_BATCH: usize = 64;
 
-/// A PostgreSQL error as the store reports it: connection trouble makes the
-/// store unavailable (a 503, try again), anything else is a backend failure.
+/// A PostgreSQL error as the store reports it: connection trouble and the
+/// server's own resource faults (class 53: disk full, out of memory, too
+/// many connections; class 57: shutting down, read-only standby via 25006)
+/// make the store unavailable (a 503, try again), anything else is a
+/// backend failure.
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
-    if e.as_db_error().is_none() || e.is_closed() {
-        return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+    let server_fault = e.as_db_error().is_some_and(|db| {
+        let code = db.code().code();
+        code.starts_with("53") || code.starts_with("57") || code == "25006"
+    });
+    if e.as_db_error().is_none() || e.is_closed() || server_fault {
+        return StoreError::Unavailable(format!("PostgreSQL: {}", PgError(e)));
     }
     StoreError::backend(PgError(e))
 }

@@ -32,6 +32,7 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     work: Arc<Notify>,
     identity: FileIdentity,
+    fault: Arc<StorageFault>,
     /// Seals webhook secrets at rest (`crate::secrets`).
     sealed: Arc<crate::secrets::SecretBox>,
 }
@@ -74,6 +75,51 @@ impl FileIdentity {
             )));
         }
         Ok(())
+    }
+}
+
+/// The storage fault the last write met (disk full, read-only, I/O error),
+/// kept until a write that changed something commits again. Readiness reports
+/// it: with no writes coming (a node out of rotation gets none) only a probe
+/// can tell that space came back.
+#[derive(Debug, Default)]
+pub(crate) struct StorageFault(Mutex<Option<String>>);
+
+impl StorageFault {
+    pub(crate) fn get(&self) -> Option<String> {
+        self.0.lock().expect("fault lock").clone()
+    }
+
+    pub(crate) fn set(&self, fault: Option<String>) {
+        *self.0.lock().expect("fault lock") = fault;
+    }
+}
+
+/// Free space a node wants on its data dir's filesystem before it calls
+/// itself ready again after a storage fault.
+const HEADROOM: u64 = 4 << 20;
+
+/// Bytes free to this user on the filesystem holding `path` (0 when it is
+/// mounted read-only); `None` where that cannot be told.
+fn free_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `c` is a NUL-terminated path and `st` a statvfs the call fills.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        if st.f_flag & libc::ST_RDONLY != 0 {
+            return Some(0);
+        }
+        Some(st.f_bavail as u64 * st.f_frsize as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -151,7 +197,15 @@ impl SqliteStore {
         .map_err(backend)?;
         let work = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        let writer = write::Writer::new(conn, work.clone(), lock, identity.clone(), sealed.clone());
+        let fault = Arc::new(StorageFault::default());
+        let writer = write::Writer::new(
+            conn,
+            work.clone(),
+            lock,
+            identity.clone(),
+            fault.clone(),
+            sealed.clone(),
+        );
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -171,6 +225,7 @@ impl SqliteStore {
             }),
             work,
             identity,
+            fault,
             sealed,
         })
     }
@@ -307,8 +362,17 @@ fn checkpointer(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>, wal_lim
     }
 }
 
+/// SQLite's errors as the store's. The storage's own faults (disk full,
+/// read-only, I/O) are `Unavailable`: the request was fine, and retrying
+/// once the storage recovers will succeed.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(e)
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen) => {
+            StoreError::Unavailable(format!("storage: {e}"))
+        }
+        _ => StoreError::backend(e),
+    }
 }
 
 struct ReadPool {
@@ -359,6 +423,14 @@ impl Store for SqliteStore {
 
     async fn health(&self) -> Result<()> {
         self.identity.check()?;
+        if let Some(fault) = self.fault.get() {
+            // A small write can slip into space a full disk still has
+            // inside the WAL: headroom first, then a write that must commit.
+            if free_bytes(&self.identity.path).is_some_and(|free| free < HEADROOM) {
+                return Err(StoreError::Unavailable(fault));
+            }
+            self.send(Command::Probe).await?;
+        }
         self.read(|c| {
             c.query_row("SELECT count(*) FROM platforms", [], |_| Ok(()))
                 .map_err(backend)

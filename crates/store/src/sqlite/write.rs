@@ -43,6 +43,9 @@ pub(super) enum Command {
     },
     AbandonIdempotent(Scope, String, Reply<()>),
     AdvanceClock(String, i64, Reply<i64>),
+    /// A write that changes a row and nothing else: whether storage takes
+    /// writes again after a fault (see `StorageFault`).
+    Probe(Reply<()>),
     /// Ends the writer once the commands before it are done; answered after
     /// the connection and the lock are released.
     Close(oneshot::Sender<()>),
@@ -86,7 +89,8 @@ impl Command {
             }
             Command::CreatePlatform(_, tx)
             | Command::HoldListener(_, tx)
-            | Command::AbandonIdempotent(_, _, tx) => {
+            | Command::AbandonIdempotent(_, _, tx)
+            | Command::Probe(tx) => {
                 let _ = tx.send(pick(result, |o| matches!(o, Output::Unit).then_some(())));
             }
             Command::Commit(_, tx) => {
@@ -124,6 +128,7 @@ pub(super) struct Writer {
     _lock: std::fs::File,
     /// Checked before every transaction: never commit into a deleted file.
     identity: super::FileIdentity,
+    fault: Arc<super::StorageFault>,
     sealed: Arc<crate::secrets::SecretBox>,
 }
 
@@ -133,6 +138,7 @@ impl Writer {
         work: Arc<Notify>,
         lock: std::fs::File,
         identity: super::FileIdentity,
+        fault: Arc<super::StorageFault>,
         sealed: Arc<crate::secrets::SecretBox>,
     ) -> Self {
         Writer {
@@ -141,6 +147,7 @@ impl Writer {
             routes: HashMap::new(),
             _lock: lock,
             identity,
+            fault,
             sealed,
         }
     }
@@ -208,8 +215,22 @@ impl Writer {
         }
     }
 
-    /// Runs `commands` in one transaction; the first failure rolls it back.
+    /// Runs `commands` in one transaction and keeps the storage's health
+    /// (`StorageFault`) up to date: a fault sets it, and a commit that wrote
+    /// something clears it (one that wrote nothing proves nothing).
     fn transaction(&mut self, commands: &[Command], group: bool) -> Result<Vec<Output>> {
+        let before = self.conn.total_changes();
+        let result = self.try_transaction(commands, group);
+        match &result {
+            Err(StoreError::Unavailable(why)) => self.fault.set(Some(why.clone())),
+            Ok(_) if self.conn.total_changes() > before => self.fault.set(None),
+            _ => {}
+        }
+        result
+    }
+
+    /// Runs `commands` in one transaction; the first failure rolls it back.
+    fn try_transaction(&mut self, commands: &[Command], group: bool) -> Result<Vec<Output>> {
         // BEGIN/COMMIT as cached statements: rusqlite's `Transaction`
         // prepares both anew every time (2 % of the writer's instructions).
         let run = |c: &Connection, sql: &str| {
@@ -335,6 +356,13 @@ impl SqliteTx<'_> {
             Command::AdvanceClock(platform, by_ms, _) => {
                 run_now(engine::advance_test_clock(self, platform, *by_ms)).map(Output::Offset)
             }
+            Command::Probe(_) => self
+                .exec(
+                    "UPDATE platforms SET created = created
+                     WHERE rowid = (SELECT min(rowid) FROM platforms)",
+                    [],
+                )
+                .map(|_| Output::Unit),
             Command::Close(_) => Ok(Output::Unit),
         }
     }
