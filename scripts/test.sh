@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Switchboard's whole test suite: unit, integration, crash-safety, the
 # store suite on SQLite and PostgreSQL, several nodes on one database, and
-# the official clients' compatibility suites. Usage: scripts/test.sh [cargo test args]
+# the official clients' compatibility suites, then the fuzz targets for 20 s
+# each (SWITCHBOARD_FUZZ_SECONDS; 0 skips). Usage: scripts/test.sh [cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,8 @@ if [ -z "${SWITCHBOARD_TEST_DATABASE_URL:-}" ]; then
 fi
 
 cargo test --workspace --all-features "$@"
+
+# The fuzz targets (fuzz/), for a bounded time, on a full run only.
+if [ $# -eq 0 ] && [ "${SWITCHBOARD_FUZZ_SECONDS:-20}" != 0 ]; then
+    scripts/fuzz.sh "${SWITCHBOARD_FUZZ_SECONDS:-20}"
+fi

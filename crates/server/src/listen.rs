@@ -430,8 +430,19 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
 pub async fn websocket(
     State(state): State<AppState>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(why) => {
+            return ApiError::InvalidRequest {
+                message: format!("This URL takes a WebSocket connection: {why}"),
+                param: None,
+                code: None,
+            }
+            .into_response();
+        }
+    };
     let id = headers
         .get("websocket-id")
         .and_then(|v| v.to_str().ok())
@@ -440,7 +451,7 @@ pub async fn websocket(
         // The CLI recognises this exact message and opens a new session.
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": {"message": "Unknown WebSocket ID."}})),
+            Json(json!({"error": {"message": "Unknown WebSocket ID.", "type": "invalid_request_error"}})),
         )
             .into_response();
     };

@@ -8,54 +8,11 @@
 //! as B's. No answer may carry any of A's ids (beyond echoing the one asked
 //! for in an error), and afterwards A's objects are exactly as they were.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
 use crate::support::*;
 
 const ADMIN_KEY: &str = "admin_isolation_0000000000";
-
-/// (method, path template) of every route the server declares.
-fn routes() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/src");
-    let mut files = vec![src];
-    while let Some(p) = files.pop() {
-        if p.is_dir() {
-            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-            continue;
-        }
-        if p.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&p).unwrap();
-        for chunk in text.split(".route(").skip(1) {
-            let Some(start) = chunk.find('"') else {
-                continue;
-            };
-            let rest = &chunk[start + 1..];
-            let path = &rest[..rest.find('"').unwrap()];
-            let handlers = &rest[..rest
-                .find(".route(")
-                .unwrap_or(rest.len())
-                .min(rest.find("\n}").unwrap_or(rest.len()))];
-            for (method, token) in [("GET", "get("), ("POST", "post("), ("DELETE", "delete(")] {
-                let found = handlers.match_indices(token).any(|(i, _)| {
-                    i == 0
-                        || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
-                            && handlers.as_bytes()[i - 1] != b'_'
-                });
-                if found {
-                    out.push((method.to_owned(), path.to_owned()));
-                }
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
 
 /// What platform A owns, by the path segment that names it.
 struct Owned {
@@ -341,7 +298,7 @@ async fn no_route_lets_one_tenant_or_mode_reach_another() {
         ..Default::default()
     })
     .await;
-    let routes = routes();
+    let routes = server_routes();
     assert!(routes.len() > 80, "the routers were read: {routes:?}");
     assert!(routes.contains(&("POST".into(), "/v1/refunds".into())));
 

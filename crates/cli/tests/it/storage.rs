@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    KillOnDrop, Seen, TEST_KEY, all_event_ids, await_all, counting_receivers, get_json, spawn,
+    KillOnDrop, Seen, TEST_KEY, all_event_ids, await_all, counting_receivers, create_endpoint,
+    get_json, spawn,
 };
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
@@ -182,18 +183,6 @@ fn serve(dir: &Path) -> (KillOnDrop, String) {
     spawn(dir, &["--retry-schedule", "1s", "--delivery-timeout", "2s"])
 }
 
-async fn endpoint(http: &reqwest::Client, base: &str, url: &str) {
-    let r = http
-        .post(format!("{base}/v1/webhook_endpoints"))
-        .bearer_auth(TEST_KEY)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("url={url}&enabled_events[]=*"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_and_service_resumes_when_space_returns() {
     let Some(fs) = Tmpfs::mount("24m") else {
@@ -204,7 +193,7 @@ async fn a_full_disk_refuses_writes_and_service_resumes_when_space_returns() {
     let urls = counting_receivers(1, &seen, Duration::ZERO).await;
     let http = switchboard_dispatcher::http_client(Duration::from_secs(30));
     let (mut child, base) = serve(&data);
-    endpoint(&http, &base, &urls[0]).await;
+    create_endpoint(&http, &base, &urls[0]).await;
     let mut n = 0;
     let mut acked = Vec::new();
     for _ in 0..50 {
@@ -270,7 +259,7 @@ async fn read_only_storage_is_refused_at_start_and_nothing_is_lost() {
     let urls = counting_receivers(1, &seen, Duration::ZERO).await;
     let http = switchboard_dispatcher::http_client(Duration::from_secs(30));
     let (mut child, base) = serve(&data);
-    endpoint(&http, &base, &urls[0]).await;
+    create_endpoint(&http, &base, &urls[0]).await;
     let mut acked = Vec::new();
     for n in 0..20 {
         match create(&http, &base, n).await {

@@ -631,3 +631,121 @@ pub async fn await_all(seen: &Seen, events: &[String], endpoints: usize, within:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Creates a webhook endpoint for every event on a spawned server; its id.
+pub async fn create_endpoint(http: &reqwest::Client, base: &str, url: &str) -> String {
+    let r = http
+        .post(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth(TEST_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("url={url}&enabled_events[]=*"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let we: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    we["id"].as_str().unwrap().to_owned()
+}
+
+/// An HTTPS server whose certificate no one trusts (self-signed, committed
+/// under `fixtures/`): a handshake with it must fail.
+pub async fn untrusted_tls_server() -> String {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(include_bytes!("fixtures/untrusted.crt")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("fixtures/untrusted.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(sock).await;
+            });
+        }
+    });
+    format!("https://{addr}/webhook")
+}
+
+/// A server that accepts connections, reads the request and never answers.
+pub async fn hanging_server() -> String {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    format!("http://{addr}/webhook")
+}
+
+/// Open descriptors and resident memory (KiB) of a process, from /proc.
+pub fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap();
+    (fds, rss)
+}
+
+/// (method, path template) of every route the server declares, read from
+/// the routers' source: tests that sweep the API cover a new route at once.
+pub fn server_routes() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let src = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/src");
+    let mut files = vec![src];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if p.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        for chunk in text.split(".route(").skip(1) {
+            let Some(start) = chunk.find('"') else {
+                continue;
+            };
+            let rest = &chunk[start + 1..];
+            let path = &rest[..rest.find('"').unwrap()];
+            let handlers = &rest[..rest
+                .find(".route(")
+                .unwrap_or(rest.len())
+                .min(rest.find("\n}").unwrap_or(rest.len()))];
+            for (method, token) in [("GET", "get("), ("POST", "post("), ("DELETE", "delete(")] {
+                let found = handlers.match_indices(token).any(|(i, _)| {
+                    i == 0
+                        || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && handlers.as_bytes()[i - 1] != b'_'
+                });
+                if found {
+                    out.push((method.to_owned(), path.to_owned()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
