@@ -93,12 +93,9 @@ impl Sink {
         // Arrivals are the `main` endpoint's: other endpoints share its events.
         if self.track_arrivals.load(Ordering::Relaxed)
             && name == "main"
-            && let Some(id) = event.data.object["id"].as_str()
+            && let Some(id) = event.data.object_id()
         {
-            self.arrivals
-                .lock()
-                .unwrap()
-                .insert(id.to_owned(), Instant::now());
+            self.arrivals.lock().unwrap().insert(id, Instant::now());
         }
         self.delivered.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_waiters();

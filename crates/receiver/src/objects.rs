@@ -38,6 +38,29 @@ pub enum Object {
 }
 
 impl Object {
+    /// Reads JSON text by its `object` field (read first, without parsing
+    /// the rest), then parses it once as that object.
+    pub fn from_json(json: &str) -> Result<Object, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Kind<'a> {
+            #[serde(default, borrow)]
+            object: Option<std::borrow::Cow<'a, str>>,
+        }
+        let kind: Kind<'_> = serde_json::from_str(json)?;
+        Ok(match kind.object.as_deref().unwrap_or("") {
+            "account" => Object::Account(Box::new(serde_json::from_str(json)?)),
+            "application" => Object::Application(serde_json::from_str(json)?),
+            "bank_account" => Object::BankAccount(serde_json::from_str(json)?),
+            "card" => Object::Card(serde_json::from_str(json)?),
+            "balance" => Object::Balance(serde_json::from_str(json)?),
+            "payment_intent" => Object::PaymentIntent(Box::new(serde_json::from_str(json)?)),
+            "payout" => Object::Payout(serde_json::from_str(json)?),
+            "person" => Object::Person(Box::new(serde_json::from_str(json)?)),
+            "customer" => Object::Customer(serde_json::from_str(json)?),
+            _ => Object::Other(serde_json::from_str(json)?),
+        })
+    }
+
     /// Reads a JSON object by its `object` field.
     pub fn from_value(value: &Value) -> Result<Object, serde_json::Error> {
         let kind = value.get("object").and_then(Value::as_str).unwrap_or("");

@@ -21,9 +21,11 @@ use crate::{DEFAULT_TOLERANCE, Event, WebhookError};
 /// assert_eq!(event.id, "evt_1");
 /// assert_eq!(format!("{secrets:?}"), "WebhookSecrets { secrets: 2, tolerance: 300, body_limit: 1048576 }");
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct WebhookSecrets {
     secrets: Arc<[String]>,
+    /// HMAC state keyed with each secret, prepared once.
+    keys: Arc<[crate::Key]>,
     tolerance: i64,
     body_limit: usize,
 }
@@ -40,12 +42,14 @@ impl WebhookSecrets {
         I: IntoIterator,
         I::Item: Into<String>,
     {
+        let secrets: Arc<[String]> = secrets
+            .into_iter()
+            .map(Into::into)
+            .filter(|s: &String| !s.trim().is_empty() && crate::usable(s))
+            .collect();
         WebhookSecrets {
-            secrets: secrets
-                .into_iter()
-                .map(Into::into)
-                .filter(|s: &String| !s.trim().is_empty())
-                .collect(),
+            keys: secrets.iter().map(|s| crate::Key::new(s)).collect(),
+            secrets,
             tolerance: DEFAULT_TOLERANCE,
             body_limit: Self::DEFAULT_BODY_LIMIT,
         }
@@ -88,7 +92,7 @@ impl WebhookSecrets {
     /// Checks the header at `now` (unix seconds) against every secret.
     /// Without secrets this is [`WebhookError::MissingSecret`].
     pub fn verify_at(&self, payload: &[u8], header: &str, now: i64) -> Result<(), WebhookError> {
-        crate::verify_any_at(payload, header, &self.secrets, self.tolerance, now)
+        crate::verify_keys_at(payload, header, &self.keys, self.tolerance, now)
     }
 
     /// [`Self::verify_at`] now, then parses the event.
@@ -107,6 +111,16 @@ impl WebhookSecrets {
         crate::parse_event(payload)
     }
 }
+
+impl PartialEq for WebhookSecrets {
+    fn eq(&self, other: &Self) -> bool {
+        self.secrets == other.secrets
+            && self.tolerance == other.tolerance
+            && self.body_limit == other.body_limit
+    }
+}
+
+impl Eq for WebhookSecrets {}
 
 impl fmt::Debug for WebhookSecrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -270,7 +270,7 @@ async fn deauthorization_notifies_connect_endpoints_and_revokes_access() {
     assert_eq!(event.event_type, "account.application.deauthorized");
     assert_eq!(event.account.as_deref(), Some(acct.as_str()));
     assert_eq!(
-        event.data.object,
+        event.data.object_value().unwrap(),
         json!({"id": client_id, "object": "application", "name": "Switchboard platform"})
     );
 
