@@ -136,6 +136,21 @@ fn the_store_engine_is_backend_neutral() {
     }
 }
 
+/// SQLite treats a bare bound `LIMIT ?n` as a planner hint: each new
+/// binding expires the cached statement, which is then re-prepared on every
+/// run (the claim query did so once per event). `LIMIT (SELECT ?n)` does not.
+#[test]
+fn sqlite_statements_do_not_bind_a_bare_limit() {
+    for file in rust_files(&root().join("crates/store/src/sqlite")) {
+        let text = read(&file).replace(char::is_whitespace, " ");
+        assert!(
+            !text.contains("LIMIT ?"),
+            "{}: write `LIMIT (SELECT ?n)`",
+            file.display()
+        );
+    }
+}
+
 /// Every PostgreSQL migration file is applied, in order, exactly once.
 #[test]
 fn every_postgres_migration_is_listed() {

@@ -62,7 +62,7 @@ pub(super) fn due_timers(c: &Connection, now_ms: i64, limit: usize) -> Result<Ve
     let mut stmt = c
         .prepare_cached(
             "SELECT object_id, platform, livemode, account, kind, due_ms FROM timers
-             WHERE due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+             WHERE due_ms <= ?1 ORDER BY due_ms LIMIT (SELECT ?2)",
         )
         .map_err(backend)?;
     let rows = stmt

@@ -693,6 +693,10 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn due(&mut self, req: &ClaimRequest, scan: usize) -> Result<Vec<Due>> {
+        // `LIMIT (SELECT ?2)`, not a bare bound limit: SQLite's planner reads
+        // that as a hint, so every new binding expired the cached
+        // statement and re-prepared it (23 % of all instructions per event;
+        // see BENCHMARKS.md). `tidy.rs` keeps them out.
         let full: Vec<&String> = req
             .endpoint_room
             .iter()
@@ -710,7 +714,7 @@ impl Tx for SqliteTx<'_> {
                  WHERE d.state = 0 AND d.next_at_ms <= ?1
                    AND d.endpoint_seq NOT IN
                        (SELECT seq FROM endpoints WHERE id IN (SELECT value FROM json_each(?3)))
-                 ORDER BY d.next_at_ms LIMIT ?2",
+                 ORDER BY d.next_at_ms LIMIT (SELECT ?2)",
             )
             .map_err(backend)?;
         let now = req.now_ms / 1000;
