@@ -11,24 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-2000}
-bin=${SWITCHBOARD_BIN:-target/release/switchboard}
-[ -n "${SWITCHBOARD_BIN:-}" ] || cargo build --release -q -p switchboard
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; nginx -p "$work" -c nginx.conf -s stop 2>/dev/null; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-receiver_port=$(port)
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work;
-    server { listen 127.0.0.1:$receiver_port; location / { return 200 "ok"; } }
-}
-CONF
-nginx -p "$work" -c nginx.conf
+# shellcheck source=bench/receiver.sh
+source bench/receiver.sh
 key=sk_test_callgrind00000000000
 
 # One run: $1 events; prints callgrind's instruction total.

@@ -15,29 +15,8 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
     echo "needs wrk and nginx (apt-get install wrk nginx-light)" >&2
     exit 1
 }
-bin=${SWITCHBOARD_BIN:-target/release/switchboard}
-[ -n "${SWITCHBOARD_BIN:-}" ] || cargo build --release -q -p switchboard
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; nginx -p "$work" -c nginx.conf -s stop 2>/dev/null; rm -rf "$work"' EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-receiver_port=$(port)
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$receiver_port reuseport;
-        location / { return 200 "ok"; }
-    }
-}
-CONF
-nginx -p "$work" -c nginx.conf
+# shellcheck source=bench/receiver.sh
+source bench/receiver.sh
 sleep 0.2
 
 rate() { sed -n 's/^Requests\/sec: *//p'; }

@@ -210,27 +210,8 @@ pub fn verify_header_at(
     tolerance: i64,
     now: i64,
 ) -> Result<(), WebhookError> {
-    verify_any_at(payload, header, &[secret], tolerance, now)
-}
-
-/// Like [`verify_header_at`], accepting the header if any of `secrets`
-/// signed it.
-pub(crate) fn verify_any_at<S: AsRef<str>>(
-    payload: &[u8],
-    header: &str,
-    secrets: &[S],
-    tolerance: i64,
-    now: i64,
-) -> Result<(), WebhookError> {
-    if header.is_empty() {
-        return Err(WebhookError::MissingHeader);
-    }
-    let keys: Vec<Key> = secrets
-        .iter()
-        .filter(|s| usable(s.as_ref()))
-        .map(|s| Key::new(s.as_ref()))
-        .collect();
-    verify_keys_at(payload, header, &keys, tolerance, now)
+    let key = usable(secret).then(|| Key::new(secret));
+    verify_keys_at(payload, header, key.as_slice(), tolerance, now)
 }
 
 /// The SDKs' notion of a blank secret: ASCII whitespace only.

@@ -37,6 +37,25 @@ pub enum Object {
     Other(Value),
 }
 
+/// `Object`'s variant for an `object` field, each parsed by `$parse` (an
+/// expression whose type each arm infers).
+macro_rules! by_kind {
+    ($kind:expr, $parse:expr, $other:expr) => {
+        match $kind {
+            "account" => Object::Account(Box::new($parse?)),
+            "application" => Object::Application($parse?),
+            "bank_account" => Object::BankAccount($parse?),
+            "card" => Object::Card($parse?),
+            "balance" => Object::Balance($parse?),
+            "payment_intent" => Object::PaymentIntent(Box::new($parse?)),
+            "payout" => Object::Payout($parse?),
+            "person" => Object::Person(Box::new($parse?)),
+            "customer" => Object::Customer($parse?),
+            _ => $other,
+        }
+    };
+}
+
 impl Object {
     /// Reads JSON text by its `object` field (read first, without parsing
     /// the rest), then parses it once as that object.
@@ -47,35 +66,21 @@ impl Object {
             object: Option<std::borrow::Cow<'a, str>>,
         }
         let kind: Kind<'_> = serde_json::from_str(json)?;
-        Ok(match kind.object.as_deref().unwrap_or("") {
-            "account" => Object::Account(Box::new(serde_json::from_str(json)?)),
-            "application" => Object::Application(serde_json::from_str(json)?),
-            "bank_account" => Object::BankAccount(serde_json::from_str(json)?),
-            "card" => Object::Card(serde_json::from_str(json)?),
-            "balance" => Object::Balance(serde_json::from_str(json)?),
-            "payment_intent" => Object::PaymentIntent(Box::new(serde_json::from_str(json)?)),
-            "payout" => Object::Payout(serde_json::from_str(json)?),
-            "person" => Object::Person(Box::new(serde_json::from_str(json)?)),
-            "customer" => Object::Customer(serde_json::from_str(json)?),
-            _ => Object::Other(serde_json::from_str(json)?),
-        })
+        Ok(by_kind!(
+            kind.object.as_deref().unwrap_or(""),
+            serde_json::from_str(json),
+            Object::Other(serde_json::from_str(json)?)
+        ))
     }
 
     /// Reads a JSON object by its `object` field.
     pub fn from_value(value: &Value) -> Result<Object, serde_json::Error> {
         let kind = value.get("object").and_then(Value::as_str).unwrap_or("");
-        Ok(match kind {
-            "account" => Object::Account(Box::new(Account::deserialize(value)?)),
-            "application" => Object::Application(Application::deserialize(value)?),
-            "bank_account" => Object::BankAccount(BankAccount::deserialize(value)?),
-            "card" => Object::Card(Card::deserialize(value)?),
-            "balance" => Object::Balance(Balance::deserialize(value)?),
-            "payment_intent" => Object::PaymentIntent(Box::new(PaymentIntent::deserialize(value)?)),
-            "payout" => Object::Payout(Payout::deserialize(value)?),
-            "person" => Object::Person(Box::new(Person::deserialize(value)?)),
-            "customer" => Object::Customer(Customer::deserialize(value)?),
-            _ => Object::Other(value.clone()),
-        })
+        Ok(by_kind!(
+            kind,
+            Deserialize::deserialize(value),
+            Object::Other(value.clone())
+        ))
     }
 
     /// The object's `id`, if it has one (a balance has none).
