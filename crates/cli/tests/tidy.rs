@@ -339,3 +339,26 @@ fn ci_checks_formatting_and_lints() {
         ".ci/run must run clippy"
     );
 }
+
+/// Every fuzz target has a seed corpus in the tree (a clean clone runs it):
+/// cargo-fuzz's own `.gitignore` ignores `corpus/`, which once kept it out.
+#[test]
+fn every_fuzz_target_has_a_committed_corpus() {
+    let manifest = read(&root().join("fuzz/Cargo.toml"));
+    let targets: Vec<&str> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|b| b.split("name = \"").nth(1)?.split('"').next())
+        .collect();
+    assert!(targets.len() >= 3, "{targets:?}");
+    let ignore = read(&root().join("fuzz/.gitignore"));
+    assert!(
+        !ignore.lines().any(|l| l.trim() == "corpus"),
+        "fuzz/.gitignore must not ignore the corpus"
+    );
+    for t in targets {
+        let dir = root().join("fuzz/corpus").join(t);
+        let seeds = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert!(seeds > 0, "{} has no seeds", dir.display());
+    }
+}
