@@ -179,6 +179,33 @@ fn assert_intact(data: &Path) {
     assert_eq!(verdict, "ok");
 }
 
+/// A node on the tmpfs with one endpoint counting what it receives.
+struct Node {
+    data: PathBuf,
+    seen: Seen,
+    http: reqwest::Client,
+    child: KillOnDrop,
+    base: String,
+}
+
+impl Node {
+    async fn start(fs: &Tmpfs) -> Node {
+        let data = fs.path().join("data");
+        let seen: Seen = Default::default();
+        let urls = counting_receivers(1, &seen, Duration::ZERO).await;
+        let http = switchboard_dispatcher::http_client(Duration::from_secs(30));
+        let (child, base) = serve(&data);
+        create_endpoint(&http, &base, &urls[0]).await;
+        Node {
+            data,
+            seen,
+            http,
+            child,
+            base,
+        }
+    }
+}
+
 fn serve(dir: &Path) -> (KillOnDrop, String) {
     spawn(dir, &["--retry-schedule", "1s", "--delivery-timeout", "2s"])
 }
@@ -188,12 +215,13 @@ async fn a_full_disk_refuses_writes_and_service_resumes_when_space_returns() {
     let Some(fs) = Tmpfs::mount("24m") else {
         return;
     };
-    let data = fs.path().join("data");
-    let seen: Seen = Default::default();
-    let urls = counting_receivers(1, &seen, Duration::ZERO).await;
-    let http = switchboard_dispatcher::http_client(Duration::from_secs(30));
-    let (mut child, base) = serve(&data);
-    create_endpoint(&http, &base, &urls[0]).await;
+    let Node {
+        data,
+        seen,
+        http,
+        mut child,
+        base,
+    } = Node::start(&fs).await;
     let mut n = 0;
     let mut acked = Vec::new();
     for _ in 0..50 {
@@ -254,12 +282,13 @@ async fn read_only_storage_is_refused_at_start_and_nothing_is_lost() {
     let Some(fs) = Tmpfs::mount("64m") else {
         return;
     };
-    let data = fs.path().join("data");
-    let seen: Seen = Default::default();
-    let urls = counting_receivers(1, &seen, Duration::ZERO).await;
-    let http = switchboard_dispatcher::http_client(Duration::from_secs(30));
-    let (mut child, base) = serve(&data);
-    create_endpoint(&http, &base, &urls[0]).await;
+    let Node {
+        data,
+        seen,
+        http,
+        mut child,
+        base,
+    } = Node::start(&fs).await;
     let mut acked = Vec::new();
     for n in 0..20 {
         match create(&http, &base, n).await {
