@@ -45,7 +45,7 @@ impl WebhookSecrets {
         let secrets: Arc<[String]> = secrets
             .into_iter()
             .map(Into::into)
-            .filter(|s: &String| !s.trim().is_empty() && crate::usable(s))
+            .filter(|s: &String| !s.trim().is_empty())
             .collect();
         WebhookSecrets {
             keys: secrets.iter().map(|s| crate::Key::new(s)).collect(),
