@@ -346,35 +346,49 @@ pub fn assert_stripe_shape(body: &Value, what: &str) {
     );
 }
 
-/// A server answering 200 with a body that never ends, sent as fast as it
-/// is read (`pause` zero) or one byte every `pause` (a trickle).
-pub async fn endless_body_server(pause: Duration) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A TCP server on a free loopback port that hands every connection to
+/// `handle`, each on a task of its own: the receivers below that misbehave
+/// below HTTP.
+async fn tcp_server<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let _ = sock.read(&mut buf).await;
-                let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n";
-                if sock.write_all(head).await.is_err() {
-                    return;
-                }
-                let chunk = if pause.is_zero() {
-                    vec![b'x'; 16384]
-                } else {
-                    vec![b'x']
-                };
-                while sock.write_all(&chunk).await.is_ok() {
-                    if !pause.is_zero() {
-                        tokio::time::sleep(pause).await;
-                    }
-                }
-            });
+            let (sock, _) = listener.accept().await.unwrap();
+            tokio::spawn(handle(sock));
         }
     });
+    addr
+}
+
+/// A server answering 200 with a body that never ends, sent as fast as it
+/// is read (`pause` zero) or one byte every `pause` (a trickle).
+pub async fn endless_body_server(pause: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = tcp_server(move |mut sock| async move {
+        let mut buf = vec![0u8; 65536];
+        let _ = sock.read(&mut buf).await;
+        let head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n";
+        if sock.write_all(head).await.is_err() {
+            return;
+        }
+        let chunk = if pause.is_zero() {
+            vec![b'x'; 16384]
+        } else {
+            vec![b'x']
+        };
+        while sock.write_all(&chunk).await.is_ok() {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    })
+    .await;
     format!("http://{addr}/webhook")
 }
 
@@ -382,24 +396,20 @@ pub async fn endless_body_server(pause: Duration) -> String {
 /// closes the connection ("connection reset mid-response").
 pub async fn resetting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let h = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let _ = sock.read(&mut buf).await;
-                let _ = sock
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
-                    .await;
-                drop(sock);
-            });
+    let addr = tcp_server(move |mut sock| {
+        h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let mut buf = vec![0u8; 65536];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+                .await;
+            drop(sock);
         }
-    });
+    })
+    .await;
     (format!("http://{addr}/webhook"), hits)
 }
 
@@ -663,34 +673,24 @@ pub async fn untrusted_tls_server() -> String {
     .with_single_cert(vec![cert], key)
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (sock, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let _ = acceptor.accept(sock).await;
-            });
+    let addr = tcp_server(move |sock| {
+        let acceptor = acceptor.clone();
+        async move {
+            let _ = acceptor.accept(sock).await;
         }
-    });
+    })
+    .await;
     format!("https://{addr}/webhook")
 }
 
 /// A server that accepts connections, reads the request and never answers.
 pub async fn hanging_server() -> String {
     use tokio::io::AsyncReadExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
-            });
-        }
-    });
+    let addr = tcp_server(|mut sock| async move {
+        let mut buf = vec![0u8; 65536];
+        while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
     format!("http://{addr}/webhook")
 }
 
