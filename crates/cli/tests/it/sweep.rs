@@ -82,7 +82,7 @@ fn fill(template: &str, acct: &str, id: &str) -> String {
     while let Some(open) = rest.find('{') {
         let close = rest[open..].find('}').unwrap() + open;
         out.push_str(&rest[..open]);
-        let is_account = out.ends_with("/v1/accounts/") && !out.contains("/v1/accounts/acct");
+        let is_account = out.ends_with("/v1/accounts/");
         out.push_str(if is_account { acct } else { id });
         rest = &rest[close + 1..];
     }
