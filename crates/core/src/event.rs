@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::object::StripeOrdered;
+
 /// An event before it has an id, a creation time and a delivery count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventDraft {
@@ -48,9 +50,15 @@ impl EventDraft {
         map.insert("api_version".into(), stamp.api_version.into());
         map.insert("created".into(), stamp.created.into());
         let mut data = Map::new();
-        data.insert("object".into(), self.object.clone());
+        data.insert(
+            "object".into(),
+            crate::object::stripe_order(self.object.clone()),
+        );
         if let Some(prev) = &self.previous_attributes {
-            data.insert("previous_attributes".into(), Value::Object(prev.clone()));
+            data.insert(
+                "previous_attributes".into(),
+                crate::object::stripe_order(Value::Object(prev.clone())),
+            );
         }
         map.insert("data".into(), Value::Object(data));
         map.insert("livemode".into(), self.livemode.into());
@@ -63,10 +71,80 @@ impl EventDraft {
         Value::Object(map)
     }
 
-    /// The bytes every delivery of this event will carry.
+    /// The bytes every delivery of this event will carry: the same as
+    /// `to_value` pretty-printed, serialized from borrows (no copy of the
+    /// object's tree; a test holds the two equal).
     pub fn render(&self, stamp: EventStamp<'_>) -> Vec<u8> {
-        serde_json::to_vec_pretty(&self.to_value(stamp)).expect("JSON values always serialize")
+        let wire = Wire {
+            id: stamp.id,
+            object: "event",
+            account: self.account.as_deref(),
+            api_version: stamp.api_version,
+            created: stamp.created,
+            data: WireData {
+                object: StripeOrdered(&self.object),
+                previous_attributes: self.previous_attributes.as_ref().map(PreviousOrdered),
+            },
+            livemode: self.livemode,
+            pending_webhooks: stamp.pending_webhooks,
+            request: WireRequest {
+                id: self.request.id.as_deref(),
+                idempotency_key: self.request.idempotency_key.as_deref(),
+            },
+            event_type: &self.event_type,
+        };
+        let mut out = Vec::with_capacity(1024);
+        serde_json::to_writer_pretty(&mut out, &wire).expect("JSON values always serialize");
+        out
     }
+}
+
+/// An event as rendered, fields in Stripe's order (`id`, `object`, then
+/// alphabetical).
+#[derive(serde::Serialize)]
+struct Wire<'a> {
+    id: &'a str,
+    object: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    api_version: &'a str,
+    created: i64,
+    data: WireData<'a>,
+    livemode: bool,
+    pending_webhooks: i64,
+    request: WireRequest<'a>,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+}
+
+/// `data.object` and `data.previous_attributes` in Stripe's key order,
+/// however the handler built them.
+#[derive(serde::Serialize)]
+struct WireData<'a> {
+    object: StripeOrdered<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_attributes: Option<PreviousOrdered<'a>>,
+}
+
+struct PreviousOrdered<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for PreviousOrdered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut entries: Vec<(&String, &Value)> = self.0.iter().collect();
+        entries.sort_unstable_by(|a, b| crate::object::stripe_key_order(a.0, b.0));
+        let mut m = s.serialize_map(Some(entries.len()))?;
+        for (k, v) in entries {
+            m.serialize_entry(k, &StripeOrdered(v))?;
+        }
+        m.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct WireRequest<'a> {
+    id: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -93,6 +171,20 @@ mod tests {
         api_version: "2026-10-28.endive",
         pending_webhooks: 2,
     };
+
+    #[test]
+    fn rendering_equals_the_value_pretty_printed() {
+        let mut with_all = draft(Some("acct_1"));
+        with_all.previous_attributes = Some(json!({"email": null}).as_object().unwrap().clone());
+        with_all.request.idempotency_key = Some("k\"1".into());
+        for d in [draft(None), with_all] {
+            let value = serde_json::to_vec_pretty(&d.to_value(STAMP)).unwrap();
+            assert_eq!(
+                String::from_utf8(d.render(STAMP)).unwrap(),
+                String::from_utf8(value).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn renders_stripe_layout() {

@@ -10,6 +10,47 @@ pub fn stripe_order(mut value: Value) -> Value {
     value
 }
 
+/// Stripe's order of an object's keys: `id`, `object`, then alphabetical.
+pub fn stripe_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let rank = |k: &str| match k {
+        "id" => 0,
+        "object" => 1,
+        _ => 2,
+    };
+    rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
+}
+
+/// `value` serialized in Stripe's key order without reordering (or copying)
+/// it: each map's entries are visited sorted, `id` and `object` first. The
+/// same bytes as serializing `stripe_order(value.clone())`, for a fraction
+/// of the allocations (a response is rendered once per request).
+pub struct StripeOrdered<'a>(pub &'a Value);
+
+impl serde::Serialize for StripeOrdered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| stripe_key_order(a.0, b.0));
+                let mut m = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    m.serialize_entry(k, &StripeOrdered(v))?;
+                }
+                m.end()
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(&StripeOrdered(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
 /// In place: sorting each map where it is costs a fraction of taking every
 /// map apart and building it again (the renderer's largest cost per event).
 fn order_in_place(value: &mut Value) {
@@ -66,6 +107,18 @@ pub fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ordered_serialization_matches_reordering() {
+        let v = json!({
+            "zeta": 1, "object": "charge", "amount": [{"b": 1, "id": "x", "a": null}],
+            "id": "ch_1", "Upper": true, "nested": {"object": "o", "c": {"y": 1, "x": 2}},
+            "_private": {"k": "v"}, "metadata": {}
+        });
+        let reordered = serde_json::to_string_pretty(&stripe_order(v.clone())).unwrap();
+        let ordered = serde_json::to_string_pretty(&StripeOrdered(&v)).unwrap();
+        assert_eq!(ordered, reordered);
+    }
 
     #[test]
     fn orders_id_object_then_alphabetical() {

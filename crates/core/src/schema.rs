@@ -166,14 +166,14 @@ impl Schema {
             return;
         };
         for (name, field) in def.fields() {
-            let single_ref = match field
+            // The one non-null alternative, if it is a reference (no
+            // collecting: this runs for every field of every object built).
+            let mut non_null = field
                 .alts
                 .iter()
-                .filter(|a| !matches!(a, Alt::Simple(Simple::Null)))
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
-                [Alt::Ref { target }] => Some(target.as_str()),
+                .filter(|a| !matches!(a, Alt::Simple(Simple::Null)));
+            let single_ref = match (non_null.next(), non_null.next()) {
+                (Some(Alt::Ref { target }), None) => Some(target.as_str()),
                 _ => None,
             };
             match map.get_mut(name) {

@@ -23,7 +23,8 @@ use switchboard_core::Clock;
 use switchboard_core::retry::RetrySchedule;
 use switchboard_core::url_policy::UrlPolicy;
 
-use switchboard_store::{ClaimRequest, DeliveryOutcome, Store};
+use switchboard_store::handoff::Handoff;
+use switchboard_store::{ClaimRequest, ClaimedDelivery, DeliveryOutcome, Store};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -160,11 +161,32 @@ pub async fn run(
         config.per_endpoint_concurrency,
         config.concurrency.max(1) * HELD_PER_SLOT,
     ));
-    while !shutdown.is_cancelled() {
+    // Deliveries this node's commits queue come straight here (see
+    // `switchboard_store::handoff`); claims find the rest.
+    let (handed_tx, mut handed) = mpsc::unbounded_channel();
+    store.set_handoff(Some(Arc::new(Inbox {
+        held: held.clone(),
+        lease_ms: config.lease_ms(),
+        to: handed_tx,
+    })));
+    let launcher = Launcher {
+        clients,
+        clock: clock.clone(),
+        config: config.clone(),
+        outcomes: outcomes_tx.clone(),
+        relay,
+        held: held.clone(),
+        permits,
+        shutdown: shutdown.clone(),
+        abandon: abandon.clone(),
+        tasks: tasks.clone(),
+    };
+    'claims: while !shutdown.is_cancelled() {
         let room = held.room();
         if room == 0 {
             tokio::select! {
                 _ = held.freed.notified() => {}
+                Some(batch) = handed.recv() => launcher.handed(batch),
                 _ = shutdown.cancelled() => break,
             }
             continue;
@@ -190,60 +212,7 @@ pub async fn run(
         let full_batch = claimed.len() == want;
         for delivery in claimed {
             let endpoint_slots = held.start(&delivery.endpoint_id);
-            let (clients, clock, config, tx) = (
-                clients.clone(),
-                clock.clone(),
-                config.clone(),
-                outcomes_tx.clone(),
-            );
-            let (relay, held, permits) = (relay.clone(), held.clone(), permits.clone());
-            let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
-            let claimed_at = tokio::time::Instant::now();
-            tasks.spawn(async move {
-                let endpoint = delivery.endpoint_id.clone();
-                // The endpoint's slot first: a delivery waiting for a busy
-                // endpoint must not hold one of the global slots meanwhile.
-                // Once shutting down, a delivery still waiting is not started.
-                let endpoint_slot = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => None,
-                    s = endpoint_slots.acquire_owned() => Some(s.expect("never closed")),
-                };
-                let Some(endpoint_slot) = endpoint_slot else {
-                    held.finish(&endpoint, None, None);
-                    return;
-                };
-                let slot = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => None,
-                    s = permits.acquire_owned() => Some(s.expect("never closed")),
-                };
-                // Its endpoint slowed down while it waited: an attempt now
-                // could outlast the lease (and run beside the next claimer's),
-                // so leave it unattempted for the lease to bring it back.
-                let lease_left = Duration::from_millis(config.lease_ms() as u64)
-                    .saturating_sub(claimed_at.elapsed());
-                let slot = slot.filter(|_| lease_left > config.timeout + LEASE_MARGIN);
-                let mut verdict = None;
-                if let Some(slot) = slot {
-                    let attempt = attempt::deliver(
-                        &clients,
-                        relay.as_deref(),
-                        clock.as_ref(),
-                        &config,
-                        delivery,
-                    );
-                    tokio::select! {
-                        outcome = attempt => {
-                            verdict = Some(Verdict::of(&outcome));
-                            let _ = tx.send(outcome);
-                        }
-                        _ = abandon.cancelled() => {}
-                    }
-                    drop(slot);
-                }
-                held.finish(&endpoint, Some(endpoint_slot), verdict);
-            });
+            launcher.launch(delivery, endpoint_slots);
         }
         if full_batch {
             continue;
@@ -258,13 +227,21 @@ pub async fn run(
             // endpoint's freed slot wakes the loop.
             _ => config.poll_interval,
         };
-        tokio::select! {
-            _ = work.notified() => {}
-            _ = held.freed.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.cancelled() => break,
+        let deadline = tokio::time::Instant::now() + wait;
+        // Handed deliveries start without a claim: a busy node hands off
+        // most of its work and claims only when woken for the rest.
+        loop {
+            tokio::select! {
+                _ = work.notified() => break,
+                _ = held.freed.notified() => break,
+                Some(batch) = handed.recv() => launcher.handed(batch),
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = shutdown.cancelled() => break 'claims,
+            }
         }
     }
+    // No more hand-offs: what is handed now stays leased, due again later.
+    store.set_handoff(None);
     tasks.close();
     if tokio::time::timeout(config.shutdown_timeout, tasks.wait())
         .await
@@ -277,8 +254,121 @@ pub async fn run(
         abandon.cancel();
         tasks.wait().await;
     }
-    drop(outcomes_tx);
+    // The recorder ends when every sender is gone (the launcher holds one).
+    drop((outcomes_tx, launcher));
     let _ = recorder.await;
+}
+
+/// Starts attempts of deliveries this node holds (claimed or handed).
+struct Launcher {
+    clients: attempt::Clients,
+    clock: Arc<dyn Clock>,
+    config: Arc<DispatcherConfig>,
+    outcomes: mpsc::UnboundedSender<DeliveryOutcome>,
+    relay: Option<Arc<dyn Relay>>,
+    held: Arc<Held>,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    abandon: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Launcher {
+    /// Deliveries a commit handed over, already counted in `held`.
+    fn handed(&self, batch: Vec<ClaimedDelivery>) {
+        for delivery in batch {
+            let endpoint_slots = self.held.slots(&delivery.endpoint_id);
+            self.launch(delivery, endpoint_slots);
+        }
+    }
+
+    /// One task per delivery: waits for its endpoint's slot and a global
+    /// one, attempts it, and sends the outcome to the recorder.
+    fn launch(&self, delivery: ClaimedDelivery, endpoint_slots: Arc<Semaphore>) {
+        let (clients, clock, config, tx) = (
+            self.clients.clone(),
+            self.clock.clone(),
+            self.config.clone(),
+            self.outcomes.clone(),
+        );
+        let (relay, held, permits) = (self.relay.clone(), self.held.clone(), self.permits.clone());
+        let (shutdown, abandon) = (self.shutdown.clone(), self.abandon.clone());
+        let claimed_at = tokio::time::Instant::now();
+        self.tasks.spawn(async move {
+            let endpoint = delivery.endpoint_id.clone();
+            // The endpoint's slot first: a delivery waiting for a busy
+            // endpoint must not hold one of the global slots meanwhile.
+            // Once shutting down, a delivery still waiting is not started.
+            let endpoint_slot = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => None,
+                s = endpoint_slots.acquire_owned() => Some(s.expect("never closed")),
+            };
+            let Some(endpoint_slot) = endpoint_slot else {
+                held.finish(&endpoint, None, None);
+                return;
+            };
+            let slot = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => None,
+                s = permits.acquire_owned() => Some(s.expect("never closed")),
+            };
+            // Its endpoint slowed down while it waited: an attempt now
+            // could outlast the lease (and run beside the next claimer's),
+            // so leave it unattempted for the lease to bring it back.
+            let lease_left = Duration::from_millis(config.lease_ms() as u64)
+                .saturating_sub(claimed_at.elapsed());
+            let slot = slot.filter(|_| lease_left > config.timeout + LEASE_MARGIN);
+            let mut verdict = None;
+            if let Some(slot) = slot {
+                let attempt = attempt::deliver(
+                    &clients,
+                    relay.as_deref(),
+                    clock.as_ref(),
+                    &config,
+                    delivery,
+                );
+                tokio::select! {
+                    outcome = attempt => {
+                        verdict = Some(Verdict::of(&outcome));
+                        let _ = tx.send(outcome);
+                    }
+                    _ = abandon.cancelled() => {}
+                }
+                drop(slot);
+            }
+            held.finish(&endpoint, Some(endpoint_slot), verdict);
+        });
+    }
+}
+
+/// Where this node's commits hand the deliveries they queue: room is taken
+/// in `held` as a claim would take it, so hand-offs obey the same global and
+/// per-endpoint limits, and what does not fit waits for a claim.
+struct Inbox {
+    held: Arc<Held>,
+    lease_ms: i64,
+    to: mpsc::UnboundedSender<Vec<ClaimedDelivery>>,
+}
+
+impl Handoff for Inbox {
+    fn lease_ms(&self) -> i64 {
+        self.lease_ms
+    }
+
+    fn reserve(&self, endpoint_id: &str) -> bool {
+        // A closed inbox (the loop ended) takes nothing more.
+        !self.to.is_closed() && self.held.try_start(endpoint_id)
+    }
+
+    fn release(&self, endpoint_id: &str) {
+        self.held.finish(endpoint_id, None, None);
+    }
+
+    fn hand(&self, deliveries: Vec<ClaimedDelivery>) {
+        // Sent into a closed inbox they are dropped, leased: due again later.
+        let _ = self.to.send(deliveries);
+    }
 }
 
 /// Claimed deliveries kept in memory per delivery slot: enough to keep
@@ -347,6 +437,18 @@ struct Gate {
     idle_since: Option<std::time::Instant>,
 }
 
+impl Gate {
+    fn new(limit: usize) -> Self {
+        Gate {
+            queued: 0,
+            limit,
+            debt: 0,
+            slots: Arc::new(Semaphore::new(limit)),
+            idle_since: None,
+        }
+    }
+}
+
 /// How long an endpoint's learned limit outlives its last delivery.
 const FORGET_IDLE_AFTER: Duration = Duration::from_secs(600);
 
@@ -386,6 +488,40 @@ impl Held {
             .collect()
     }
 
+    /// Records a delivery handed over by a commit if there is room for it
+    /// (overall and at its endpoint, as a claim counts room).
+    fn try_start(&self, endpoint: &str) -> bool {
+        let mut st = self.lock();
+        if st.total >= self.limit {
+            return false;
+        }
+        let initial = INITIAL_LIMIT.min(self.per_endpoint);
+        if let Some(g) = st.endpoints.get(endpoint)
+            && g.queued >= g.limit * QUEUE_PER_ENDPOINT_SLOT
+        {
+            return false;
+        }
+        st.total += 1;
+        let gate = st
+            .endpoints
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| Gate::new(initial));
+        gate.queued += 1;
+        gate.idle_since = None;
+        true
+    }
+
+    /// The slots of an endpoint with deliveries held.
+    fn slots(&self, endpoint: &str) -> Arc<Semaphore> {
+        let initial = INITIAL_LIMIT.min(self.per_endpoint);
+        let mut st = self.lock();
+        st.endpoints
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| Gate::new(initial))
+            .slots
+            .clone()
+    }
+
     /// Records a claimed delivery; returns its endpoint's slots.
     fn start(&self, endpoint: &str) -> Arc<Semaphore> {
         let mut st = self.lock();
@@ -394,13 +530,7 @@ impl Held {
         let gate = st
             .endpoints
             .entry(endpoint.to_owned())
-            .or_insert_with(|| Gate {
-                queued: 0,
-                limit: initial,
-                debt: 0,
-                slots: Arc::new(Semaphore::new(initial)),
-                idle_since: None,
-            });
+            .or_insert_with(|| Gate::new(initial));
         gate.queued += 1;
         gate.idle_since = None;
         gate.slots.clone()

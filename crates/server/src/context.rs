@@ -341,8 +341,10 @@ pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
 /// (`id`, `object`, then alphabetical, at every level), however a handler
 /// happened to build the object.
 pub fn render(value: &serde_json::Value) -> Bytes {
-    let ordered = switchboard_core::object::stripe_order(value.clone());
-    Bytes::from(serde_json::to_vec_pretty(&ordered).expect("JSON values serialize"))
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer_pretty(&mut out, &switchboard_core::object::StripeOrdered(value))
+        .expect("JSON values serialize");
+    Bytes::from(out)
 }
 
 impl Ctx {
@@ -492,13 +494,9 @@ impl Ctx {
             ),
             draft: EventDraft {
                 event_type: event_type.into(),
-                object: switchboard_core::object::stripe_order(object),
-                previous_attributes: previous_attributes.map(|prev| {
-                    match switchboard_core::object::stripe_order(serde_json::Value::Object(prev)) {
-                        serde_json::Value::Object(m) => m,
-                        _ => unreachable!("an object stays an object"),
-                    }
-                }),
+                // Put in Stripe's key order when rendered (`EventDraft::render`).
+                object,
+                previous_attributes,
                 livemode: self.scope.livemode,
                 account,
                 request: RequestInfo {
@@ -533,19 +531,45 @@ impl Ctx {
     /// card is a 402 whose objects and events still happen).
     pub async fn commit_status(
         &self,
-        mut change: Change,
+        change: Change,
         status: StatusCode,
         body: &serde_json::Value,
     ) -> Result<Response, ApiError> {
-        let expanded;
-        let body = if self.expand.is_empty() {
-            body
-        } else {
-            expanded =
-                crate::expand::apply(self, body.clone(), &self.expand, &change.writes).await?;
-            &expanded
+        let body = self.answer(&change, body).await?;
+        self.commit_rendered(change, status, body).await
+    }
+
+    /// [`Ctx::commit`] answering with the object `id` that `change` writes
+    /// (a create's new object), without a copy of it for the answer.
+    pub async fn commit_staged(&self, change: Change, id: &str) -> Result<Response, ApiError> {
+        let staged = change.writes.iter().find_map(|w| match w {
+            switchboard_store::Write::Object(o) if o.object.id == id => Some(&o.object.data),
+            _ => None,
+        });
+        let Some(data) = staged else {
+            return Err(ApiError::Internal(format!("{id} is not in the change")));
         };
-        let body = render(body);
+        let body = self.answer(&change, data).await?;
+        self.commit_rendered(change, StatusCode::OK, body).await
+    }
+
+    /// The answer's bytes: `body` with `expand[]` applied (objects `change`
+    /// writes are expandable before they are committed).
+    async fn answer(&self, change: &Change, body: &serde_json::Value) -> Result<Bytes, ApiError> {
+        if self.expand.is_empty() {
+            return Ok(render(body));
+        }
+        let expanded =
+            crate::expand::apply(self, body.clone(), &self.expand, &change.writes).await?;
+        Ok(render(&expanded))
+    }
+
+    async fn commit_rendered(
+        &self,
+        mut change: Change,
+        status: StatusCode,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
         if let Some((key, fp)) = &self.idempotency {
             change.idempotency = Some(IdempotencyRecord {
                 scope: self.scope.clone(),

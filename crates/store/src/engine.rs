@@ -27,6 +27,14 @@ pub(crate) struct RouteEntry {
     pub audience: Audience,
     pub enabled: bool,
     pub enabled_events: Vec<String>,
+    /// What a delivery handed straight to the dispatcher needs of its
+    /// endpoint (see `handoff`): a claim would read the same from the row.
+    pub id: String,
+    pub url: String,
+    /// `None` if they cannot be opened (a wrong secrets key): such an
+    /// endpoint is left to claims, which report it.
+    pub secrets: Option<Vec<SigningSecret>>,
+    pub chaos: Option<String>,
 }
 
 impl RouteEntry {
@@ -128,6 +136,11 @@ pub(crate) trait Tx {
         endpoints: &[i64],
         due_ms: i64,
     ) -> Result<()>;
+    /// Inserts a delivery with its first attempt already leased until
+    /// `until_ms` (handed to this node's dispatcher); returns its id.
+    async fn insert_leased(&mut self, event_seq: i64, endpoint: i64, until_ms: i64) -> Result<i64>;
+    /// This transaction's hand-off to the local dispatcher, if one runs.
+    fn handing(&mut self) -> Option<&mut crate::handoff::Handing>;
     /// Up to `scan` pending deliveries due at `req.now_ms`, oldest first,
     /// skipping endpoints whose room in `req` is zero; backends that share the
     /// queue lock them against other claimers until the transaction ends.
@@ -276,7 +289,8 @@ pub(crate) async fn commit<T: Tx>(tx: &mut T, change: &Change) -> Result<(Commit
 }
 
 /// Routes one event, renders it with its `pending_webhooks`, and queues a
-/// delivery per endpoint that receives it.
+/// delivery per endpoint that receives it: handed to this node's dispatcher
+/// where it has room, else for a claim. Returns whether any waits for a claim.
 async fn insert_event<T: Tx>(
     tx: &mut T,
     change: &Change,
@@ -289,7 +303,7 @@ async fn insert_event<T: Tx>(
         account: draft.account.as_deref(),
         event_type: &draft.event_type,
     };
-    let targets: Vec<i64> = table
+    let targets: Vec<&RouteEntry> = table
         .iter()
         .filter(|e| {
             routing::receives(
@@ -302,15 +316,16 @@ async fn insert_event<T: Tx>(
                 &route,
             )
         })
-        .map(|e| e.seq)
         .collect();
     let pending = targets.len() as i64;
-    let payload = draft.render(EventStamp {
-        id: &ev.id,
-        created: change.now,
-        api_version: &change.api_version,
-        pending_webhooks: pending,
-    });
+    let payload: Bytes = draft
+        .render(EventStamp {
+            id: &ev.id,
+            created: change.now,
+            api_version: &change.api_version,
+            pending_webhooks: pending,
+        })
+        .into();
     let seq = tx
         .insert_event(EventRow {
             id: &ev.id,
@@ -320,13 +335,53 @@ async fn insert_event<T: Tx>(
             event_type: &draft.event_type,
             created: change.now,
             pending_webhooks: pending,
-            payload: payload.into(),
+            payload: payload.clone(),
         })
         .await?;
-    if targets.is_empty() {
+    let mut queued = Vec::with_capacity(targets.len());
+    for e in targets {
+        // Listener devices are left to claims: only a node holding the
+        // device's socket may deliver to it, and a claim checks that.
+        let handed = e.audience != Audience::Listener
+            && e.secrets.is_some()
+            && tx.handing().is_some_and(|h| h.reserve(&e.id));
+        if !handed {
+            queued.push(e.seq);
+            continue;
+        }
+        let lease_ms = tx.handing().map_or(0, |h| h.lease_ms());
+        let id = match tx.insert_leased(seq, e.seq, change.now_ms + lease_ms).await {
+            Ok(id) => id,
+            Err(err) => {
+                if let Some(h) = tx.handing() {
+                    h.unreserve(&e.id);
+                }
+                return Err(err);
+            }
+        };
+        let delivery = ClaimedDelivery {
+            delivery_id: id,
+            attempt: 1,
+            one_shot: false,
+            event_id: ev.id.clone(),
+            payload: payload.clone(),
+            endpoint_id: e.id.clone(),
+            url: e.url.clone(),
+            livemode: e.livemode,
+            secrets: active_secrets(
+                e.secrets.as_deref().unwrap_or_default(),
+                change.now_ms.div_euclid(1000),
+            ),
+            chaos: e.chaos.clone(),
+        };
+        if let Some(h) = tx.handing() {
+            h.take(delivery);
+        }
+    }
+    if queued.is_empty() {
         return Ok(false);
     }
-    tx.insert_deliveries(seq, &targets, change.now_ms).await?;
+    tx.insert_deliveries(seq, &queued, change.now_ms).await?;
     Ok(true)
 }
 

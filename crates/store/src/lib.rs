@@ -12,6 +12,7 @@
 //!   the lease, so work claimed by a crashed process becomes due again.
 
 mod engine;
+pub mod handoff;
 pub mod metrics;
 mod model;
 pub mod postgres;
@@ -172,6 +173,9 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
     /// Notified whenever new deliveries become due; the dispatcher also polls.
     fn work_signal(&self) -> Arc<Notify>;
+    /// Where commits hand the deliveries they queue straight to this node's
+    /// dispatcher (`None`: none runs; they wait for a claim).
+    fn set_handoff(&self, to: Option<Arc<dyn handoff::Handoff>>);
 }
 
 /// The real clock. (It lives here, not in `core`, which never reads the time.)

@@ -134,6 +134,7 @@ suite!(
     a_key_in_flight_is_refused_until_committed_abandoned_or_stale,
     platforms_are_found_by_key_and_by_id,
     timers_come_due_and_a_test_clock_brings_them_forward,
+    fresh_deliveries_are_handed_leased_to_the_local_dispatcher,
 );
 
 fn timer(id: &str, livemode: bool, due_ms: Option<i64>) -> Write {
@@ -1150,4 +1151,105 @@ async fn the_wal_comes_back_under_its_limit() {
             .unwrap()
             .is_some()
     );
+}
+
+/// A dispatcher stand-in with room for `room` deliveries.
+#[derive(Default)]
+struct Inbox {
+    room: std::sync::Mutex<usize>,
+    handed: std::sync::Mutex<Vec<ClaimedDelivery>>,
+}
+
+impl handoff::Handoff for Inbox {
+    fn lease_ms(&self) -> i64 {
+        10_000
+    }
+    fn reserve(&self, _endpoint_id: &str) -> bool {
+        let mut room = self.room.lock().unwrap();
+        let taken = *room > 0;
+        *room -= usize::from(taken);
+        taken
+    }
+    fn release(&self, _endpoint_id: &str) {
+        *self.room.lock().unwrap() += 1;
+    }
+    fn hand(&self, deliveries: Vec<ClaimedDelivery>) {
+        self.handed.lock().unwrap().extend(deliveries);
+    }
+}
+
+async fn fresh_deliveries_are_handed_leased_to_the_local_dispatcher(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let store = &fx.store;
+    let inbox = Arc::new(Inbox::default());
+    *inbox.room.lock().unwrap() = 1;
+    store.set_handoff(Some(inbox.clone()));
+    store
+        .commit(change(vec![endpoint("we_1"), endpoint("we_2")], vec![]))
+        .await
+        .unwrap();
+    store
+        .commit(change(vec![], vec![event("evt_1")]))
+        .await
+        .unwrap();
+    // Room for one: it is handed over, leased; the other waits for a claim.
+    let handed = std::mem::take(&mut *inbox.handed.lock().unwrap());
+    assert_eq!(handed.len(), 1);
+    let d = &handed[0];
+    assert_eq!(
+        (d.attempt, d.one_shot, d.event_id.as_str()),
+        (1, false, "evt_1")
+    );
+    assert_eq!(d.secrets, ["whsec_x"]);
+    assert_eq!(d.url, "http://127.0.0.1:9/hook");
+    let stored = store.event(&scope(), "evt_1").await.unwrap().unwrap();
+    assert_eq!(d.payload, stored.payload, "the stored bytes, rendered once");
+    let claimed = store.claim_due(claim(T0)).await.unwrap();
+    assert_eq!(claimed.len(), 1, "only the delivery left for a claim");
+    assert_ne!(claimed[0].endpoint_id, d.endpoint_id);
+    assert!(store.claim_due(claim(T0 + 1)).await.unwrap().is_empty());
+
+    // A change that fails after its first event was handed (the second
+    // event's id is taken) gives the reservation back and hands nothing.
+    *inbox.room.lock().unwrap() = 1;
+    let failing = change(vec![], vec![event("evt_lost"), event("evt_1")]);
+    assert!(store.commit(failing).await.is_err());
+    assert!(store.event(&scope(), "evt_lost").await.unwrap().is_none());
+    assert!(inbox.handed.lock().unwrap().is_empty());
+    assert_eq!(*inbox.room.lock().unwrap(), 1, "the reservation came back");
+
+    // The handed delivery's outcome settles it like a claimed one's.
+    store
+        .record_outcomes(vec![outcome(d, true, Next::Done, T0 + 5)])
+        .await
+        .unwrap();
+    store
+        .record_outcomes(vec![outcome(&claimed[0], true, Next::Done, T0 + 5)])
+        .await
+        .unwrap();
+    assert_eq!(pending(store, "evt_1").await, 0);
+
+    // Handed but never attempted (the node died): due again when its lease ends.
+    store
+        .commit(change(vec![], vec![event("evt_2")]))
+        .await
+        .unwrap();
+    let lost = std::mem::take(&mut *inbox.handed.lock().unwrap());
+    assert_eq!(lost.len(), 1);
+    let later = store.claim_due(claim(T0 + 10_001)).await.unwrap();
+    let again: Vec<_> = later
+        .iter()
+        .filter(|c| c.delivery_id == lost[0].delivery_id)
+        .collect();
+    assert_eq!(again.len(), 1, "at least once: {later:?}");
+    assert_eq!(again[0].attempt, 2);
+
+    // No dispatcher: everything waits for claims.
+    store.set_handoff(None);
+    store
+        .commit(change(vec![], vec![event("evt_3")]))
+        .await
+        .unwrap();
+    assert!(inbox.handed.lock().unwrap().is_empty());
+    fx.finish().await;
 }

@@ -77,16 +77,16 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     change.writes.push(Write::Object(ObjectWrite {
         scope: ctx.scope.clone(),
         object: StoredObject {
-            id,
+            id: id.clone(),
             kind: KIND.into(),
             version: 1,
             created,
             deleted: false,
-            data: data.clone(),
+            data,
         },
         expected_version: None,
     }));
-    ctx.commit(change, &data).await
+    ctx.commit_staged(change, &id).await
 }
 
 pub async fn load(ctx: &Ctx, id: &str) -> Result<StoredObject, ApiError> {

@@ -80,6 +80,8 @@ struct Shared {
     work: Arc<Notify>,
     /// Seals webhook secrets at rest (`crate::secrets`).
     sealed: crate::secrets::SecretBox,
+    /// The local dispatcher commits hand fresh deliveries to.
+    handoff: crate::handoff::HandoffSlot,
 }
 
 /// A commit waiting for its transaction.
@@ -176,6 +178,7 @@ impl PostgresStore {
             routes: RoutesCache::default(),
             work: work.clone(),
             sealed,
+            handoff: Default::default(),
         });
         let (commits, queue) = mpsc::channel(4 * MAX_BATCH);
         let queue = Arc::new(tokio::sync::Mutex::new(queue));
@@ -333,15 +336,31 @@ async fn listen_for_work(config: tokio_postgres::Config, work: Arc<Notify>) {
 /// Runs `$body` (an engine call on `$tx`) in a transaction, again if
 /// PostgreSQL broke a deadlock by aborting it. Evaluates to the body's
 /// value; notifies other nodes when the body queued work.
+/// With `handoff`, the deliveries it queues may go straight to this node's
+/// dispatcher once it commits.
 macro_rules! transaction {
-    ($store:expr, |$tx:ident| $body:expr) => {{
+    ($store:expr, |$tx:ident| $body:expr) => {
+        transaction!($store, false, |$tx| $body)
+    };
+    ($store:expr, handoff, |$tx:ident| $body:expr) => {
+        transaction!($store, true, |$tx| $body)
+    };
+    ($store:expr, $handoff:expr, |$tx:ident| $body:expr) => {{
         let mut tries = 0;
         loop {
             let mut client = $store.client().await?;
             let t = client.transaction().await.map_err(pg)?;
-            let mut $tx = PgTx::new(&t, &$store.routes, &$store.sealed);
+            let handing = if $handoff {
+                $store.handoff.begin()
+            } else {
+                None
+            };
+            let mut $tx = PgTx::new(&t, &$store.routes, &$store.sealed, handing);
             let out = $body.await;
             let (new_work, aborted) = ($tx.new_work, $tx.deadlocked);
+            // Handed to the dispatcher only once committed; dropped (its
+            // reservations given back) if this try fails.
+            let handing = $tx.handing.take();
             let out = match out {
                 Ok(v) => {
                     let notified = if new_work {
@@ -364,6 +383,9 @@ macro_rules! transaction {
             };
             match out {
                 Ok(v) => {
+                    if let Some(h) = handing {
+                        h.deliver();
+                    }
                     if new_work {
                         $store.work.notify_one();
                     }
@@ -417,7 +439,7 @@ async fn committer(shared: Arc<Shared>, queue: Arc<tokio::sync::Mutex<mpsc::Rece
 impl Shared {
     /// Commits `changes` in one transaction: all or none.
     async fn commit_all(&self, changes: &[&Change]) -> Result<Vec<CommitOutcome>> {
-        Ok(transaction!(self, |tx| async {
+        Ok(transaction!(self, handoff, |tx| async {
             let mut outcomes = Vec::with_capacity(changes.len());
             for change in changes {
                 outcomes.push(engine::commit(&mut tx, change).await?.0);
@@ -726,5 +748,9 @@ impl Store for PostgresStore {
 
     fn work_signal(&self) -> Arc<Notify> {
         self.shared.work.clone()
+    }
+
+    fn set_handoff(&self, to: Option<Arc<dyn crate::handoff::Handoff>>) {
+        self.shared.handoff.set(to);
     }
 }

@@ -24,6 +24,8 @@ pub(super) struct PgTx<'a> {
     /// Routing tables already checked in this transaction: a group commit's
     /// changes read a platform's `routes_version` once, not once each.
     checked: HashMap<String, Arc<Vec<RouteEntry>>>,
+    /// Deliveries this transaction hands to the local dispatcher once it commits.
+    pub handing: Option<crate::handoff::Handing>,
 }
 
 fn account(scope: &Scope) -> &str {
@@ -35,6 +37,7 @@ impl<'a> PgTx<'a> {
         t: &'a Transaction<'a>,
         routes: &'a RoutesCache,
         sealed: &'a crate::secrets::SecretBox,
+        handing: Option<crate::handoff::Handing>,
     ) -> Self {
         PgTx {
             t,
@@ -43,6 +46,7 @@ impl<'a> PgTx<'a> {
             new_work: false,
             deadlocked: false,
             checked: HashMap::new(),
+            handing,
         }
     }
 
@@ -350,8 +354,8 @@ impl Tx for PgTx<'_> {
         }
         let rows = self
             .rows(
-                "SELECT seq, livemode, connect, enabled, enabled_events, kind FROM endpoints
-                 WHERE platform = $1 AND NOT deleted",
+                "SELECT seq, livemode, connect, enabled, enabled_events, kind, id, url, secrets, chaos
+                 FROM endpoints WHERE platform = $1 AND NOT deleted",
                 &[&platform],
             )
             .await?;
@@ -364,6 +368,10 @@ impl Tx for PgTx<'_> {
                 audience: RouteEntry::audience(get::<&str>(r, 5)? == "listener", get(r, 2)?),
                 enabled: get(r, 3)?,
                 enabled_events: serde_json::from_str(&events).unwrap_or_default(),
+                id: get(r, 6)?,
+                url: get(r, 7)?,
+                secrets: engine::parse_secrets(get(r, 8)?, self.sealed).ok(),
+                chaos: get(r, 9)?,
             });
         }
         let table = Arc::new(table);
@@ -412,6 +420,24 @@ impl Tx for PgTx<'_> {
         .await?;
         self.new_work = true;
         Ok(())
+    }
+
+    async fn insert_leased(&mut self, event_seq: i64, endpoint: i64, until_ms: i64) -> Result<i64> {
+        let rows = self
+            .rows(
+                "INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms, attempts, leased)
+                 VALUES ($1, $2, $3, 1, true) RETURNING id",
+                &[&event_seq, &endpoint, &until_ms],
+            )
+            .await?;
+        match rows.first() {
+            Some(r) => get(r, 0),
+            None => Err(StoreError::backend("INSERT … RETURNING returned no row")),
+        }
+    }
+
+    fn handing(&mut self) -> Option<&mut crate::handoff::Handing> {
+        self.handing.as_mut()
     }
 
     async fn due(&mut self, req: &ClaimRequest, scan: usize) -> Result<Vec<Due>> {

@@ -35,6 +35,8 @@ pub struct SqliteStore {
     fault: Arc<StorageFault>,
     /// Seals webhook secrets at rest (`crate::secrets`).
     sealed: Arc<crate::secrets::SecretBox>,
+    /// The local dispatcher the writer hands fresh deliveries to.
+    handoff: Arc<crate::handoff::HandoffSlot>,
 }
 
 /// Which file the database is: a path whose file was deleted or replaced
@@ -198,6 +200,7 @@ impl SqliteStore {
         let work = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         let fault = Arc::new(StorageFault::default());
+        let handoff = Arc::new(crate::handoff::HandoffSlot::default());
         let writer = write::Writer::new(
             conn,
             work.clone(),
@@ -205,6 +208,7 @@ impl SqliteStore {
             identity.clone(),
             fault.clone(),
             sealed.clone(),
+            handoff.clone(),
         );
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -227,6 +231,7 @@ impl SqliteStore {
             identity,
             fault,
             sealed,
+            handoff,
         })
     }
 
@@ -614,12 +619,10 @@ impl Store for SqliteStore {
 
     async fn next_due_ms(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            c.query_row(
-                "SELECT min(next_at_ms) FROM deliveries WHERE state = 0",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(backend)
+            // Cached: the dispatcher asks after most claims.
+            c.prepare_cached("SELECT min(next_at_ms) FROM deliveries WHERE state = 0")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(backend)
         })
         .await
     }
@@ -636,5 +639,9 @@ impl Store for SqliteStore {
 
     fn work_signal(&self) -> Arc<Notify> {
         self.work.clone()
+    }
+
+    fn set_handoff(&self, to: Option<Arc<dyn crate::handoff::Handoff>>) {
+        self.handoff.set(to);
     }
 }

@@ -130,6 +130,7 @@ pub(super) struct Writer {
     identity: super::FileIdentity,
     fault: Arc<super::StorageFault>,
     sealed: Arc<crate::secrets::SecretBox>,
+    handoff: Arc<crate::handoff::HandoffSlot>,
 }
 
 impl Writer {
@@ -140,6 +141,7 @@ impl Writer {
         identity: super::FileIdentity,
         fault: Arc<super::StorageFault>,
         sealed: Arc<crate::secrets::SecretBox>,
+        handoff: Arc<crate::handoff::HandoffSlot>,
     ) -> Self {
         Writer {
             conn,
@@ -149,6 +151,7 @@ impl Writer {
             identity,
             fault,
             sealed,
+            handoff,
         }
     }
 
@@ -244,6 +247,7 @@ impl Writer {
             routes: &mut self.routes,
             sealed: &self.sealed,
             new_work: false,
+            handing: self.handoff.begin(),
         };
         let mut outputs = Vec::with_capacity(commands.len());
         let mut failed = None;
@@ -256,7 +260,7 @@ impl Writer {
                 }
             }
         }
-        let new_work = sql.new_work;
+        let (new_work, handing) = (sql.new_work, sql.handing.take());
         let committed = match failed {
             None => run(&self.conn, "COMMIT"),
             Some(e) => Err(e),
@@ -274,6 +278,9 @@ impl Writer {
                 tracing::debug!(error = %e, "group rolled back; replaying its commands one by one");
             }
             return Err(e);
+        }
+        if let Some(h) = handing {
+            h.deliver();
         }
         if new_work {
             self.work.notify_one();
@@ -300,6 +307,8 @@ struct SqliteTx<'a> {
     routes: &'a mut Routes,
     sealed: &'a crate::secrets::SecretBox,
     new_work: bool,
+    /// Deliveries this transaction hands to the local dispatcher once it commits.
+    handing: Option<crate::handoff::Handing>,
 }
 
 impl SqliteTx<'_> {
@@ -635,18 +644,25 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .c
             .prepare_cached(
-                "SELECT seq, livemode, connect, enabled, enabled_events, kind FROM endpoints WHERE platform = ?1 AND deleted = 0",
+                "SELECT seq, livemode, connect, enabled, enabled_events, kind, id, url, secrets, chaos
+                 FROM endpoints WHERE platform = ?1 AND deleted = 0",
             )
             .map_err(backend)?;
+        let sealed = self.sealed;
         let rows = stmt
             .query_map([platform], |r| {
                 let events: String = r.get(4)?;
+                let secrets = engine::parse_secrets(r.get_ref(8)?.as_str()?, sealed).ok();
                 Ok(RouteEntry {
                     seq: r.get(0)?,
                     livemode: r.get(1)?,
                     audience: RouteEntry::audience(r.get::<_, String>(5)? == "listener", r.get(2)?),
                     enabled: r.get(3)?,
                     enabled_events: serde_json::from_str(&events).unwrap_or_default(),
+                    id: r.get(6)?,
+                    url: r.get(7)?,
+                    secrets,
+                    chaos: r.get(9)?,
                 })
             })
             .map_err(backend)?;
@@ -690,6 +706,18 @@ impl Tx for SqliteTx<'_> {
                 .map_err(backend)?;
         }
         Ok(())
+    }
+
+    async fn insert_leased(&mut self, event_seq: i64, endpoint: i64, until_ms: i64) -> Result<i64> {
+        self.exec(
+            "INSERT INTO deliveries (event_seq, endpoint_seq, next_at_ms, attempts, leased) VALUES (?1, ?2, ?3, 1, 1)",
+            params![event_seq, endpoint, until_ms],
+        )?;
+        Ok(self.c.last_insert_rowid())
+    }
+
+    fn handing(&mut self) -> Option<&mut crate::handoff::Handing> {
+        self.handing.as_mut()
     }
 
     async fn due(&mut self, req: &ClaimRequest, scan: usize) -> Result<Vec<Due>> {
