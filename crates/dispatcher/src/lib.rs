@@ -219,7 +219,14 @@ pub async fn run(
         }
         // Sleep until the next delivery is due (a retry fires on time, not
         // at the next poll), or a wake-up, or the poll as a fallback.
-        let wait = match store.next_due_ms().await {
+        let next_due = store.next_due_ms().await;
+        if matches!(next_due, Ok(None)) || matches!(next_due, Ok(Some(due)) if due > clock.now_ms())
+        {
+            // Nothing due waits in the store: commits may hand work over again.
+            held.backlog
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        let wait = match next_due {
             Ok(Some(due)) if due > clock.now_ms() => {
                 Duration::from_millis((due - clock.now_ms()) as u64).min(config.poll_interval)
             }
@@ -414,6 +421,9 @@ impl Verdict {
 struct Held {
     per_endpoint: usize,
     limit: usize,
+    /// Due deliveries wait in the store: hand-offs stop until claims have
+    /// caught up, so newer work never overtakes older work indefinitely.
+    backlog: std::sync::atomic::AtomicBool,
     state: std::sync::Mutex<HeldState>,
     /// Signalled when there is room to claim again (overall or for a saturated endpoint).
     freed: Notify,
@@ -457,6 +467,7 @@ impl Held {
         Held {
             per_endpoint: per_endpoint.max(1),
             limit,
+            backlog: Default::default(),
             state: Default::default(),
             freed: Notify::new(),
         }
@@ -491,14 +502,21 @@ impl Held {
     /// Records a delivery handed over by a commit if there is room for it
     /// (overall and at its endpoint, as a claim counts room).
     fn try_start(&self, endpoint: &str) -> bool {
-        let mut st = self.lock();
-        if st.total >= self.limit {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.backlog.load(Relaxed) {
             return false;
         }
+        let mut st = self.lock();
         let initial = INITIAL_LIMIT.min(self.per_endpoint);
-        if let Some(g) = st.endpoints.get(endpoint)
-            && g.queued >= g.limit * QUEUE_PER_ENDPOINT_SLOT
-        {
+        let full = st.total >= self.limit
+            || st
+                .endpoints
+                .get(endpoint)
+                .is_some_and(|g| g.queued >= g.limit * QUEUE_PER_ENDPOINT_SLOT);
+        if full {
+            // This delivery waits in the store; so do the next ones, until
+            // the claims have taken what is due.
+            self.backlog.store(true, Relaxed);
             return false;
         }
         st.total += 1;
@@ -615,6 +633,24 @@ mod tests {
 
     fn limit_of(held: &Held, endpoint: &str) -> usize {
         held.lock().endpoints.get(endpoint).map_or(0, |g| g.limit)
+    }
+
+    #[test]
+    fn hand_offs_stop_once_work_waits_in_the_store() {
+        let held = Held::new(16, 1000);
+        // A new endpoint takes its initial limit's queue (4 × 2), then no more.
+        for _ in 0..INITIAL_LIMIT * QUEUE_PER_ENDPOINT_SLOT {
+            assert!(held.try_start("we_1"));
+        }
+        assert!(!held.try_start("we_1"), "its queue is full");
+        // That delivery waits for a claim: so does the next one, even to
+        // another endpoint with room, until the claims have caught up.
+        assert!(!held.try_start("we_2"));
+        held.backlog.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(held.try_start("we_2"));
+        // A reservation given back frees its room.
+        held.finish("we_1", None, None);
+        assert!(held.try_start("we_1"));
     }
 
     #[tokio::test]
