@@ -646,7 +646,8 @@ mod tests {
         // That delivery waits for a claim: so does the next one, even to
         // another endpoint with room, until the claims have caught up.
         assert!(!held.try_start("we_2"));
-        held.backlog.store(false, std::sync::atomic::Ordering::Relaxed);
+        held.backlog
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         assert!(held.try_start("we_2"));
         // A reservation given back frees its room.
         held.finish("we_1", None, None);

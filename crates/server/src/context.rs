@@ -129,7 +129,7 @@ impl FromRequest<AppState> for Ctx {
         if !state.admit(&key) {
             return Err(ApiError::RateLimited.into());
         }
-        let account = header(&parts.headers, "stripe-account")?.filter(|a| !a.is_empty());
+        let account = acting_account(&parts.headers, &platform.id)?;
         let scope = Scope {
             platform: platform.id.clone(),
             livemode,
@@ -205,6 +205,55 @@ impl FromRequest<AppState> for Ctx {
             idempotency,
             reserved,
         })
+    }
+}
+
+/// The account a request acts as: `Stripe-Account`, or `Stripe-Context`
+/// (API v2's counterpart, which the SDKs also send to v1 paths when they
+/// fetch a thin event's related object). A context is a `/`-joined path of
+/// accounts from the caller down (`acct_platform/acct_connected`); leading
+/// segments naming the platform itself are implied, and one connected account
+/// below it is as deep as Connect goes here.
+fn acting_account(headers: &HeaderMap, platform: &str) -> Result<Option<String>, ApiError> {
+    let account = header(headers, "stripe-account")?.filter(|a| !a.is_empty());
+    let Some(context) = header(headers, "stripe-context")?.filter(|c| !c.is_empty()) else {
+        return Ok(account);
+    };
+    let invalid = |message: String| ApiError::InvalidRequest {
+        message,
+        param: Some("Stripe-Context".into()),
+        code: None,
+    };
+    let segments: Vec<&str> = context.split('/').map(str::trim).collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(invalid(format!(
+            "Invalid Stripe-Context header: {context:?}"
+        )));
+    }
+    let below: Vec<&str> = segments
+        .iter()
+        .copied()
+        .skip_while(|s| *s == platform)
+        .collect();
+    let from_context = match below.as_slice() {
+        [] => None,
+        [acct] if acct.starts_with("acct_") => Some((*acct).to_owned()),
+        [_] => {
+            return Err(invalid(format!(
+                "Stripe-Context {context:?} does not name an account (acct_…) this platform manages"
+            )));
+        }
+        _ => {
+            return Err(invalid(format!(
+                "Stripe-Context {context:?} nests accounts deeper than one connected account of this platform"
+            )));
+        }
+    };
+    match (account, from_context) {
+        (Some(a), Some(c)) if a != c => Err(invalid(format!(
+            "Stripe-Account ({a}) and Stripe-Context ({context}) name different accounts"
+        ))),
+        (a, c) => Ok(c.or(a)),
     }
 }
 

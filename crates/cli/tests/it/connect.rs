@@ -995,3 +995,62 @@ async fn card_and_bank_external_accounts_take_their_own_update_fields() {
     let bank = t.post(&bank_path, "account_holder_type=company").await;
     assert_eq!(bank["account_holder_type"], "company");
 }
+
+#[tokio::test]
+async fn stripe_context_selects_the_connected_account_as_stripe_account_does() {
+    let t = TestNode::start().await;
+    let acct = account(&t, TEST_KEY, "type=custom").await;
+    let (status, cus) = as_account(
+        &t,
+        TEST_KEY,
+        &acct,
+        "POST",
+        "/v1/customers",
+        "email=a%40b.c",
+    )
+    .await;
+    assert_eq!(status, 200, "{cus:#}");
+    let path = format!("/v1/customers/{}", cus["id"].as_str().unwrap());
+    let with = |headers: Vec<(&'static str, String)>| {
+        let (t, path) = (&t, path.clone());
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            t.request("GET", &path, Some(TEST_KEY), "", &h).await
+        }
+    };
+    // What the SDKs send when they fetch a thin event's related object.
+    let (status, _, got) = with(vec![("Stripe-Context", acct.clone())]).await;
+    assert_eq!(status, 200, "{got:#}");
+    assert_eq!(got["id"], cus["id"]);
+    // The platform's own id may lead the path.
+    let (platform_status, _, me) = t
+        .request("GET", "/v1/account", Some(TEST_KEY), "", &[])
+        .await;
+    assert_eq!(platform_status, 200);
+    let nested = format!("{}/{acct}", me["id"].as_str().unwrap());
+    assert_eq!(with(vec![("Stripe-Context", nested)]).await.0, 200);
+    // Without it the object is the connected account's, not the platform's.
+    assert_eq!(with(vec![]).await.0, 404);
+    // Contradictions and malformed contexts name the header.
+    let other = account(&t, TEST_KEY, "type=custom").await;
+    for bad in [
+        vec![
+            ("Stripe-Context", acct.clone()),
+            ("Stripe-Account", other.clone()),
+        ],
+        vec![("Stripe-Context", format!("{acct}/"))],
+        vec![("Stripe-Context", format!("{acct}/{other}"))],
+        vec![("Stripe-Context", "org_123".to_owned())],
+    ] {
+        let (status, _, err) = with(bad.clone()).await;
+        assert_eq!(status, 400, "{bad:?}: {err:#}");
+        assert_eq!(err["error"]["param"], "Stripe-Context", "{err:#}");
+    }
+    // An account of another platform stays out of reach.
+    let (status, _, err) = with(vec![(
+        "Stripe-Context",
+        "acct_1NotMine000000000".to_owned(),
+    )])
+    .await;
+    assert_eq!(status, 403, "{err:#}");
+}
