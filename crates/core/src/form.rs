@@ -405,6 +405,34 @@ impl Params {
         })
     }
 
+    /// An API v2 JSON body as parameters: strings as they are, numbers and
+    /// booleans as their text, `null` as `""` (which clears, as v2's `null`
+    /// does: `metadata: {k: null}` removes `k`), objects and arrays nested.
+    /// The body must be a JSON object.
+    pub fn from_json(value: serde_json::Value) -> Result<Params, ParamError> {
+        fn convert(v: serde_json::Value) -> Value {
+            match v {
+                serde_json::Value::String(s) => Value::Str(s),
+                serde_json::Value::Null => Value::Str(String::new()),
+                serde_json::Value::Bool(b) => Value::Str(b.to_string()),
+                serde_json::Value::Number(n) => Value::Str(n.to_string()),
+                serde_json::Value::Array(items) => {
+                    Value::List(items.into_iter().map(convert).collect())
+                }
+                serde_json::Value::Object(m) => {
+                    Value::Map(m.into_iter().map(|(k, v)| (k, convert(v))).collect())
+                }
+            }
+        }
+        match convert(value) {
+            Value::Map(map) => Ok(Params { map, prefix: None }),
+            _ => Err(ParamError::invalid(
+                "body",
+                "The request body must be a JSON object.",
+            )),
+        }
+    }
+
     pub fn from_map(map: Map) -> Params {
         Params { map, prefix: None }
     }

@@ -60,6 +60,8 @@ prefixes! {
     Transfer = "tr",
     TransferReversal = "trr",
     WebhookEndpoint = "we",
+    /// An API v2 event destination.
+    EventDestination = "ed",
     /// The id of one event sent to a `stripe listen` session.
     ListenWebhook = "wh",
     /// One running Switchboard process (names its claims and listener holds).

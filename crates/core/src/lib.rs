@@ -27,6 +27,7 @@ pub mod form;
 pub mod ids;
 pub mod object;
 pub mod retry;
+pub mod rfc3339;
 pub mod routing;
 pub mod schema;
 pub mod signature;

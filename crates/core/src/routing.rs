@@ -15,6 +15,10 @@ pub enum Audience {
     Connect,
     /// A `stripe listen` session: both.
     Listener,
+    /// An event destination from `@self` and `@accounts`: both, each by
+    /// its own rule (the platform's in its mode; connected accounts' as a
+    /// Connect endpoint gets them).
+    Everyone,
 }
 
 /// The parts of a webhook endpoint routing looks at.
@@ -50,6 +54,8 @@ fn mode_and_origin_match(endpoint: &EndpointRoute<'_>, event: &EventRoute<'_>) -
         (false, Audience::Platform) => endpoint.livemode == event.livemode,
         (true, Audience::Connect) => endpoint.livemode || !event.livemode,
         (_, Audience::Listener) => endpoint.livemode == event.livemode,
+        (false, Audience::Everyone) => endpoint.livemode == event.livemode,
+        (true, Audience::Everyone) => endpoint.livemode || !event.livemode,
         (false, Audience::Connect) | (true, Audience::Platform) => false,
     }
 }
@@ -124,6 +130,29 @@ mod tests {
         assert!(receives(&listener(false), &event(false, Some("acct_1"))));
         assert!(!receives(&listener(false), &event(true, None)));
         assert!(!receives(&listener(true), &event(false, Some("acct_1"))));
+    }
+
+    #[test]
+    fn destinations_from_self_and_accounts_hear_both_by_their_own_rules() {
+        let all = vec!["*".to_string()];
+        let both = |livemode| EndpointRoute {
+            livemode,
+            audience: Audience::Everyone,
+            enabled: true,
+            enabled_events: &all,
+        };
+        assert!(receives(&both(false), &event(false, None)));
+        assert!(receives(&both(false), &event(false, Some("acct_1"))));
+        assert!(!receives(&both(false), &event(true, None)));
+        assert!(
+            !receives(&both(true), &event(false, None)),
+            "own events: own mode"
+        );
+        assert!(
+            receives(&both(true), &event(false, Some("acct_1"))),
+            "live Connect hears test"
+        );
+        assert!(!receives(&both(false), &event(true, Some("acct_1"))));
     }
 
     #[test]

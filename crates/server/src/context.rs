@@ -149,21 +149,38 @@ impl FromRequest<AppState> for Ctx {
         let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
             .await
             .map_err(|_| ApiError::BodyTooLarge(state.config.max_body_bytes))?;
-        let form = if parts.method == Method::POST && !bytes.is_empty() {
-            std::str::from_utf8(&bytes)
-                .map_err(|_| ApiError::InvalidRequest {
-                    message: "Request body is not valid UTF-8.".into(),
+        let path = parts.uri.path().to_owned();
+        // API v2 takes JSON bodies (an empty one is `{}`, as the Stripe CLI
+        // sends it) and keys its DELETEs too.
+        let v2 = path.starts_with("/v2/");
+        let params = if v2 && parts.method == Method::POST {
+            let json = if bytes.iter().all(u8::is_ascii_whitespace) {
+                serde_json::Value::Object(Default::default())
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidRequest {
+                    message: format!("The request body is not valid JSON: {e}"),
                     param: None,
                     code: None,
                 })?
-                .to_owned()
+            };
+            Params::from_json(json).map_err(ApiError::from)?
         } else {
-            parts.uri.query().unwrap_or_default().to_owned()
+            let form = if parts.method == Method::POST && !bytes.is_empty() {
+                std::str::from_utf8(&bytes)
+                    .map_err(|_| ApiError::InvalidRequest {
+                        message: "Request body is not valid UTF-8.".into(),
+                        param: None,
+                        code: None,
+                    })?
+                    .to_owned()
+            } else {
+                parts.uri.query().unwrap_or_default().to_owned()
+            };
+            Params::parse(&form).map_err(ApiError::from)?
         };
-        let params = Params::parse(&form).map_err(ApiError::from)?;
-        let path = parts.uri.path().to_owned();
+        let keyed = parts.method == Method::POST || (v2 && parts.method == Method::DELETE);
         let idempotency = match header(&parts.headers, "idempotency-key")? {
-            Some(k) if parts.method == Method::POST => {
+            Some(k) if keyed => {
                 if k.len() > MAX_IDEMPOTENCY_KEY {
                     return Err(ApiError::InvalidRequest {
                         message: format!(

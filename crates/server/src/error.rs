@@ -74,6 +74,28 @@ impl ApiError {
         }
     }
 
+    /// A required parameter is absent.
+    pub fn missing(param: &str) -> Self {
+        ApiError::Param(ParamError::missing(param))
+    }
+
+    /// The same error naming parameter `to` where it named `from` (a check
+    /// shared by resources that spell the parameter differently).
+    pub fn renamed(self, from: &str, to: &str) -> Self {
+        match self {
+            ApiError::InvalidRequest {
+                message,
+                param: Some(p),
+                code,
+            } if p == from => ApiError::InvalidRequest {
+                message,
+                param: Some(to.into()),
+                code,
+            },
+            other => other,
+        }
+    }
+
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         ApiError::NotFound {
             kind,

@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
     use api::*;
     health()
         .merge(webhook_endpoints::routes())
+        .merge(event_destinations::routes())
         .merge(customers::routes())
         .merge(accounts::routes())
         .merge(account_links::routes())

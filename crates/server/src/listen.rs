@@ -387,6 +387,7 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
                 failing_since: None,
                 listener: true,
                 chaos: None,
+                destination: None,
             };
             (rec, true)
         }

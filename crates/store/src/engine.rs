@@ -38,11 +38,19 @@ pub(crate) struct RouteEntry {
 }
 
 impl RouteEntry {
-    pub fn audience(kind_listener: bool, connect: bool) -> Audience {
-        match (kind_listener, connect) {
-            (true, _) => Audience::Listener,
-            (_, true) => Audience::Connect,
-            (_, false) => Audience::Platform,
+    /// From the endpoint's `kind` column, `connect` flag and (for a
+    /// destination) its stored `destination` JSON.
+    pub fn audience(kind: &str, connect: bool, destination: Option<&str>) -> Audience {
+        let from = destination
+            .and_then(|d| serde_json::from_str::<Destination>(d).ok())
+            .map(|d| (d.from_self, d.from_accounts));
+        match (kind, connect, from) {
+            ("listener", _, _) => Audience::Listener,
+            ("destination", _, Some((true, true))) => Audience::Everyone,
+            ("destination", _, Some((false, true))) => Audience::Connect,
+            ("destination", _, _) => Audience::Platform,
+            (_, true, _) => Audience::Connect,
+            (_, false, _) => Audience::Platform,
         }
     }
 }

@@ -105,11 +105,12 @@ pub trait Store: Send + Sync + 'static {
         livemode: bool,
         id: &str,
     ) -> Result<Option<EndpointRecord>>;
-    /// Webhook endpoints (not listeners), newest first.
+    /// Webhook endpoints or event destinations (never listeners), newest first.
     async fn endpoints(
         &self,
         platform: &str,
         livemode: bool,
+        kind: EndpointKind,
         page: &PageRequest,
     ) -> Result<Page<EndpointRecord>>;
     /// Every `stripe listen` device endpoint of a platform in one mode.

@@ -76,6 +76,62 @@ pub struct EndpointRecord {
     /// Chaos mode for this endpoint alone (`--chaos` syntax), in place of
     /// the server's; `None`: the server's.
     pub chaos: Option<String>,
+    /// An API v2 event destination (`/v2/core/event_destinations`) rather
+    /// than a v1 webhook endpoint: hidden from `/v1/webhook_endpoints`.
+    pub destination: Option<Destination>,
+}
+
+impl EndpointRecord {
+    /// How the `kind` column spells this endpoint.
+    pub fn kind(&self) -> &'static str {
+        match (self.listener, &self.destination) {
+            (true, _) => "listener",
+            (false, Some(_)) => "destination",
+            (false, None) => "webhook",
+        }
+    }
+}
+
+/// Which endpoints a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// `/v1/webhook_endpoints`.
+    Webhook,
+    /// `/v2/core/event_destinations`.
+    Destination,
+}
+
+impl EndpointKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Webhook => "webhook",
+            EndpointKind::Destination => "destination",
+        }
+    }
+}
+
+/// What an event destination has beyond a webhook endpoint's fields.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Destination {
+    pub name: String,
+    pub event_payload: EventPayload,
+    /// Receives the platform's own events (`@self`).
+    pub from_self: bool,
+    /// Receives its connected accounts' events (`@accounts`).
+    pub from_accounts: bool,
+    pub snapshot_api_version: Option<String>,
+    /// Unix ms of the last change (`updated`).
+    pub updated_ms: i64,
+}
+
+/// What a destination's deliveries carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventPayload {
+    /// The whole v1 event, as webhook endpoints get it.
+    Snapshot,
+    /// A `v2.core.event` notification without data.
+    Thin,
 }
 
 #[derive(Debug, Clone)]

@@ -327,6 +327,7 @@ fn endpoint(id: &str) -> Write {
             failing_since: None,
             listener: false,
             chaos: None,
+            destination: None,
         }),
         None,
     )

@@ -12,6 +12,7 @@ pub mod capabilities;
 pub mod cash_balance;
 pub mod customers;
 pub mod disputes;
+pub mod event_destinations;
 pub mod events;
 pub mod external_accounts;
 pub mod login_links;
@@ -28,6 +29,7 @@ pub mod sources;
 pub mod switchboard;
 pub mod topups;
 pub mod transfers;
+pub mod v2;
 pub mod webhook_endpoints;
 
 use serde_json::{Value, json};

@@ -32,7 +32,7 @@ pub fn render(rec: &EndpointRecord, client_id: &str) -> Value {
 /// The URL policy (`core::url_policy`): well formed; in live mode HTTPS and
 /// not internal, for literal addresses and for what a name resolves to now
 /// (deliveries check again after their own resolution).
-async fn validate_url(ctx: &Ctx, url: &str) -> Result<(), ApiError> {
+pub(crate) async fn validate_url(ctx: &Ctx, url: &str) -> Result<(), ApiError> {
     let policy = &ctx.state.config.url_policy;
     let refuse = |p: UrlProblem| ApiError::invalid("url", p.message(url));
     policy.check(url, ctx.livemode()).map_err(refuse)?;
@@ -149,6 +149,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         failing_since: None,
         listener: false,
         chaos: None,
+        destination: None,
     };
     let mut body = render(&rec, &ctx.platform.client_id);
     body["secret"] = rec.secrets[0].secret.clone().into();
@@ -157,10 +158,11 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.commit(change, &body).await
 }
 
-/// A webhook endpoint of the caller (not a `stripe listen` device).
+/// A webhook endpoint of the caller (not a `stripe listen` device, nor an
+/// API v2 event destination).
 pub async fn load(ctx: &Ctx, id: &str) -> Result<EndpointRecord, ApiError> {
     load_any(ctx, id).await.and_then(|e| {
-        if e.listener {
+        if e.listener || e.destination.is_some() {
             Err(ApiError::not_found(KIND, id))
         } else {
             Ok(e)
@@ -251,7 +253,12 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     let found = ctx
         .state
         .store
-        .endpoints(&ctx.platform.id, ctx.livemode(), &page)
+        .endpoints(
+            &ctx.platform.id,
+            ctx.livemode(),
+            switchboard_store::EndpointKind::Webhook,
+            &page,
+        )
         .await
         .map_err(|e| cursor_param(&page, e.into()))?;
     let client_id = ctx.platform.client_id.clone();

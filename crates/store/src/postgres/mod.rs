@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_listener_presence.sql")),
     (3, include_str!("migrations/0003_timers.sql")),
     (4, include_str!("migrations/0004_endpoint_chaos.sql")),
+    (5, include_str!("migrations/0005_event_destinations.sql")),
 ];
 /// The advisory lock nodes take to migrate one at a time ("SWBD").
 const MIGRATION_LOCK: i64 = 0x5357_4244;
@@ -586,12 +587,14 @@ impl Store for PostgresStore {
         &self,
         platform: &str,
         livemode: bool,
+        kind: EndpointKind,
         page: &PageRequest,
     ) -> Result<Page<EndpointRecord>> {
         read::endpoints(
             &self.client().await?,
             platform,
             livemode,
+            kind,
             page,
             &self.shared.sealed,
         )

@@ -223,7 +223,7 @@ pub(super) async fn objects<C: GenericClient>(
 }
 
 const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
-     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos";
+     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos, destination";
 
 fn endpoint_row(r: &Row, sealed: &SecretBox) -> Result<EndpointRecord> {
     fn json<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
@@ -247,6 +247,7 @@ fn endpoint_row(r: &Row, sealed: &SecretBox) -> Result<EndpointRecord> {
         failing_since: get(r, 14)?,
         listener: get::<&str>(r, 15)? == "listener",
         chaos: get(r, 16)?,
+        destination: get::<Option<&str>>(r, 17)?.and_then(|d| serde_json::from_str(d).ok()),
     })
 }
 
@@ -276,6 +277,7 @@ pub(super) async fn endpoints<C: GenericClient>(
     c: &C,
     platform: &str,
     livemode: bool,
+    kind: EndpointKind,
     page: &PageRequest,
     sealed: &SecretBox,
 ) -> Result<Page<EndpointRecord>> {
@@ -284,11 +286,15 @@ pub(super) async fn endpoints<C: GenericClient>(
         columns: ENDPOINT_COLUMNS,
         column: "seq",
     };
-    let a: Vec<Param> = vec![Box::new(platform.to_owned()), Box::new(livemode)];
+    let a: Vec<Param> = vec![
+        Box::new(platform.to_owned()),
+        Box::new(livemode),
+        Box::new(kind.as_str().to_owned()),
+    ];
     paginate(
         c,
         &order,
-        "platform = $1 AND livemode = $2 AND NOT deleted AND kind = 'webhook'",
+        "platform = $1 AND livemode = $2 AND NOT deleted AND kind = $3",
         a,
         page,
         true,

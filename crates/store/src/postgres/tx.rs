@@ -283,17 +283,21 @@ impl Tx for PgTx<'_> {
         let events = serde_json::to_string(&e.enabled_events).map_err(StoreError::backend)?;
         let metadata = serde_json::to_string(&e.metadata).map_err(StoreError::backend)?;
         let secrets = engine::secrets_json(&e.secrets, self.sealed);
+        let destination = match &e.destination {
+            Some(d) => Some(serde_json::to_string(d).map_err(StoreError::backend)?),
+            None => None,
+        };
         match expected {
             None => {
-                let kind = if e.listener { "listener" } else { "webhook" };
+                let kind = e.kind();
                 self.one_row(
                     "INSERT INTO endpoints (id, platform, livemode, version, created, url, connect, enabled, enabled_events,
-                         api_version, description, metadata, secrets, deleted, failing_since, kind, chaos)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                         api_version, description, metadata, secrets, deleted, failing_since, kind, chaos, destination)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                     &[
                         &e.id, &e.platform, &e.livemode, &e.version, &e.created, &e.url, &e.connect, &e.enabled,
                         &events, &e.api_version, &e.description, &metadata, &secrets, &e.deleted,
-                        &e.failing_since, &kind, &e.chaos,
+                        &e.failing_since, &kind, &e.chaos, &destination,
                     ],
                 )
                 .await?
@@ -302,12 +306,12 @@ impl Tx for PgTx<'_> {
             Some(v) => {
                 self.one_row(
                     "UPDATE endpoints SET version = $2, url = $3, enabled = $4, enabled_events = $5, description = $6,
-                         metadata = $7, secrets = $8, deleted = $9, chaos = $11,
+                         metadata = $7, secrets = $8, deleted = $9, chaos = $11, destination = $12,
                          failing_since = CASE WHEN NOT enabled AND $4 THEN NULL ELSE failing_since END
                      WHERE id = $1 AND version = $10",
                     &[
                         &e.id, &e.version, &e.url, &e.enabled, &events, &e.description, &metadata, &secrets,
-                        &e.deleted, &v, &e.chaos,
+                        &e.deleted, &v, &e.chaos, &destination,
                     ],
                 )
                 .await?
@@ -354,7 +358,7 @@ impl Tx for PgTx<'_> {
         }
         let rows = self
             .rows(
-                "SELECT seq, livemode, connect, enabled, enabled_events, kind, id, url, secrets, chaos
+                "SELECT seq, livemode, connect, enabled, enabled_events, kind, id, url, secrets, chaos, destination
                  FROM endpoints WHERE platform = $1 AND NOT deleted",
                 &[&platform],
             )
@@ -365,7 +369,7 @@ impl Tx for PgTx<'_> {
             table.push(RouteEntry {
                 seq: get(r, 0)?,
                 livemode: get(r, 1)?,
-                audience: RouteEntry::audience(get::<&str>(r, 5)? == "listener", get(r, 2)?),
+                audience: RouteEntry::audience(get(r, 5)?, get(r, 2)?, get(r, 10)?),
                 enabled: get(r, 3)?,
                 enabled_events: serde_json::from_str(&events).unwrap_or_default(),
                 id: get(r, 6)?,

@@ -274,6 +274,14 @@ fn migrate(conn: &Connection) -> Result<()> {
         conn.execute_batch("ALTER TABLE endpoints ADD COLUMN chaos TEXT")
             .map_err(backend)?;
     }
+    let has_destination = conn
+        .prepare("SELECT 1 FROM pragma_table_info('endpoints') WHERE name = 'destination'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(backend)?;
+    if !has_destination {
+        conn.execute_batch("ALTER TABLE endpoints ADD COLUMN destination TEXT")
+            .map_err(backend)?;
+    }
     // Live keys of databases older than their hashing are hashed in place.
     let plain: Vec<(String, String)> = conn
         .prepare("SELECT id, live_key FROM platforms WHERE live_key NOT LIKE 'sha256:%'")
@@ -508,11 +516,12 @@ impl Store for SqliteStore {
         &self,
         platform: &str,
         livemode: bool,
+        kind: EndpointKind,
         page: &PageRequest,
     ) -> Result<Page<EndpointRecord>> {
         let (platform, page) = (platform.to_owned(), page.clone());
         let sealed = self.sealed.clone();
-        self.read(move |c| read::endpoints(c, &platform, livemode, &page, &sealed))
+        self.read(move |c| read::endpoints(c, &platform, livemode, kind, &page, &sealed))
             .await
     }
 

@@ -238,7 +238,7 @@ pub(super) fn objects(
 }
 
 const ENDPOINT_COLUMNS: &str = "id, platform, livemode, version, created, url, connect, enabled, enabled_events, \
-     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos";
+     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos, destination";
 
 fn endpoint_row(r: &Row<'_>, sealed: &SecretBox) -> rusqlite::Result<EndpointRecord> {
     fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
@@ -265,6 +265,9 @@ fn endpoint_row(r: &Row<'_>, sealed: &SecretBox) -> rusqlite::Result<EndpointRec
         failing_since: r.get(14)?,
         listener: r.get::<_, String>(15)? == "listener",
         chaos: r.get(16)?,
+        destination: r
+            .get::<_, Option<String>>(17)?
+            .and_then(|d| serde_json::from_str(&d).ok()),
     })
 }
 
@@ -290,6 +293,7 @@ pub(super) fn endpoints(
     c: &Connection,
     platform: &str,
     livemode: bool,
+    kind: EndpointKind,
     page: &PageRequest,
     sealed: &SecretBox,
 ) -> Result<Page<EndpointRecord>> {
@@ -297,8 +301,12 @@ pub(super) fn endpoints(
         c,
         "endpoints",
         ENDPOINT_COLUMNS,
-        "platform = ?1 AND livemode = ?2 AND deleted = 0 AND kind = 'webhook'",
-        vec![Sql::Text(platform.into()), Sql::Integer(livemode as i64)],
+        "platform = ?1 AND livemode = ?2 AND deleted = 0 AND kind = ?3",
+        vec![
+            Sql::Text(platform.into()),
+            Sql::Integer(livemode as i64),
+            Sql::Text(kind.as_str().into()),
+        ],
         page,
         |r| endpoint_row(r, sealed),
     )

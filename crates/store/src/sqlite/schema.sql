@@ -41,10 +41,13 @@ CREATE TABLE IF NOT EXISTS endpoints (
     secrets         TEXT NOT NULL,
     deleted         INTEGER NOT NULL DEFAULT 0,
     failing_since   INTEGER,
-    -- 'webhook' (the Stripe API's endpoints) or 'listener' (a `stripe listen` device)
+    -- 'webhook' (the Stripe API's endpoints), 'listener' (a `stripe listen`
+    -- device) or 'destination' (an API v2 event destination)
     kind            TEXT NOT NULL DEFAULT 'webhook',
     -- this endpoint's own chaos mode (`--chaos` syntax), if any
-    chaos           TEXT
+    chaos           TEXT,
+    -- a destination's own fields (JSON: `Destination`)
+    destination     TEXT
 );
 CREATE INDEX IF NOT EXISTS endpoints_list ON endpoints (platform, livemode, seq);
 

@@ -601,24 +601,25 @@ impl Tx for SqliteTx<'_> {
             to_json(&e.metadata),
             engine::secrets_json(&e.secrets, self.sealed),
         );
+        let destination = e.destination.as_ref().map(to_json);
         one_row(match expected {
             None => self.c.execute(
                 "INSERT INTO endpoints (id, platform, livemode, version, created, url, connect, enabled, enabled_events,
-                     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                     api_version, description, metadata, secrets, deleted, failing_since, kind, chaos, destination)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 params![
                     e.id, e.platform, e.livemode, e.version, e.created, e.url, e.connect, e.enabled, events,
                     e.api_version, e.description, metadata, secrets, e.deleted, e.failing_since,
-                    if e.listener { "listener" } else { "webhook" }, e.chaos
+                    e.kind(), e.chaos, destination
                 ],
             ),
             // Re-enabling an endpoint forgets its failure streak.
             Some(v) => self.c.execute(
                 "UPDATE endpoints SET version = ?2, url = ?3, enabled = ?4, enabled_events = ?5, description = ?6,
-                     metadata = ?7, secrets = ?8, deleted = ?9, chaos = ?11,
+                     metadata = ?7, secrets = ?8, deleted = ?9, chaos = ?11, destination = ?12,
                      failing_since = CASE WHEN enabled = 0 AND ?4 THEN NULL ELSE failing_since END
                  WHERE id = ?1 AND version = ?10",
-                params![e.id, e.version, e.url, e.enabled, events, e.description, metadata, secrets, e.deleted, v, e.chaos],
+                params![e.id, e.version, e.url, e.enabled, events, e.description, metadata, secrets, e.deleted, v, e.chaos, destination],
             ),
         })
     }
@@ -644,7 +645,7 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self
             .c
             .prepare_cached(
-                "SELECT seq, livemode, connect, enabled, enabled_events, kind, id, url, secrets, chaos
+                "SELECT seq, livemode, connect, enabled, enabled_events, kind, id, url, secrets, chaos, destination
                  FROM endpoints WHERE platform = ?1 AND deleted = 0",
             )
             .map_err(backend)?;
@@ -656,7 +657,11 @@ impl Tx for SqliteTx<'_> {
                 Ok(RouteEntry {
                     seq: r.get(0)?,
                     livemode: r.get(1)?,
-                    audience: RouteEntry::audience(r.get::<_, String>(5)? == "listener", r.get(2)?),
+                    audience: RouteEntry::audience(
+                        r.get_ref(5)?.as_str()?,
+                        r.get(2)?,
+                        r.get_ref(10)?.as_str_or_null()?,
+                    ),
                     enabled: r.get(3)?,
                     enabled_events: serde_json::from_str(&events).unwrap_or_default(),
                     id: r.get(6)?,
