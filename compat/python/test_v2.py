@@ -163,6 +163,82 @@ def test_v2_snapshot_destinations_route_by_events_from():
             client.v2.core.event_destinations.delete(d.id)
 
 
+def test_v2_thin_events_of_a_connected_account():
+    client = new_client()
+    accounts_path, own_path = "/" + unique("v2-thin-accounts"), "/" + unique("v2-thin-self")
+    thin = destination(client, accounts_path, ["@accounts"], events=("v1.customer.created", "v1.customer.updated"),
+                       event_payload="thin")
+    own = destination(client, own_path, ["@self"], events=("v1.customer.created",), event_payload="thin")
+    try:
+        check_eq(thin.event_payload, "thin", "event_payload", thin)
+        check_eq(thin.snapshot_api_version, None, "no snapshot_api_version on a thin destination", thin)
+        acct = client.v1.accounts.create(params={"type": "custom", "country": "US",
+                                                 "capabilities": {"transfers": {"requested": True}}})
+        cus = client.v1.customers.create(params={"name": "Thin Tina"}, options={"stripe_account": acct.id},)
+
+        def thin_delivery(path, event_type, object_id):
+            def predicate(d):
+                j = d["json"]
+                return (d["path"] == path and j.get("type") == event_type
+                        and (j.get("related_object") or {}).get("id") == object_id)
+            return predicate
+
+        found = sb.RECEIVER.wait_for(thin_delivery(accounts_path, "v1.customer.created", cus.id))
+        check(found, "the thin destination got v1.customer.created", sb.RECEIVER.describe(accounts_path))
+        d = found[0]
+        body = d["json"]
+        check_eq(body["object"], "v2.core.event", "thin payload object", body)
+        check("data" not in body, "a thin payload carries no data", body)
+        check_eq(body["context"], acct.id, "context is the connected account", body)
+        check("account" not in body, "no v1 account field", body)
+        e = expect_error(Exception, lambda: stripe.Webhook.construct_event(
+            d["body"], d["headers"]["stripe-signature"], thin.webhook_endpoint.signing_secret),
+            "construct_event on a thin payload")
+        check(isinstance(e, ValueError), "construct_event refuses thin payloads", repr(e))
+
+        notif = client.parse_event_notification(d["body"], d["headers"]["stripe-signature"],
+                                                thin.webhook_endpoint.signing_secret)
+        check_eq(notif.type, "v1.customer.created", "notification type", notif)
+        check_eq(str(notif.context), acct.id, "notification context", notif)
+        HTTP_LOG.reset()
+        event = notif.fetch_event()
+        sent = HTTP_LOG.snapshot()[-1]
+        check_eq(sent["headers"].get("Stripe-Context"), acct.id, "fetch_event sends Stripe-Context", sent["headers"])
+        check_eq(event.id, notif.id, "fetched event id", event)
+        check_eq(event.type, "v1.customer.created", "fetched event type", event)
+        check_eq(event.related_object.url, "/v1/customers/%s" % cus.id, "related_object.url", event)
+        related = notif.fetch_related_object()
+        check(isinstance(related, stripe.Customer), "fetch_related_object returns a Customer", type(related).__name__)
+        check_eq(related.id, cus.id, "related object id", related)
+        check_eq(related.name, "Thin Tina", "related object as the connected account sees it", related)
+
+        # An update: its v2 event shows the change.
+        client.v1.customers.update(cus.id, params={"name": "Thin Tom"}, options={"stripe_account": acct.id})
+        found = sb.RECEIVER.wait_for(thin_delivery(accounts_path, "v1.customer.updated", cus.id))
+        check(found, "v1.customer.updated delivered thin", sb.RECEIVER.describe(accounts_path))
+        upd = client.parse_event_notification(found[0]["body"], found[0]["headers"]["stripe-signature"],
+                                              thin.webhook_endpoint.signing_secret).fetch_event()
+        check_eq(upd.changes.to_dict(), {"before": {"name": "Thin Tina"}, "after": {"name": "Thin Tom"}},
+                 "changes of the update", upd)
+
+        # Lists, as the connected account, filtered by object and type.
+        as_acct = client.with_stripe_context(acct.id)
+        listed = [e.type for e in as_acct.v2.core.events.list({"object_id": cus.id}).auto_paging_iter()]
+        check_eq(sorted(listed), ["v1.customer.created", "v1.customer.updated"], "events about the customer", listed)
+        only = as_acct.v2.core.events.list({"object_id": cus.id, "types": ["v1.customer.updated"]})
+        check_eq([e.type for e in only.data], ["v1.customer.updated"], "types filter", only)
+        later = as_acct.v2.core.events.list({"created": {"gt": "2999-01-01T00:00:00.000Z"}})
+        check_eq(later.data, [], "created filter", later)
+        e = expect_error(stripe.InvalidRequestError, lambda: client.v2.core.events.retrieve(notif.id),
+                         "the connected account's event without its context")
+        check_eq(e.http_status, 404, "without context: http_status", error_summary(e))
+        check(not sb.RECEIVER.wait_for(thin_delivery(own_path, "v1.customer.created", cus.id), timeout=0),
+              "an @self thin destination got a connected account's event", sb.RECEIVER.describe(own_path))
+    finally:
+        for x in (thin, own):
+            client.v2.core.event_destinations.delete(x.id)
+
+
 def test_v2_bad_input_names_the_parameter():
     client = new_client()
     cases = [
@@ -171,6 +247,9 @@ def test_v2_bad_input_names_the_parameter():
         ({"enabled_events": ["not.a.type"]}, "enabled_events"),
         ({"webhook_endpoint": {"url": "not a url"}}, "webhook_endpoint[url]"),
         ({"type": "amazon_eventbridge"}, "type"),
+        ({"event_payload": "thin"}, "enabled_events"),
+        ({"event_payload": "thin", "enabled_events": ["v1.customer.created"],
+          "snapshot_api_version": "2026-10-28.endive"}, "snapshot_api_version"),
     ]
     for change, param in cases:
         params = {
@@ -194,6 +273,7 @@ TESTS = [
     test_v2_event_destination_crud,
     test_v2_event_destination_list_pages,
     test_v2_snapshot_destinations_route_by_events_from,
+    test_v2_thin_events_of_a_connected_account,
     test_v2_bad_input_names_the_parameter,
 ]
 

@@ -99,6 +99,130 @@ impl EventDraft {
     }
 }
 
+impl EventDraft {
+    /// The event's type as a thin (API v2) event: `v1.<type>`.
+    pub fn thin_type(&self) -> String {
+        format!("v1.{}", self.event_type)
+    }
+
+    /// The `v2.core.event` an event destination with thin payloads gets
+    /// for this event (see [`thin_of`]).
+    pub fn render_thin(&self, stamp: EventStamp<'_>) -> Vec<u8> {
+        serde_json::to_vec_pretty(&thin_of(&self.to_value(stamp)))
+            .expect("JSON values always serialize")
+    }
+}
+
+/// A v1 event (as rendered) as API v2 notifies it: `v1.<type>`, no data,
+/// the connected account as `context`, the request as `reason` (the SDKs
+/// require both keys of `request` when `type` is `request`), and what it is
+/// about as `related_object`, to be fetched with `Stripe-Context`. The thin
+/// event shares the v1 event's id.
+pub fn thin_of(v1: &Value) -> Value {
+    let account = v1.get("account").and_then(Value::as_str);
+    let mut map = Map::new();
+    map.insert("id".into(), v1["id"].clone());
+    map.insert("object".into(), "v2.core.event".into());
+    map.insert("context".into(), account.into());
+    let created = v1["created"].as_i64().unwrap_or_default();
+    map.insert(
+        "created".into(),
+        crate::rfc3339::format_ms(created * 1000).into(),
+    );
+    map.insert("livemode".into(), v1["livemode"].clone());
+    let reason = match v1["request"]["id"].as_str() {
+        Some(id) => json!({
+            "type": "request",
+            "request": {"id": id, "idempotency_key": v1["request"]["idempotency_key"]},
+        }),
+        None => Value::Null,
+    };
+    map.insert("reason".into(), reason);
+    if let Some(r) = related_object(&v1["data"]["object"], account) {
+        map.insert("related_object".into(), r.to_value());
+    }
+    let kind = v1["type"].as_str().unwrap_or_default();
+    map.insert("type".into(), format!("v1.{kind}").into());
+    Value::Object(map)
+}
+
+/// What a thin event is about: `{id, type, url}` (`id` absent for
+/// singletons such as the balance); `url` is a path, fetched as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelatedObject {
+    pub id: Option<String>,
+    pub kind: String,
+    pub url: String,
+}
+
+impl RelatedObject {
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        if let Some(id) = &self.id {
+            m.insert("id".into(), id.clone().into());
+        }
+        m.insert("type".into(), self.kind.clone().into());
+        m.insert("url".into(), self.url.clone().into());
+        Value::Object(m)
+    }
+}
+
+/// The v1 path of `object` (a `data.object`), for `related_object.url`.
+/// Objects that live under their account (persons, capabilities, external
+/// accounts) are addressed through it; `account` is the event's.
+pub fn related_object(object: &Value, account: Option<&str>) -> Option<RelatedObject> {
+    let kind = object.get("object")?.as_str()?;
+    let id = object.get("id").and_then(Value::as_str);
+    let owner = object
+        .get("account")
+        .and_then(Value::as_str)
+        .or(account)
+        .unwrap_or_default();
+    let (path, id) = match (kind, id) {
+        ("balance", _) => ("/v1/balance".to_owned(), None),
+        (_, None) => return None,
+        ("person", Some(id)) => (format!("/v1/accounts/{owner}/persons/{id}"), Some(id)),
+        ("capability", Some(id)) => (format!("/v1/accounts/{owner}/capabilities/{id}"), Some(id)),
+        ("bank_account" | "card", Some(id))
+            if !owner.is_empty() && object.get("customer").is_none_or(Value::is_null) =>
+        {
+            (
+                format!("/v1/accounts/{owner}/external_accounts/{id}"),
+                Some(id),
+            )
+        }
+        ("card" | "bank_account", Some(id)) => match object.get("customer").and_then(Value::as_str)
+        {
+            Some(c) => (format!("/v1/customers/{c}/sources/{id}"), Some(id)),
+            None => return None,
+        },
+        ("fee_refund", Some(id)) => match object.get("fee").and_then(Value::as_str) {
+            Some(fee) => (format!("/v1/application_fees/{fee}/refunds/{id}"), Some(id)),
+            None => return None,
+        },
+        ("transfer_reversal", Some(id)) => match object.get("transfer").and_then(Value::as_str) {
+            Some(tr) => (format!("/v1/transfers/{tr}/reversals/{id}"), Some(id)),
+            None => return None,
+        },
+        (kind, Some(id)) => (format!("/v1/{}/{id}", plural(kind)), Some(id)),
+    };
+    Some(RelatedObject {
+        id: id.map(str::to_owned),
+        kind: kind.to_owned(),
+        url: path,
+    })
+}
+
+/// The v1 collection of an object type (`customer` → `customers`).
+fn plural(kind: &str) -> String {
+    match kind {
+        "application_fee" => "application_fees".into(),
+        "checkout.session" => "checkout/sessions".into(),
+        k if k.ends_with('s') => format!("{k}es"),
+        k => format!("{}s", k.replace('.', "/")),
+    }
+}
+
 /// An event as rendered, fields in Stripe's order (`id`, `object`, then
 /// alphabetical).
 #[derive(serde::Serialize)]
@@ -171,6 +295,42 @@ mod tests {
         api_version: "2026-10-28.endive",
         pending_webhooks: 2,
     };
+
+    #[test]
+    fn thin_events_name_the_related_object_and_the_account() {
+        let d = draft(Some("acct_1"));
+        let thin: Value = serde_json::from_slice(&d.render_thin(STAMP)).unwrap();
+        assert_eq!(thin["object"], "v2.core.event");
+        assert_eq!(thin["type"], "v1.customer.created");
+        assert_eq!(thin["context"], "acct_1");
+        assert_eq!(thin["created"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(thin["reason"]["request"]["id"], "req_1");
+        assert!(thin["reason"]["request"].get("idempotency_key").is_some());
+        assert_eq!(
+            thin["related_object"],
+            json!({"id": "cus_1", "type": "customer", "url": "/v1/customers/cus_1"})
+        );
+        assert!(thin.get("data").is_none());
+        let own: Value = serde_json::from_slice(&draft(None).render_thin(STAMP)).unwrap();
+        assert_eq!(own["context"], Value::Null);
+        let person = related_object(
+            &json!({"id": "person_1", "object": "person", "account": "acct_2"}),
+            None,
+        );
+        assert_eq!(person.unwrap().url, "/v1/accounts/acct_2/persons/person_1");
+        let balance = related_object(&json!({"object": "balance"}), Some("acct_2")).unwrap();
+        assert_eq!((balance.id, balance.url.as_str()), (None, "/v1/balance"));
+        let bank = related_object(
+            &json!({"id": "ba_1", "object": "bank_account", "account": "acct_2"}),
+            None,
+        );
+        assert_eq!(
+            bank.unwrap().url,
+            "/v1/accounts/acct_2/external_accounts/ba_1"
+        );
+        assert_eq!(plural("payment_intent"), "payment_intents");
+        assert_eq!(plural("issuing.card"), "issuing/cards");
+    }
 
     #[test]
     fn rendering_equals_the_value_pretty_printed() {

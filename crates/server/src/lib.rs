@@ -121,6 +121,7 @@ pub fn router(state: AppState) -> Router {
     health()
         .merge(webhook_endpoints::routes())
         .merge(event_destinations::routes())
+        .merge(events_v2::routes())
         .merge(customers::routes())
         .merge(accounts::routes())
         .merge(account_links::routes())

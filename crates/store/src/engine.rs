@@ -35,9 +35,19 @@ pub(crate) struct RouteEntry {
     /// endpoint is left to claims, which report it.
     pub secrets: Option<Vec<SigningSecret>>,
     pub chaos: Option<String>,
+    /// A destination with thin payloads: routed by `v1.<type>` names, sent
+    /// the event's thin rendering.
+    pub thin: bool,
 }
 
 impl RouteEntry {
+    /// Whether a destination's stored JSON asks for thin payloads.
+    pub fn thin(destination: Option<&str>) -> bool {
+        destination
+            .and_then(|d| serde_json::from_str::<Destination>(d).ok())
+            .is_some_and(|d| d.event_payload == EventPayload::Thin)
+    }
+
     /// From the endpoint's `kind` column, `connect` flag and (for a
     /// destination) its stored `destination` JSON.
     pub fn audience(kind: &str, connect: bool, destination: Option<&str>) -> Audience {
@@ -92,6 +102,8 @@ pub(crate) struct EventRow<'a> {
     pub created: i64,
     pub pending_webhooks: i64,
     pub payload: Bytes,
+    /// For thin destinations (`v2.core.event`), when one receives it.
+    pub thin_payload: Option<Bytes>,
 }
 
 /// One backend transaction's primitives. Every call runs inside the
@@ -311,6 +323,12 @@ async fn insert_event<T: Tx>(
         account: draft.account.as_deref(),
         event_type: &draft.event_type,
     };
+    // Thin destinations name v1 events `v1.<type>`.
+    let thin_type = draft.thin_type();
+    let thin_route = EventRoute {
+        event_type: &thin_type,
+        ..route
+    };
     let targets: Vec<&RouteEntry> = table
         .iter()
         .filter(|e| {
@@ -321,19 +339,22 @@ async fn insert_event<T: Tx>(
                     enabled: e.enabled,
                     enabled_events: &e.enabled_events,
                 },
-                &route,
+                if e.thin { &thin_route } else { &route },
             )
         })
         .collect();
     let pending = targets.len() as i64;
-    let payload: Bytes = draft
-        .render(EventStamp {
-            id: &ev.id,
-            created: change.now,
-            api_version: &change.api_version,
-            pending_webhooks: pending,
-        })
-        .into();
+    let stamp = EventStamp {
+        id: &ev.id,
+        created: change.now,
+        api_version: &change.api_version,
+        pending_webhooks: pending,
+    };
+    let payload: Bytes = draft.render(stamp).into();
+    let thin_payload: Option<Bytes> = targets
+        .iter()
+        .any(|e| e.thin)
+        .then(|| draft.render_thin(stamp).into());
     let seq = tx
         .insert_event(EventRow {
             id: &ev.id,
@@ -344,6 +365,7 @@ async fn insert_event<T: Tx>(
             created: change.now,
             pending_webhooks: pending,
             payload: payload.clone(),
+            thin_payload: thin_payload.clone(),
         })
         .await?;
     let mut queued = Vec::with_capacity(targets.len());
@@ -372,7 +394,10 @@ async fn insert_event<T: Tx>(
             attempt: 1,
             one_shot: false,
             event_id: ev.id.clone(),
-            payload: payload.clone(),
+            payload: match (&thin_payload, e.thin) {
+                (Some(thin), true) => thin.clone(),
+                _ => payload.clone(),
+            },
             endpoint_id: e.id.clone(),
             url: e.url.clone(),
             livemode: e.livemode,
@@ -513,6 +538,8 @@ pub(crate) enum EventCond<'a> {
     Created(&'static str, i64),
     /// Every endpoint has it (`pending_webhooks = 0`), or not.
     Delivered(bool),
+    /// `data.object.id` of the payload is this.
+    ObjectId(&'a str),
 }
 
 /// The conditions a filter of `/v1/events` asks for.
@@ -539,6 +566,9 @@ pub(crate) fn event_conditions(f: &EventFilter) -> Vec<EventCond<'_>> {
     }
     if let Some(delivered) = f.delivery_success {
         conds.push(EventCond::Delivered(delivered));
+    }
+    if let Some(id) = &f.object_id {
+        conds.push(EventCond::ObjectId(id));
     }
     conds
 }

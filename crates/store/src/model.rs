@@ -157,6 +157,8 @@ pub struct EventFilter {
     pub created_lt: Option<i64>,
     pub created_lte: Option<i64>,
     pub delivery_success: Option<bool>,
+    /// Events about this object (its `data.object.id`; API v2's `object_id`).
+    pub object_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]

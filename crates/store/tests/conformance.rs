@@ -854,6 +854,14 @@ async fn lists_paginate_and_filter_by_field(backend: Backend) {
         evs.data.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["evt_b", "evt_a"]
     );
+    for (object, expected) in [("cus_1", 2), ("cus_2", 0)] {
+        let about = EventFilter {
+            object_id: Some(object.into()),
+            ..Default::default()
+        };
+        let found = store.events(&scope(), &about, &all()).await.unwrap();
+        assert_eq!(found.data.len(), expected, "events about {object}");
+    }
     let none = EventFilter {
         types: vec!["account.updated".into()],
         ..Default::default()

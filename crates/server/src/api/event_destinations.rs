@@ -6,7 +6,9 @@
 //! `events_from` decides whose events it hears (`@self`: the platform's,
 //! `@accounts`: its connected accounts', as a Connect endpoint; both: both).
 //! Snapshot destinations receive the v1 event exactly as a webhook endpoint
-//! does. Thin payloads are refused until thin events exist.
+//! does; thin destinations get a `v2.core.event` per v1 event they enable
+//! (named `v1.<type>`), without data, its `related_object` fetchable with
+//! `Stripe-Context` (see `events_v2`).
 
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -108,7 +110,14 @@ fn events_from(list: Option<Vec<String>>) -> Result<(bool, bool), ApiError> {
     Ok((own, accounts))
 }
 
-fn enabled_events(params: &mut Params, required: bool) -> Result<Option<Vec<String>>, ApiError> {
+/// Snapshot destinations take v1 event types (or `*`); thin ones take v1
+/// events by their thin names, `v1.<type>`. (Switchboard emits no v2-only
+/// event types yet; naming one is refused rather than never delivered.)
+fn enabled_events(
+    params: &mut Params,
+    required: bool,
+    payload: EventPayload,
+) -> Result<Option<Vec<String>>, ApiError> {
     let events = params.string_list("enabled_events")?;
     match &events {
         None if required => return Err(ApiError::missing("enabled_events")),
@@ -119,11 +128,21 @@ fn enabled_events(params: &mut Params, required: bool) -> Result<Option<Vec<Stri
             ));
         }
         Some(list) => {
-            if let Some(bad) = list.iter().find(|e| !catalog::is_enableable(e)) {
+            let fits = |e: &String| match payload {
+                EventPayload::Snapshot => catalog::is_enableable(e),
+                EventPayload::Thin => e
+                    .strip_prefix("v1.")
+                    .is_some_and(|t| t != "*" && catalog::is_enableable(t)),
+            };
+            if let Some(bad) = list.iter().find(|e| !fits(e)) {
+                let kind = match payload {
+                    EventPayload::Snapshot => "a snapshot destination (a v1 event type, or '*')",
+                    EventPayload::Thin => "a thin destination (a v1 event type as v1.<type>)",
+                };
                 return Err(ApiError::invalid(
                     "enabled_events",
                     format!(
-                        "Invalid enabled_events: '{bad}' is not an event type a snapshot destination can receive."
+                        "Invalid enabled_events: '{bad}' is not an event type {kind} can receive."
                     ),
                 ));
             }
@@ -146,12 +165,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     }
     let payload = match ctx.params.required_string("event_payload")?.as_str() {
         "snapshot" => EventPayload::Snapshot,
-        "thin" => {
-            return Err(ApiError::invalid(
-                "event_payload",
-                "Thin event destinations are not supported by this Switchboard yet; use event_payload: snapshot.",
-            ));
-        }
+        "thin" => EventPayload::Thin,
         other => {
             return Err(ApiError::invalid(
                 "event_payload",
@@ -159,13 +173,24 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             ));
         }
     };
-    let events = enabled_events(&mut ctx.params, true)?.unwrap_or_default();
+    let events = enabled_events(&mut ctx.params, true, payload)?.unwrap_or_default();
     let (from_self, from_accounts) = events_from(ctx.params.string_list("events_from")?)?;
     let snapshot_api_version = ctx
         .params
         .string("snapshot_api_version")?
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| switchboard_core::DEFAULT_API_VERSION.to_owned());
+        .filter(|v| !v.is_empty());
+    let snapshot_api_version = match (payload, snapshot_api_version) {
+        (EventPayload::Thin, Some(_)) => {
+            return Err(ApiError::invalid(
+                "snapshot_api_version",
+                "snapshot_api_version is for snapshot destinations only.",
+            ));
+        }
+        (EventPayload::Thin, None) => None,
+        (EventPayload::Snapshot, v) => {
+            Some(v.unwrap_or_else(|| switchboard_core::DEFAULT_API_VERSION.to_owned()))
+        }
+    };
     let url = match ctx.params.nested("webhook_endpoint")? {
         Some(Some(mut w)) => {
             let url = w.required_string("url")?;
@@ -202,7 +227,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         connect: from_accounts && !from_self,
         enabled: true,
         enabled_events: events,
-        api_version: Some(snapshot_api_version.clone()),
+        api_version: snapshot_api_version.clone(),
         description,
         metadata,
         secrets: vec![SigningSecret {
@@ -218,7 +243,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             event_payload: payload,
             from_self,
             from_accounts,
-            snapshot_api_version: Some(snapshot_api_version),
+            snapshot_api_version,
             updated_ms: now_ms,
         }),
     };
@@ -278,7 +303,11 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
         return Err(ApiError::invalid("name", "name cannot be empty"));
     }
     let description = ctx.params.clearable_string("description")?;
-    let events = enabled_events(&mut ctx.params, false)?;
+    let payload = load(&ctx, &id)
+        .await?
+        .destination
+        .map_or(EventPayload::Snapshot, |d| d.event_payload);
+    let events = enabled_events(&mut ctx.params, false, payload)?;
     let metadata = ctx.params.metadata()?;
     let url = match ctx.params.nested("webhook_endpoint")? {
         Some(Some(mut w)) => {
@@ -371,7 +400,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         )
         .await
         .map_err(|e| v2::cursor_error(e.into()))?;
-    let extra: Vec<(&str, String)> = include.iter().map(|i| ("include", i.clone())).collect();
+    let extra = v2::indexed("include", &include);
     let body = v2::list_json(
         PATH,
         &page,

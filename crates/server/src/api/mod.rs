@@ -14,6 +14,7 @@ pub mod customers;
 pub mod disputes;
 pub mod event_destinations;
 pub mod events;
+pub mod events_v2;
 pub mod external_accounts;
 pub mod login_links;
 pub mod oauth;

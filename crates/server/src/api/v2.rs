@@ -59,12 +59,13 @@ pub fn cursor_error(e: ApiError) -> ApiError {
     }
 }
 
-/// The list body. `extra` are the list's own parameters, repeated in the
-/// page URLs; `id_of` names an item (for the tokens).
+/// The list body. `extra` are the list's own parameters (`types[0]`,
+/// `created[gte]`), repeated in the page URLs; `id_of` names an item (for
+/// the tokens).
 pub fn list_json<T>(
     path: &str,
     request: &PageRequest,
-    extra: &[(&str, String)],
+    extra: &[(String, String)],
     page: Page<T>,
     render: impl Fn(T) -> Value,
     id_of: impl Fn(&T) -> String,
@@ -84,12 +85,7 @@ pub fn list_json<T>(
             ("limit".to_owned(), request.limit.to_string()),
             ("page".to_owned(), token),
         ];
-        let mut index: std::collections::HashMap<&str, usize> = Default::default();
-        for (k, v) in extra {
-            let i = index.entry(k).or_default();
-            query.push((format!("{k}[{i}]"), v.clone()));
-            *i += 1;
-        }
+        query.extend(extra.iter().cloned());
         let encoded: Vec<String> = query
             .iter()
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -101,6 +97,15 @@ pub fn list_json<T>(
         "next_page_url": next.map(|id| url(format!("{AFTER}{id}"))),
         "previous_page_url": previous.map(|id| url(format!("{BEFORE}{id}"))),
     })
+}
+
+/// A list parameter as the SDKs spell it in a query: `name[0]=…&name[1]=…`.
+pub fn indexed(name: &str, values: &[String]) -> Vec<(String, String)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("{name}[{i}]"), v.clone()))
+        .collect()
 }
 
 /// Percent-encodes a query component (brackets kept, as the SDKs send them).

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/0003_timers.sql")),
     (4, include_str!("migrations/0004_endpoint_chaos.sql")),
     (5, include_str!("migrations/0005_event_destinations.sql")),
+    (6, include_str!("migrations/0006_thin_events.sql")),
 ];
 /// The advisory lock nodes take to migrate one at a time ("SWBD").
 const MIGRATION_LOCK: i64 = 0x5357_4244;

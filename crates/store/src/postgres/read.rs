@@ -376,6 +376,10 @@ pub(super) async fn events<C: GenericClient>(
                 cond.push_str(" AND pending_webhooks > 0");
                 continue;
             }
+            EventCond::ObjectId(id) => (
+                " AND (convert_from(payload, 'UTF8')::jsonb #>> '{data,object,id}') = ?",
+                Box::new(id.to_owned()),
+            ),
         };
         a.push(v);
         cond.push_str(&sql.replace('?', &format!("${}", a.len())));

@@ -376,6 +376,7 @@ impl Tx for PgTx<'_> {
                 url: get(r, 7)?,
                 secrets: engine::parse_secrets(get(r, 8)?, self.sealed).ok(),
                 chaos: get(r, 9)?,
+                thin: RouteEntry::thin(get(r, 10)?),
             });
         }
         let table = Arc::new(table);
@@ -387,8 +388,8 @@ impl Tx for PgTx<'_> {
     }
 
     async fn insert_event(&mut self, row: EventRow<'_>) -> Result<i64> {
-        let stmt = "INSERT INTO events (id, platform, livemode, account, type, created, pending_webhooks, payload)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq";
+        let stmt = "INSERT INTO events (id, platform, livemode, account, type, created, pending_webhooks, payload, thin_payload)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq";
         let rows = self
             .rows(
                 stmt,
@@ -401,6 +402,7 @@ impl Tx for PgTx<'_> {
                     &row.created,
                     &row.pending_webhooks,
                     &row.payload.as_ref(),
+                    &row.thin_payload.as_deref(),
                 ],
             )
             .await?;
@@ -455,7 +457,10 @@ impl Tx for PgTx<'_> {
         // waits for another; the row locks end with this short transaction.
         let rows = self
             .rows(
-                "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
+                "SELECT d.id, d.attempts, d.one_shot, e.id,
+                        CASE WHEN w.kind = 'destination' AND (w.destination::jsonb ->> 'event_payload') = 'thin'
+                             THEN coalesce(e.thin_payload, e.payload) ELSE e.payload END,
+                        w.id, w.url, w.secrets, w.enabled, w.deleted,
                         d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END, w.chaos
                  FROM deliveries d
                  JOIN events e ON e.seq = d.event_seq

@@ -282,6 +282,14 @@ fn migrate(conn: &Connection) -> Result<()> {
         conn.execute_batch("ALTER TABLE endpoints ADD COLUMN destination TEXT")
             .map_err(backend)?;
     }
+    let has_thin = conn
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'thin_payload'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(backend)?;
+    if !has_thin {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN thin_payload BLOB")
+            .map_err(backend)?;
+    }
     // Live keys of databases older than their hashing are hashed in place.
     let plain: Vec<(String, String)> = conn
         .prepare("SELECT id, live_key FROM platforms WHERE live_key NOT LIKE 'sha256:%'")

@@ -382,6 +382,11 @@ pub(super) fn events(
                 cond.push_str(" AND pending_webhooks > 0");
                 continue;
             }
+            // As text: SQLite reads a BLOB given to json_extract as JSONB.
+            EventCond::ObjectId(id) => (
+                " AND json_extract(CAST(payload AS TEXT), '$.data.object.id') = ?",
+                Sql::Text(id.to_owned()),
+            ),
         };
         a.push(v);
         cond.push_str(&sql.replace('?', &format!("?{}", a.len())));

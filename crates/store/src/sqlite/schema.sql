@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS events (
     type              TEXT NOT NULL,
     created           INTEGER NOT NULL,
     pending_webhooks  INTEGER NOT NULL,
+    -- the thin (API v2) rendering, when a thin destination receives it
+    thin_payload      BLOB,
     payload           BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_list ON events (platform, livemode, account, seq);

@@ -668,6 +668,7 @@ impl Tx for SqliteTx<'_> {
                     url: r.get(7)?,
                     secrets,
                     chaos: r.get(9)?,
+                    thin: RouteEntry::thin(r.get_ref(10)?.as_str_or_null()?),
                 })
             })
             .map_err(backend)?;
@@ -678,8 +679,8 @@ impl Tx for SqliteTx<'_> {
 
     async fn insert_event(&mut self, row: EventRow<'_>) -> Result<i64> {
         self.exec(
-            "INSERT INTO events (id, platform, livemode, account, type, created, pending_webhooks, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO events (id, platform, livemode, account, type, created, pending_webhooks, payload, thin_payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 row.id,
                 row.platform,
@@ -688,7 +689,8 @@ impl Tx for SqliteTx<'_> {
                 row.event_type,
                 row.created,
                 row.pending_webhooks,
-                row.payload.as_ref()
+                row.payload.as_ref(),
+                row.thin_payload.as_deref()
             ],
         )?;
         Ok(self.c.last_insert_rowid())
@@ -739,7 +741,10 @@ impl Tx for SqliteTx<'_> {
         let mut select = self
             .c
             .prepare_cached(
-                "SELECT d.id, d.attempts, d.one_shot, e.id, e.payload, w.id, w.url, w.secrets, w.enabled, w.deleted,
+                "SELECT d.id, d.attempts, d.one_shot, e.id,
+                        CASE WHEN w.kind = 'destination' AND json_extract(w.destination, '$.event_payload') = 'thin'
+                             THEN coalesce(e.thin_payload, e.payload) ELSE e.payload END,
+                        w.id, w.url, w.secrets, w.enabled, w.deleted,
                         d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END, w.chaos
                  FROM deliveries d
                  JOIN events e ON e.seq = d.event_seq

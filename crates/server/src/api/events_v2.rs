@@ -1,0 +1,127 @@
+//! `/v2/core/events`: every v1 event as API v2 shows it (`v1.<type>`, its
+//! `related_object`, `changes` for updates), what a thin notification's
+//! `fetch_event()` reads. A connected account's events need its
+//! `Stripe-Context` (or `Stripe-Account`), as on Stripe.
+
+use axum::response::Response;
+use serde_json::{Value, json};
+use switchboard_core::{catalog, rfc3339};
+use switchboard_store::{EventFilter, EventRecord};
+
+use super::v2;
+use crate::context::{Ctx, Path};
+use crate::error::ApiError;
+
+const PATH: &str = "/v2/core/events";
+/// Most `types` one list may name, as on Stripe.
+const MAX_TYPES: usize = 20;
+
+/// The full v2 event: the thin notification's fields, plus `changes`
+/// (before and after of the fields an update changed) and the snapshot
+/// event it stands for.
+fn render(rec: &EventRecord) -> Value {
+    let v1: Value = serde_json::from_slice(&rec.payload).unwrap_or_default();
+    let mut event = switchboard_core::event::thin_of(&v1);
+    let changes = v1["data"]["previous_attributes"].as_object().map(|before| {
+        let after: serde_json::Map<String, Value> = before
+            .keys()
+            .map(|k| (k.clone(), v1["data"]["object"][k].clone()))
+            .collect();
+        json!({"before": before, "after": after})
+    });
+    if let Some(m) = event.as_object_mut() {
+        m.insert("changes".into(), changes.unwrap_or(Value::Null));
+        m.insert("snapshot_event".into(), rec.id.clone().into());
+    }
+    event
+}
+
+pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    match ctx.state.store.event(&ctx.scope, &id).await? {
+        Some(rec) => ctx.respond(render(&rec)).await,
+        None => Err(ApiError::not_found("event", id)),
+    }
+}
+
+/// A `created` bound: RFC 3339 (stripe-python) or unix seconds
+/// (stripe-node's types), as unix seconds.
+fn created_bound(op: &str, v: &str) -> Result<i64, ApiError> {
+    match v.parse::<i64>() {
+        Ok(s) => Ok(s),
+        Err(_) => rfc3339::parse_ms(v)
+            .map(|ms| ms.div_euclid(1000))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &format!("created[{op}]"),
+                    format!("Invalid timestamp: {v} (RFC 3339, e.g. 2026-01-01T00:00:00.000Z)"),
+                )
+            }),
+    }
+}
+
+pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let page = v2::page_request(&mut ctx.params)?;
+    let object_id = ctx.params.string("object_id")?.filter(|s| !s.is_empty());
+    let types = ctx.params.string_list("types")?.unwrap_or_default();
+    if types.len() > MAX_TYPES {
+        return Err(ApiError::invalid(
+            "types",
+            format!("types may name at most {MAX_TYPES} event types"),
+        ));
+    }
+    let mut v1_types = Vec::with_capacity(types.len());
+    for t in &types {
+        match t.strip_prefix("v1.").filter(|t| catalog::is_event_type(t)) {
+            Some(v1) => v1_types.push(v1.to_owned()),
+            None => {
+                return Err(ApiError::invalid(
+                    "types",
+                    format!("Invalid types: '{t}' is not an event type Switchboard emits"),
+                ));
+            }
+        }
+    }
+    let mut filter = EventFilter {
+        types: v1_types,
+        object_id: object_id.clone(),
+        ..Default::default()
+    };
+    let mut extra = v2::indexed("types", &types);
+    if let Some(o) = &object_id {
+        extra.push(("object_id".into(), o.clone()));
+    }
+    if let Some(mut created) = ctx.params.nested("created")?.flatten() {
+        for op in ["gt", "gte", "lt", "lte"] {
+            let Some(text) = created.string(op)? else {
+                continue;
+            };
+            let secs = Some(created_bound(op, &text)?);
+            match op {
+                "gt" => filter.created_gt = secs,
+                "gte" => filter.created_gte = secs,
+                "lt" => filter.created_lt = secs,
+                _ => filter.created_lte = secs,
+            }
+            extra.push((format!("created[{op}]"), text));
+        }
+        created.finish()?;
+    }
+    ctx.finish_params()?;
+    let found = ctx
+        .state
+        .store
+        .events(&ctx.scope, &filter, &page)
+        .await
+        .map_err(|e| v2::cursor_error(e.into()))?;
+    let body = v2::list_json(PATH, &page, &extra, found, |r| render(&r), |r| r.id.clone());
+    ctx.respond(body).await
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(PATH, get(list))
+        .route("/v2/core/events/{id}", get(retrieve))
+}
