@@ -59,6 +59,7 @@ pub async fn scenario(n: usize) {
         failing_since: None,
         listener: false,
         chaos: None,
+        destination: None,
     };
     store
         .commit(change(

@@ -23,3 +23,4 @@ mod storage;
 mod stripe_cli;
 mod support;
 mod sweep;
+mod v2;

@@ -1,0 +1,272 @@
+//! API v2 over HTTP: event destinations' routing matrix (`@self` /
+//! `@accounts` / both × snapshot / thin × test / live), thin payloads, and
+//! v2 errors. The official SDKs' view is in `compat/python/test_v2.py`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+async fn v2(t: &TestNode, key: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let (status, _, json) = t
+        .request(method, path, Some(key), &body.to_string(), &[])
+        .await;
+    (status, json)
+}
+
+/// Everything a receiver gets until quiet: (type, account or context, livemode).
+async fn heard(rx: &mut Receiver) -> Vec<(String, Option<String>, bool)> {
+    let mut out = Vec::new();
+    while let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(400), rx.rx.recv()).await {
+        let e = r.json();
+        let who = e["account"]
+            .as_str()
+            .or(e["context"].as_str())
+            .map(String::from);
+        out.push((
+            e["type"].as_str().unwrap().into(),
+            who,
+            e["livemode"].as_bool().unwrap(),
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn destinations_route_by_events_from_payload_and_mode() {
+    let t = TestNode::start().await;
+    let mut receivers = Vec::new();
+    for key in [TEST_KEY, LIVE_KEY] {
+        for from in [
+            json!(["@self"]),
+            json!(["@accounts"]),
+            json!(["@self", "@accounts"]),
+        ] {
+            for payload in ["snapshot", "thin"] {
+                let rx = Receiver::start().await;
+                let event = if payload == "thin" {
+                    "v1.customer.created"
+                } else {
+                    "customer.created"
+                };
+                let (status, ed) = v2(
+                    &t,
+                    key,
+                    "POST",
+                    "/v2/core/event_destinations",
+                    json!({
+                        "name": "matrix", "type": "webhook_endpoint", "event_payload": payload,
+                        "enabled_events": [event], "events_from": from,
+                        "webhook_endpoint": {"url": rx.url},
+                    }),
+                )
+                .await;
+                assert_eq!(status, 200, "{ed:#}");
+                assert_eq!(ed["livemode"], key == LIVE_KEY);
+                receivers.push((key == LIVE_KEY, from.clone(), payload, rx));
+            }
+        }
+    }
+    let mut accounts = Vec::new();
+    for key in [TEST_KEY, LIVE_KEY] {
+        let (status, _, acct) = t
+            .request("POST", "/v1/accounts", Some(key), "type=custom", &[])
+            .await;
+        assert_eq!(status, 200, "{acct:#}");
+        let acct = acct["id"].as_str().unwrap().to_owned();
+        for headers in [vec![], vec![("Stripe-Account", acct.as_str())]] {
+            let (status, _, _) = t
+                .request("POST", "/v1/customers", Some(key), "name=x", &headers)
+                .await;
+            assert_eq!(status, 200);
+        }
+        accounts.push(acct);
+    }
+    let (test_acct, live_acct) = (Some(accounts[0].clone()), Some(accounts[1].clone()));
+    for (live, from, payload, rx) in &mut receivers {
+        let name = if *payload == "thin" {
+            "v1.customer.created"
+        } else {
+            "customer.created"
+        };
+        let ev = |who: &Option<String>, mode: bool| (name.to_owned(), who.clone(), mode);
+        let (own, theirs) = (
+            from.to_string().contains("@self"),
+            from.to_string().contains("@accounts"),
+        );
+        let mut expected = Vec::new();
+        if own {
+            expected.push(ev(&None, *live));
+        }
+        if theirs {
+            // Connect's rule: a live destination hears test accounts too.
+            expected.push(ev(&test_acct, false));
+            if *live {
+                expected.push(ev(&live_acct, true));
+            }
+        }
+        expected.sort();
+        // (The accounts' own account.* events are not enabled here.)
+        assert_eq!(
+            heard(rx).await,
+            expected,
+            "live={live} from={from} payload={payload}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn thin_payloads_are_v2_notifications_signed_like_v1() {
+    let t = TestNode::start().await;
+    let mut rx = Receiver::start().await;
+    let (status, ed) = v2(
+        &t,
+        TEST_KEY,
+        "POST",
+        "/v2/core/event_destinations",
+        json!({
+            "name": "thin", "type": "webhook_endpoint", "event_payload": "thin",
+            "enabled_events": ["v1.customer.created"], "webhook_endpoint": {"url": rx.url},
+            "include": ["webhook_endpoint.signing_secret"],
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{ed:#}");
+    let secret = ed["webhook_endpoint"]["signing_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, _, cus) = t
+        .request(
+            "POST",
+            "/v1/customers",
+            Some(TEST_KEY),
+            "name=x",
+            &[("Idempotency-Key", "thin-1")],
+        )
+        .await;
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let sig = got
+        .headers
+        .get("stripe-signature")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    switchboard_receiver::verify_header_at(&got.body, &sig, &secret, 300, now)
+        .expect("signed as v1 is");
+    let body = got.json();
+    assert_eq!(body["object"], "v2.core.event");
+    assert_eq!(body["type"], "v1.customer.created");
+    assert_eq!(body["context"], Value::Null);
+    assert_eq!(body["reason"]["request"]["idempotency_key"], "thin-1");
+    assert_eq!(
+        body["related_object"]["url"],
+        format!("/v1/customers/{}", cus["id"].as_str().unwrap())
+    );
+    assert!(
+        body.get("data").is_none() && body.get("account").is_none(),
+        "{body:#}"
+    );
+    let created = body["created"].as_str().unwrap();
+    assert!(created.ends_with('Z') && created.len() == 24, "{created}");
+    // The full event, by the notification's id.
+    let (status, full) = v2(
+        &t,
+        TEST_KEY,
+        "GET",
+        &format!("/v2/core/events/{}", body["id"].as_str().unwrap()),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{full:#}");
+    assert_eq!(full["snapshot_event"], body["id"]);
+    assert_eq!(full["related_object"], body["related_object"]);
+}
+
+#[tokio::test]
+async fn bad_v2_input_is_a_400_naming_the_parameter() {
+    let t = TestNode::start().await;
+    let (status, _, err) = t
+        .request(
+            "POST",
+            "/v2/core/event_destinations",
+            Some(TEST_KEY),
+            "{not json",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{err:#}");
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+    let (status, err) = v2(
+        &t,
+        TEST_KEY,
+        "POST",
+        "/v2/core/event_destinations",
+        json!(["an", "array"]),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("body")),
+        "{err:#}"
+    );
+    let (status, err) = v2(&t, TEST_KEY, "POST", "/v2/core/event_destinations", json!({
+        "name": "x", "type": "webhook_endpoint", "event_payload": "snapshot",
+        "enabled_events": ["customer.created"], "webhook_endpoint": {"url": "http://127.0.0.1:9/"},
+        "unexpected": 1,
+    })).await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("unexpected")),
+        "{err:#}"
+    );
+    let (status, err) = v2(
+        &t,
+        TEST_KEY,
+        "GET",
+        "/v2/core/event_destinations?page=bogus",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("page")),
+        "{err:#}"
+    );
+    let (status, err) = v2(
+        &t,
+        TEST_KEY,
+        "GET",
+        "/v2/core/events?created[gte]=yesterday",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("created[gte]")),
+        "{err:#}"
+    );
+    let (status, err) = v2(
+        &t,
+        TEST_KEY,
+        "GET",
+        "/v2/core/events?types[0]=customer.created",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("types")),
+        "{err:#}"
+    );
+}
