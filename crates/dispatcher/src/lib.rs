@@ -519,6 +519,12 @@ impl Held {
             self.backlog.store(true, Relaxed);
             return false;
         }
+        Self::count(&mut st, endpoint, initial);
+        true
+    }
+
+    /// Counts one more delivery held for `endpoint`; returns its slots.
+    fn count(st: &mut HeldState, endpoint: &str, initial: usize) -> Arc<Semaphore> {
         st.total += 1;
         let gate = st
             .endpoints
@@ -526,7 +532,7 @@ impl Held {
             .or_insert_with(|| Gate::new(initial));
         gate.queued += 1;
         gate.idle_since = None;
-        true
+        gate.slots.clone()
     }
 
     /// The slots of an endpoint with deliveries held.
@@ -542,16 +548,8 @@ impl Held {
 
     /// Records a claimed delivery; returns its endpoint's slots.
     fn start(&self, endpoint: &str) -> Arc<Semaphore> {
-        let mut st = self.lock();
-        st.total += 1;
         let initial = INITIAL_LIMIT.min(self.per_endpoint);
-        let gate = st
-            .endpoints
-            .entry(endpoint.to_owned())
-            .or_insert_with(|| Gate::new(initial));
-        gate.queued += 1;
-        gate.idle_since = None;
-        gate.slots.clone()
+        Self::count(&mut self.lock(), endpoint, initial)
     }
 
     /// A delivery is done (`verdict: None`: abandoned before its attempt);

@@ -256,39 +256,24 @@ impl SqliteStore {
 }
 
 /// Columns added after a table was first created: `CREATE TABLE IF NOT
-/// EXISTS` leaves an older database's table as it was.
+/// EXISTS` leaves an older database's table as it was. (Table, column, type.)
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("attempts", "chaos", "TEXT"),
+    ("endpoints", "chaos", "TEXT"),
+    ("endpoints", "destination", "TEXT"),
+    ("events", "thin_payload", "BLOB"),
+];
+
 fn migrate(conn: &Connection) -> Result<()> {
-    let has_chaos = conn
-        .prepare("SELECT 1 FROM pragma_table_info('attempts') WHERE name = 'chaos'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(backend)?;
-    if !has_chaos {
-        conn.execute_batch("ALTER TABLE attempts ADD COLUMN chaos TEXT")
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present = conn
+            .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")
+            .and_then(|mut s| s.exists([table, column]))
             .map_err(backend)?;
-    }
-    let has_endpoint_chaos = conn
-        .prepare("SELECT 1 FROM pragma_table_info('endpoints') WHERE name = 'chaos'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(backend)?;
-    if !has_endpoint_chaos {
-        conn.execute_batch("ALTER TABLE endpoints ADD COLUMN chaos TEXT")
-            .map_err(backend)?;
-    }
-    let has_destination = conn
-        .prepare("SELECT 1 FROM pragma_table_info('endpoints') WHERE name = 'destination'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(backend)?;
-    if !has_destination {
-        conn.execute_batch("ALTER TABLE endpoints ADD COLUMN destination TEXT")
-            .map_err(backend)?;
-    }
-    let has_thin = conn
-        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'thin_payload'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(backend)?;
-    if !has_thin {
-        conn.execute_batch("ALTER TABLE events ADD COLUMN thin_payload BLOB")
-            .map_err(backend)?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                .map_err(backend)?;
+        }
     }
     // Live keys of databases older than their hashing are hashed in place.
     let plain: Vec<(String, String)> = conn
