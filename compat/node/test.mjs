@@ -1467,6 +1467,64 @@ async function test_onboarding_and_oauth() {
   }
 }
 
+// API v2: a thin event destination from @accounts; a connected account's
+// customer arrives as a v2.core.event notification, parsed with
+// parseEventNotification, its event and related object fetched with the
+// account's Stripe-Context; destinations list, update, disable, delete.
+async function test_v2_thin_event_destination() {
+  const client = newClient();
+  const path = `/${unique('v2-thin')}`;
+  const ed = await client.v2.core.eventDestinations.create({
+    name: unique('dest'),
+    type: 'webhook_endpoint',
+    event_payload: 'thin',
+    enabled_events: ['v1.customer.created'],
+    events_from: ['@accounts'],
+    webhook_endpoint: { url: RECEIVER.url(path) },
+    include: ['webhook_endpoint.signing_secret'],
+  });
+  try {
+    check(ed.id.startsWith('ed_'), 'destination id', ed);
+    checkEq(ed.object, 'v2.core.event_destination', 'object', ed);
+    checkEq(ed.event_payload, 'thin', 'event_payload', ed);
+    check(ed.webhook_endpoint.signing_secret.startsWith('whsec_'), 'create includes the secret', ed);
+    const acct = await client.accounts.create({ type: 'custom', country: 'US' });
+    const cus = await client.customers.create({ name: 'Thin Node' }, { stripeAccount: acct.id });
+    const found = await RECEIVER.waitFor(
+      (d) => d.path === path && d.json.type === 'v1.customer.created' && d.json.related_object?.id === cus.id,
+    );
+    check(found.length, 'thin delivery of v1.customer.created', RECEIVER.describe(path));
+    const d = found[0];
+    const notif = client.parseEventNotification(d.body, d.headers['stripe-signature'],
+      ed.webhook_endpoint.signing_secret);
+    checkEq(notif.type, 'v1.customer.created', 'notification type', notif);
+    checkEq(String(notif.context), acct.id, 'notification context', notif);
+    check(!('data' in d.json), 'thin payloads carry no data', d.json);
+    const event = await notif.fetchEvent();
+    checkEq(event.id, notif.id, 'fetched event', event);
+    checkEq(event.related_object.url, `/v1/customers/${cus.id}`, 'related_object.url', event);
+    const related = await notif.fetchRelatedObject();
+    checkEq(related.id, cus.id, 'related object', related);
+    checkEq(related.name, 'Thin Node', 'related object as the account sees it', related);
+
+    const listed = [];
+    for await (const x of client.v2.core.eventDestinations.list({ limit: 1 })) listed.push(x.id);
+    check(listed.includes(ed.id), 'auto-paging lists the destination', listed);
+    const upd = await client.v2.core.eventDestinations.update(ed.id, { description: 'renamed' });
+    checkEq(upd.description, 'renamed', 'update', upd);
+    const off = await client.v2.core.eventDestinations.disable(ed.id);
+    checkEq(off.status, 'disabled', 'disable', off);
+    const e = await expectError(errors.StripeInvalidRequestError,
+      () => client.v2.core.eventDestinations.create({ name: 'x', type: 'webhook_endpoint', event_payload: 'thin',
+        enabled_events: ['customer.created'], webhook_endpoint: { url: RECEIVER.url('/x') } }),
+      'a thin destination naming a snapshot type');
+    checkEq(e.statusCode, 400, 'bad enabled_events: statusCode', errorSummary(e));
+    checkEq(e.param, 'enabled_events', 'bad enabled_events: param', errorSummary(e));
+  } finally {
+    await client.v2.core.eventDestinations.del(ed.id);
+  }
+}
+
 const TESTS = [
   test_rate_limit_error,
   test_webhook_endpoint_crud,
@@ -1483,6 +1541,7 @@ const TESTS = [
   test_connect_event_resend,
   test_money_movement,
   test_onboarding_and_oauth,
+  test_v2_thin_event_destination,
 ];
 
 // ---------------------------------------------------------------------------
