@@ -21,6 +21,9 @@
 //! type of yours. [`WebhookSecrets`] verifies against several secrets at once
 //! (an endpoint's secret being rolled, or several endpoints), and with the
 //! `axum` feature `axum::VerifiedEvent` is an extractor doing all of it.
+//! Thin events (API v2 event destinations) are read with
+//! [`parse_event_notification`], whose [`EventNotification`] gives the
+//! requests that fetch the full event and the related object as its account.
 //!
 //! ```
 //! use switchboard_receiver::{construct_event_at, generate_test_header, Object};
@@ -55,9 +58,14 @@ use sha2::Sha256;
 pub mod axum;
 mod objects;
 mod secrets;
+mod thin;
 
 pub use objects::*;
 pub use secrets::WebhookSecrets;
+pub use thin::{
+    EventNotification, FetchRequest, Reason, ReasonRequest, RelatedObject,
+    parse_event_notification, parse_event_notification_at,
+};
 
 /// The SDKs' default tolerance, in seconds.
 pub const DEFAULT_TOLERANCE: i64 = 300;
@@ -199,7 +207,16 @@ pub(crate) fn parse_event(payload: &[u8]) -> Result<Event, WebhookError> {
     // `event_json` fuzz target).
     let text = std::str::from_utf8(payload)
         .map_err(|e| WebhookError::InvalidPayload(format!("the body is not UTF-8: {e}")))?;
-    serde_json::from_str(text).map_err(|e| WebhookError::InvalidPayload(e.to_string()))
+    serde_json::from_str(text).map_err(|e| {
+        // As the SDKs: say what a thin notification is for, not what it lacks.
+        if text.contains(r#""v2.core.event""#) && !text.contains(r#""data""#) {
+            WebhookError::InvalidPayload(
+                "a thin event notification (v2.core.event): use parse_event_notification".into(),
+            )
+        } else {
+            WebhookError::InvalidPayload(e.to_string())
+        }
+    })
 }
 
 /// Checks a `Stripe-Signature` header; `tolerance <= 0` disables the age check.

@@ -118,7 +118,7 @@ async fn destinations_route_by_events_from_payload_and_mode() {
 }
 
 #[tokio::test]
-async fn thin_payloads_are_v2_notifications_signed_like_v1() {
+async fn thin_payloads_are_v2_notifications_the_receiver_crate_reads() {
     let t = TestNode::start().await;
     let mut rx = Receiver::start().await;
     let (status, ed) = v2(
@@ -128,7 +128,8 @@ async fn thin_payloads_are_v2_notifications_signed_like_v1() {
         "/v2/core/event_destinations",
         json!({
             "name": "thin", "type": "webhook_endpoint", "event_payload": "thin",
-            "enabled_events": ["v1.customer.created"], "webhook_endpoint": {"url": rx.url},
+            "enabled_events": ["v1.customer.created"], "events_from": ["@accounts"],
+            "webhook_endpoint": {"url": rx.url},
             "include": ["webhook_endpoint.signing_secret"],
         }),
     )
@@ -138,19 +139,30 @@ async fn thin_payloads_are_v2_notifications_signed_like_v1() {
         .as_str()
         .unwrap()
         .to_owned();
+    let (_, _, acct) = t
+        .request("POST", "/v1/accounts", Some(TEST_KEY), "type=custom", &[])
+        .await;
+    let acct = acct["id"].as_str().unwrap().to_owned();
     let (_, _, cus) = t
         .request(
             "POST",
             "/v1/customers",
             Some(TEST_KEY),
-            "name=x",
-            &[("Idempotency-Key", "thin-1")],
+            "name=Thin",
+            &[("Idempotency-Key", "thin-1"), ("Stripe-Account", &acct)],
         )
         .await;
     let got = tokio::time::timeout(Duration::from_secs(10), rx.rx.recv())
         .await
         .unwrap()
         .unwrap();
+    let body = got.json();
+    assert!(
+        body.get("data").is_none() && body.get("account").is_none(),
+        "{body:#}"
+    );
+    let created = body["created"].as_str().unwrap();
+    assert!(created.ends_with('Z') && created.len() == 24, "{created}");
     let sig = got
         .headers
         .get("stripe-signature")
@@ -162,35 +174,34 @@ async fn thin_payloads_are_v2_notifications_signed_like_v1() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    switchboard_receiver::verify_header_at(&got.body, &sig, &secret, 300, now)
-        .expect("signed as v1 is");
-    let body = got.json();
-    assert_eq!(body["object"], "v2.core.event");
-    assert_eq!(body["type"], "v1.customer.created");
-    assert_eq!(body["context"], Value::Null);
-    assert_eq!(body["reason"]["request"]["idempotency_key"], "thin-1");
-    assert_eq!(
-        body["related_object"]["url"],
-        format!("/v1/customers/{}", cus["id"].as_str().unwrap())
-    );
-    assert!(
-        body.get("data").is_none() && body.get("account").is_none(),
-        "{body:#}"
-    );
-    let created = body["created"].as_str().unwrap();
-    assert!(created.ends_with('Z') && created.len() == 24, "{created}");
-    // The full event, by the notification's id.
-    let (status, full) = v2(
-        &t,
-        TEST_KEY,
-        "GET",
-        &format!("/v2/core/events/{}", body["id"].as_str().unwrap()),
-        Value::Null,
-    )
-    .await;
+    // Signed as v1 events are; v1's construct_event refuses it, as the SDKs do.
+    assert!(switchboard_receiver::construct_event_at(&got.body, &sig, &secret, 300, now).is_err());
+    let n = switchboard_receiver::parse_event_notification_at(&got.body, &sig, &secret, 300, now)
+        .expect("a verified thin notification");
+    assert_eq!(n.event_type, "v1.customer.created");
+    assert_eq!(n.context.as_deref(), Some(acct.as_str()));
+    let reason = n.reason.as_ref().unwrap().request.as_ref().unwrap();
+    assert_eq!(reason.idempotency_key.as_deref(), Some("thin-1"));
+    // What fetch_event() and fetch_related_object() send, sent.
+    let fetch = |f: switchboard_receiver::FetchRequest| {
+        let t = &t;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                f.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            t.request("GET", &f.path, Some(TEST_KEY), "", &headers)
+                .await
+        }
+    };
+    let (status, _, full) = fetch(n.fetch_event()).await;
     assert_eq!(status, 200, "{full:#}");
-    assert_eq!(full["snapshot_event"], body["id"]);
-    assert_eq!(full["related_object"], body["related_object"]);
+    assert_eq!(
+        (full["id"].as_str(), full["snapshot_event"].as_str()),
+        (Some(n.id.as_str()), Some(n.id.as_str()))
+    );
+    let (status, _, related) = fetch(n.fetch_related_object().unwrap()).await;
+    assert_eq!(status, 200, "{related:#}");
+    assert_eq!(related["id"], cus["id"]);
+    assert_eq!(related["name"], "Thin");
 }
 
 #[tokio::test]
