@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::object::StripeOrdered;
+use crate::object::{StripeOrdered, StripeOrderedMap};
 
 /// An event before it has an id, a creation time and a delivery count.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +83,7 @@ impl EventDraft {
             created: stamp.created,
             data: WireData {
                 object: StripeOrdered(&self.object),
-                previous_attributes: self.previous_attributes.as_ref().map(PreviousOrdered),
+                previous_attributes: self.previous_attributes.as_ref().map(StripeOrderedMap),
             },
             livemode: self.livemode,
             pending_webhooks: stamp.pending_webhooks,
@@ -247,22 +247,7 @@ struct Wire<'a> {
 struct WireData<'a> {
     object: StripeOrdered<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    previous_attributes: Option<PreviousOrdered<'a>>,
-}
-
-struct PreviousOrdered<'a>(&'a Map<String, Value>);
-
-impl serde::Serialize for PreviousOrdered<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut entries: Vec<(&String, &Value)> = self.0.iter().collect();
-        entries.sort_unstable_by(|a, b| crate::object::stripe_key_order(a.0, b.0));
-        let mut m = s.serialize_map(Some(entries.len()))?;
-        for (k, v) in entries {
-            m.serialize_entry(k, &StripeOrdered(v))?;
-        }
-        m.end()
-    }
+    previous_attributes: Option<StripeOrderedMap<'a>>,
 }
 
 #[derive(serde::Serialize)]

@@ -11,7 +11,7 @@ pub fn stripe_order(mut value: Value) -> Value {
 }
 
 /// Stripe's order of an object's keys: `id`, `object`, then alphabetical.
-pub fn stripe_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+fn stripe_key_order(a: &str, b: &str) -> std::cmp::Ordering {
     let rank = |k: &str| match k {
         "id" => 0,
         "object" => 1,
@@ -26,19 +26,27 @@ pub fn stripe_key_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// of the allocations (a response is rendered once per request).
 pub struct StripeOrdered<'a>(pub &'a Value);
 
+/// [`StripeOrdered`] for a map on its own (`data.previous_attributes`).
+pub struct StripeOrderedMap<'a>(pub &'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for StripeOrderedMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut entries: Vec<(&String, &Value)> = self.0.iter().collect();
+        entries.sort_unstable_by(|a, b| stripe_key_order(a.0, b.0));
+        let mut m = s.serialize_map(Some(entries.len()))?;
+        for (k, v) in entries {
+            m.serialize_entry(k, &StripeOrdered(v))?;
+        }
+        m.end()
+    }
+}
+
 impl serde::Serialize for StripeOrdered<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
+        use serde::ser::SerializeSeq;
         match self.0 {
-            Value::Object(map) => {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| stripe_key_order(a.0, b.0));
-                let mut m = s.serialize_map(Some(entries.len()))?;
-                for (k, v) in entries {
-                    m.serialize_entry(k, &StripeOrdered(v))?;
-                }
-                m.end()
-            }
+            Value::Object(map) => StripeOrderedMap(map).serialize(s),
             Value::Array(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for v in items {

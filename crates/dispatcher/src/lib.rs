@@ -219,21 +219,22 @@ pub async fn run(
         }
         // Sleep until the next delivery is due (a retry fires on time, not
         // at the next poll), or a wake-up, or the poll as a fallback.
-        let next_due = store.next_due_ms().await;
-        if matches!(next_due, Ok(None)) || matches!(next_due, Ok(Some(due)) if due > clock.now_ms())
-        {
+        let now = clock.now_ms();
+        let (wait, caught_up) = match store.next_due_ms().await {
+            Ok(Some(due)) if due > now => (
+                Duration::from_millis((due - now) as u64).min(config.poll_interval),
+                true,
+            ),
+            Ok(None) => (config.poll_interval, true),
+            // Due already but not claimed (its endpoint is saturated): the
+            // endpoint's freed slot wakes the loop.
+            _ => (config.poll_interval, false),
+        };
+        if caught_up {
             // Nothing due waits in the store: commits may hand work over again.
             held.backlog
                 .store(false, std::sync::atomic::Ordering::Relaxed);
         }
-        let wait = match next_due {
-            Ok(Some(due)) if due > clock.now_ms() => {
-                Duration::from_millis((due - clock.now_ms()) as u64).min(config.poll_interval)
-            }
-            // Due already but not claimed (its endpoint is saturated): the
-            // endpoint's freed slot wakes the loop.
-            _ => config.poll_interval,
-        };
         let deadline = tokio::time::Instant::now() + wait;
         // Handed deliveries start without a claim: a busy node hands off
         // most of its work and claims only when woken for the rest.

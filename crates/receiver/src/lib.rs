@@ -205,8 +205,7 @@ pub(crate) fn parse_event(payload: &[u8]) -> Result<Event, WebhookError> {
     // JSON is UTF-8, and the SDKs decode the body before parsing it; serde_json
     // alone would let invalid bytes through in fields it skips (found by the
     // `event_json` fuzz target).
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| WebhookError::InvalidPayload(format!("the body is not UTF-8: {e}")))?;
+    let text = utf8(payload)?;
     serde_json::from_str(text).map_err(|e| {
         // As the SDKs: say what a thin notification is for, not what it lacks.
         if text.contains(r#""v2.core.event""#) && !text.contains(r#""data""#) {
@@ -217,6 +216,13 @@ pub(crate) fn parse_event(payload: &[u8]) -> Result<Event, WebhookError> {
             WebhookError::InvalidPayload(e.to_string())
         }
     })
+}
+
+/// The body as text: JSON is UTF-8, and the SDKs decode the body before
+/// parsing it.
+pub(crate) fn utf8(payload: &[u8]) -> Result<&str, WebhookError> {
+    std::str::from_utf8(payload)
+        .map_err(|e| WebhookError::InvalidPayload(format!("the body is not UTF-8: {e}")))
 }
 
 /// Checks a `Stripe-Signature` header; `tolerance <= 0` disables the age check.

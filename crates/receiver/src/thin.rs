@@ -141,8 +141,7 @@ pub fn parse_event_notification_at(
     now: i64,
 ) -> Result<EventNotification, WebhookError> {
     verify_header_at(payload, signature_header, secret, tolerance, now)?;
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| WebhookError::InvalidPayload(format!("the body is not UTF-8: {e}")))?;
+    let text = crate::utf8(payload)?;
     #[derive(Deserialize)]
     struct Kind<'a> {
         #[serde(default, borrow)]

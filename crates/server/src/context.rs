@@ -608,11 +608,7 @@ impl Ctx {
     /// [`Ctx::commit`] answering with the object `id` that `change` writes
     /// (a create's new object), without a copy of it for the answer.
     pub async fn commit_staged(&self, change: Change, id: &str) -> Result<Response, ApiError> {
-        let staged = change.writes.iter().find_map(|w| match w {
-            switchboard_store::Write::Object(o) if o.object.id == id => Some(&o.object.data),
-            _ => None,
-        });
-        let Some(data) = staged else {
+        let Some(data) = change.staged(id).map(|o| &o.data) else {
             return Err(ApiError::Internal(format!("{id} is not in the change")));
         };
         let body = self.answer(&change, data).await?;

@@ -41,27 +41,24 @@ pub(crate) struct RouteEntry {
 }
 
 impl RouteEntry {
-    /// Whether a destination's stored JSON asks for thin payloads.
-    pub fn thin(destination: Option<&str>) -> bool {
-        destination
-            .and_then(|d| serde_json::from_str::<Destination>(d).ok())
-            .is_some_and(|d| d.event_payload == EventPayload::Thin)
-    }
-
-    /// From the endpoint's `kind` column, `connect` flag and (for a
-    /// destination) its stored `destination` JSON.
-    pub fn audience(kind: &str, connect: bool, destination: Option<&str>) -> Audience {
-        let from = destination
-            .and_then(|d| serde_json::from_str::<Destination>(d).ok())
-            .map(|d| (d.from_self, d.from_accounts));
-        match (kind, connect, from) {
+    /// Whose events an endpoint hears, and whether as thin events, from its
+    /// `kind` column, `connect` flag and (for a destination) its stored
+    /// `destination` JSON, read once.
+    pub fn audience(kind: &str, connect: bool, destination: Option<&str>) -> (Audience, bool) {
+        let d = destination.and_then(|d| serde_json::from_str::<Destination>(d).ok());
+        let thin = d
+            .as_ref()
+            .is_some_and(|d| d.event_payload == EventPayload::Thin);
+        let from = d.map(|d| (d.from_self, d.from_accounts));
+        let audience = match (kind, connect, from) {
             ("listener", _, _) => Audience::Listener,
             ("destination", _, Some((true, true))) => Audience::Everyone,
             ("destination", _, Some((false, true))) => Audience::Connect,
             ("destination", _, _) => Audience::Platform,
             (_, true, _) => Audience::Connect,
             (_, false, _) => Audience::Platform,
-        }
+        };
+        (audience, thin)
     }
 }
 
@@ -323,8 +320,12 @@ async fn insert_event<T: Tx>(
         account: draft.account.as_deref(),
         event_type: &draft.event_type,
     };
-    // Thin destinations name v1 events `v1.<type>`.
-    let thin_type = draft.thin_type();
+    // Thin destinations name v1 events `v1.<type>` (named only if one is there).
+    let thin_type = if table.iter().any(|e| e.thin) {
+        draft.thin_type()
+    } else {
+        String::new()
+    };
     let thin_route = EventRoute {
         event_type: &thin_type,
         ..route

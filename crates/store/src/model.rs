@@ -257,6 +257,24 @@ pub struct Change {
     pub idempotency: Option<IdempotencyRecord>,
 }
 
+impl Change {
+    /// The object `id` this change writes, if it does.
+    pub fn staged(&self, id: &str) -> Option<&StoredObject> {
+        self.writes.iter().find_map(|w| match w {
+            Write::Object(o) if o.object.id == id => Some(&o.object),
+            _ => None,
+        })
+    }
+
+    /// [`Change::staged`], to amend in place.
+    pub fn staged_mut(&mut self, id: &str) -> Option<&mut StoredObject> {
+        self.writes.iter_mut().find_map(|w| match w {
+            Write::Object(o) if o.object.id == id => Some(&mut o.object),
+            _ => None,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Write {
     Object(ObjectWrite),

@@ -400,7 +400,10 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         )
         .await
         .map_err(|e| v2::cursor_error(e.into()))?;
-    let extra = v2::indexed("include", &include);
+    let mut extra = switchboard_core::form::Map::new();
+    if !include.is_empty() {
+        extra.insert("include".into(), v2::list(&include));
+    }
     let body = v2::list_json(
         PATH,
         &page,

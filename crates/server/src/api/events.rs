@@ -10,7 +10,7 @@ use super::{cursor_param, list_json, page_request};
 use crate::context::{Ctx, Path};
 use crate::error::ApiError;
 
-const MAX_TYPES: usize = 20;
+pub(super) const MAX_TYPES: usize = 20;
 
 /// The stored event with its *current* `pending_webhooks` (deliveries carry
 /// the value at creation; the API shows how many are still outstanding).
@@ -35,6 +35,23 @@ pub async fn retrieve(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, 
     ctx.respond(render(&load(&ctx, &id).await?)).await
 }
 
+/// One bound of `created` (`created[gt]`…), or the error naming an unknown one.
+pub(super) fn set_created(f: &mut EventFilter, op: &str, t: i64) -> Result<(), ApiError> {
+    let bound = match op {
+        "gt" => &mut f.created_gt,
+        "gte" => &mut f.created_gte,
+        "lt" => &mut f.created_lt,
+        "lte" => &mut f.created_lte,
+        other => {
+            return Err(ApiError::Param(
+                switchboard_core::form::ParamError::unknown(format!("created[{other}]")),
+            ));
+        }
+    };
+    *bound = Some(t);
+    Ok(())
+}
+
 fn created_filter(ctx: &mut Ctx, f: &mut EventFilter) -> Result<(), ApiError> {
     let bad = |v: &str| ApiError::invalid("created", format!("Invalid integer: {v}"));
     match ctx.params.take("created") {
@@ -55,19 +72,7 @@ fn created_filter(ctx: &mut Ctx, f: &mut EventFilter) -> Result<(), ApiError> {
                 let t: i64 = s.parse().map_err(|_| {
                     ApiError::invalid(&format!("created[{op}]"), format!("Invalid integer: {s}"))
                 })?;
-                match op.as_str() {
-                    "gt" => f.created_gt = Some(t),
-                    "gte" => f.created_gte = Some(t),
-                    "lt" => f.created_lt = Some(t),
-                    "lte" => f.created_lte = Some(t),
-                    other => {
-                        return Err(ApiError::Param(
-                            switchboard_core::form::ParamError::unknown(format!(
-                                "created[{other}]"
-                            )),
-                        ));
-                    }
-                }
+                set_created(f, &op, t)?;
             }
         }
         Some(FormValue::List(_)) => {

@@ -5,7 +5,7 @@
 
 use axum::response::Response;
 use serde_json::{Value, json};
-use switchboard_core::{catalog, rfc3339};
+use switchboard_core::{catalog, form, rfc3339};
 use switchboard_store::{EventFilter, EventRecord};
 
 use super::v2;
@@ -13,8 +13,7 @@ use crate::context::{Ctx, Path};
 use crate::error::ApiError;
 
 const PATH: &str = "/v2/core/events";
-/// Most `types` one list may name, as on Stripe.
-const MAX_TYPES: usize = 20;
+use super::events::MAX_TYPES;
 
 /// The full v2 event: the thin notification's fields, plus `changes`
 /// (before and after of the fields an update changed) and the snapshot
@@ -87,25 +86,24 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
         object_id: object_id.clone(),
         ..Default::default()
     };
-    let mut extra = v2::indexed("types", &types);
+    let mut extra = form::Map::new();
+    if !types.is_empty() {
+        extra.insert("types".into(), v2::list(&types));
+    }
     if let Some(o) = &object_id {
-        extra.push(("object_id".into(), o.clone()));
+        extra.insert("object_id".into(), form::Value::Str(o.clone()));
     }
     if let Some(mut created) = ctx.params.nested("created")?.flatten() {
+        let mut echoed = form::Map::new();
         for op in ["gt", "gte", "lt", "lte"] {
             let Some(text) = created.string(op)? else {
                 continue;
             };
-            let secs = Some(created_bound(op, &text)?);
-            match op {
-                "gt" => filter.created_gt = secs,
-                "gte" => filter.created_gte = secs,
-                "lt" => filter.created_lt = secs,
-                _ => filter.created_lte = secs,
-            }
-            extra.push((format!("created[{op}]"), text));
+            super::events::set_created(&mut filter, op, created_bound(op, &text)?)?;
+            echoed.insert(op.into(), form::Value::Str(text));
         }
         created.finish()?;
+        extra.insert("created".into(), form::Value::Map(echoed));
     }
     ctx.finish_params()?;
     let found = ctx

@@ -34,20 +34,27 @@ pub mod v2;
 pub mod webhook_endpoints;
 
 use serde_json::{Value, json};
+use switchboard_core::form::Params;
 use switchboard_store::{Page, PageRequest};
 
 use crate::context::Ctx;
 use crate::error::ApiError;
 
-/// `limit`, `starting_after` and `ending_before`.
-pub fn page_request(ctx: &mut Ctx) -> Result<PageRequest, ApiError> {
-    let limit = ctx.params.int("limit")?.unwrap_or(10);
+/// A list's `limit`: 1–100, `default` when absent.
+pub fn limit(params: &mut Params, default: i64) -> Result<usize, ApiError> {
+    let limit = params.int("limit")?.unwrap_or(default);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid(
             "limit",
             format!("Invalid limit: must be between 1 and 100, got {limit}"),
         ));
     }
+    Ok(limit as usize)
+}
+
+/// `limit`, `starting_after` and `ending_before`.
+pub fn page_request(ctx: &mut Ctx) -> Result<PageRequest, ApiError> {
+    let limit = limit(&mut ctx.params, 10)?;
     let starting_after = ctx
         .params
         .string("starting_after")?
@@ -63,7 +70,7 @@ pub fn page_request(ctx: &mut Ctx) -> Result<PageRequest, ApiError> {
         ));
     }
     Ok(PageRequest {
-        limit: limit as usize,
+        limit,
         starting_after,
         ending_before,
         filters: Vec::new(),
@@ -82,19 +89,22 @@ pub fn list_json<T>(url: &str, page: Page<T>, render: impl Fn(T) -> Value) -> Va
 
 /// Maps a store cursor miss to the parameter the caller used.
 pub fn cursor_param(page: &PageRequest, e: ApiError) -> ApiError {
+    let param = if page.ending_before.is_some() {
+        "ending_before"
+    } else {
+        "starting_after"
+    };
+    cursor_named(param, e)
+}
+
+/// A store cursor miss (`resource_missing`) as an error of `param`.
+pub fn cursor_named(param: &str, e: ApiError) -> ApiError {
     match e {
         ApiError::InvalidRequest { message, code, .. } if code == Some("resource_missing") => {
             ApiError::InvalidRequest {
                 message,
                 code,
-                param: Some(
-                    if page.ending_before.is_some() {
-                        "ending_before"
-                    } else {
-                        "starting_after"
-                    }
-                    .into(),
-                ),
+                param: Some(param.into()),
             }
         }
         other => other,

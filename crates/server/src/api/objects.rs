@@ -56,10 +56,7 @@ pub async fn load(
 /// PaymentMethod made from a test alias, a new balance transaction), so a
 /// later step of the same request reads or amends it in place.
 pub fn staged<'a>(change: &'a mut Change, id: &str) -> Option<&'a mut StoredObject> {
-    change.writes.iter_mut().find_map(|w| match w {
-        Write::Object(o) if o.object.id == id => Some(&mut o.object),
-        _ => None,
-    })
+    change.staged_mut(id)
 }
 
 pub fn insert(scope: &Scope, kind: &str, id: &str, created: i64, data: Value) -> Write {

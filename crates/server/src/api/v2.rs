@@ -4,7 +4,7 @@
 //! it without resending their own parameters.
 
 use serde_json::{Value, json};
-use switchboard_core::form::Params;
+use switchboard_core::form::{self, Params};
 use switchboard_store::{Page, PageRequest};
 
 use crate::error::ApiError;
@@ -15,15 +15,8 @@ const BEFORE: &str = "before_";
 
 /// `limit` (1–100, default 20) and `page` (a token from a page URL).
 pub fn page_request(params: &mut Params) -> Result<PageRequest, ApiError> {
-    let limit = params.int("limit")?.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("Invalid limit: must be between 1 and 100, got {limit}"),
-        ));
-    }
     let mut page = PageRequest {
-        limit: limit as usize,
+        limit: super::limit(params, 20)?,
         starting_after: None,
         ending_before: None,
         filters: Vec::new(),
@@ -47,25 +40,16 @@ pub fn page_request(params: &mut Params) -> Result<PageRequest, ApiError> {
 
 /// A page token naming an object that is gone.
 pub fn cursor_error(e: ApiError) -> ApiError {
-    match e {
-        ApiError::InvalidRequest { message, code, .. } if code == Some("resource_missing") => {
-            ApiError::InvalidRequest {
-                message,
-                code,
-                param: Some("page".into()),
-            }
-        }
-        other => other,
-    }
+    super::cursor_named("page", e)
 }
 
-/// The list body. `extra` are the list's own parameters (`types[0]`,
-/// `created[gte]`), repeated in the page URLs; `id_of` names an item (for
-/// the tokens).
+/// The list body. `extra` are the list's own parameters (`types`,
+/// `created[gte]`), repeated in the page URLs as the SDKs spell them
+/// (`types[0]=…`); `id_of` names an item (for the tokens).
 pub fn list_json<T>(
     path: &str,
     request: &PageRequest,
-    extra: &[(String, String)],
+    extra: &form::Map,
     page: Page<T>,
     render: impl Fn(T) -> Value,
     id_of: impl Fn(&T) -> String,
@@ -81,16 +65,10 @@ pub fn list_json<T>(
         )
     };
     let url = |token: String| {
-        let mut query = vec![
-            ("limit".to_owned(), request.limit.to_string()),
-            ("page".to_owned(), token),
-        ];
-        query.extend(extra.iter().cloned());
-        let encoded: Vec<String> = query
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        format!("{path}?{}", encoded.join("&"))
+        let mut query = extra.clone();
+        query.insert("limit".into(), form::Value::Str(request.limit.to_string()));
+        query.insert("page".into(), form::Value::Str(token));
+        format!("{path}?{}", form::encode(&query))
     };
     json!({
         "data": page.data.into_iter().map(render).collect::<Vec<_>>(),
@@ -99,25 +77,7 @@ pub fn list_json<T>(
     })
 }
 
-/// A list parameter as the SDKs spell it in a query: `name[0]=…&name[1]=…`.
-pub fn indexed(name: &str, values: &[String]) -> Vec<(String, String)> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (format!("{name}[{i}]"), v.clone()))
-        .collect()
-}
-
-/// Percent-encodes a query component (brackets kept, as the SDKs send them).
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'[' | b']' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+/// A list of strings as a query parameter.
+pub fn list(values: &[String]) -> form::Value {
+    form::Value::List(values.iter().cloned().map(form::Value::Str).collect())
 }

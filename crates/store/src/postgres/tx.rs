@@ -366,17 +366,18 @@ impl Tx for PgTx<'_> {
         let mut table = Vec::with_capacity(rows.len());
         for r in &rows {
             let events: String = get(r, 4)?;
+            let (audience, thin) = RouteEntry::audience(get(r, 5)?, get(r, 2)?, get(r, 10)?);
             table.push(RouteEntry {
                 seq: get(r, 0)?,
                 livemode: get(r, 1)?,
-                audience: RouteEntry::audience(get(r, 5)?, get(r, 2)?, get(r, 10)?),
+                audience,
                 enabled: get(r, 3)?,
                 enabled_events: serde_json::from_str(&events).unwrap_or_default(),
                 id: get(r, 6)?,
                 url: get(r, 7)?,
                 secrets: engine::parse_secrets(get(r, 8)?, self.sealed).ok(),
                 chaos: get(r, 9)?,
-                thin: RouteEntry::thin(get(r, 10)?),
+                thin,
             });
         }
         let table = Arc::new(table);

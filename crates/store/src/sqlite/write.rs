@@ -654,21 +654,22 @@ impl Tx for SqliteTx<'_> {
             .query_map([platform], |r| {
                 let events: String = r.get(4)?;
                 let secrets = engine::parse_secrets(r.get_ref(8)?.as_str()?, sealed).ok();
+                let (audience, thin) = RouteEntry::audience(
+                    r.get_ref(5)?.as_str()?,
+                    r.get(2)?,
+                    r.get_ref(10)?.as_str_or_null()?,
+                );
                 Ok(RouteEntry {
                     seq: r.get(0)?,
                     livemode: r.get(1)?,
-                    audience: RouteEntry::audience(
-                        r.get_ref(5)?.as_str()?,
-                        r.get(2)?,
-                        r.get_ref(10)?.as_str_or_null()?,
-                    ),
+                    audience,
                     enabled: r.get(3)?,
                     enabled_events: serde_json::from_str(&events).unwrap_or_default(),
                     id: r.get(6)?,
                     url: r.get(7)?,
                     secrets,
                     chaos: r.get(9)?,
-                    thin: RouteEntry::thin(r.get_ref(10)?.as_str_or_null()?),
+                    thin,
                 })
             })
             .map_err(backend)?;
