@@ -197,22 +197,64 @@ async fn free_unused_keys(State(state): State<AppState>, mut req: Request, next:
 /// otherwise see the connection reset instead of the error.
 async fn read_body_first(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+    match read_limited(body, state.config.max_body_bytes).await {
         Ok(bytes) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
-        Err(_) => {
-            // The rest of the body stays unread, so the connection cannot be
-            // reused: say so, or a client's next request on it would fail.
+        Err(drained) => {
             let mut resp = ApiError::BodyTooLarge(state.config.max_body_bytes).into_response();
-            resp.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                HeaderValue::from_static("close"),
-            );
+            if !drained {
+                // The rest of the body stays unread, so the connection
+                // cannot be reused: say so, or a client's next request on
+                // it would fail.
+                resp.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    HeaderValue::from_static("close"),
+                );
+            }
             resp
         }
     }
+}
+
+/// How much of an oversized body is still read (and dropped) so its sender
+/// gets the 413 rather than a connection reset mid-upload, the way nginx
+/// lingers; past this, or past [`DRAIN_TIME`], the connection is closed.
+const DRAIN_BYTES: usize = 16 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The body if it fits in `limit`; otherwise whether the rest was drained.
+async fn read_limited(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, bool> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(false) };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > limit {
+            let drain = async {
+                let mut seen = buf.len() + data.len();
+                while let Some(frame) = body.frame().await {
+                    let Ok(frame) = frame else { return false };
+                    if let Some(data) = frame.data_ref() {
+                        seen += data.len();
+                        if seen > DRAIN_BYTES {
+                            return false;
+                        }
+                    }
+                }
+                true
+            };
+            return Err(tokio::time::timeout(DRAIN_TIME, drain)
+                .await
+                .unwrap_or(false));
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
 }
 
 /// With `--check-schema`, every `/v1` JSON response is held to Stripe's schema.

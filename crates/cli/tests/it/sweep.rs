@@ -182,7 +182,9 @@ async fn malformed_requests_to_every_route_get_a_stripe_4xx() {
         assert_eq!(status, 401, "key {key:?}: {json}");
         sent += 1;
     }
-    let (status, _, json) = t
+    // The oversized body is drained, so the sender reads the 413 (not a
+    // reset mid-upload) and the connection stays usable.
+    let (status, headers, json) = t
         .request(
             "POST",
             "/v1/customers",
@@ -192,6 +194,8 @@ async fn malformed_requests_to_every_route_get_a_stripe_4xx() {
         )
         .await;
     assert_eq!(status, 413, "{json}");
+    assert_eq!(json["error"]["type"], "invalid_request_error", "{json}");
+    assert!(headers.get("connection").is_none(), "{headers:?}");
     // Header injection and broken HTTP, on raw sockets (clients refuse to
     // send these): refused by the HTTP layer with a 4xx, the server unharmed.
     let addr = t.base.trim_start_matches("http://").to_owned();
