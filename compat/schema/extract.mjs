@@ -31,6 +31,7 @@ const ROOTS = [
   'PaymentIntent', 'PaymentMethod', 'SetupIntent', 'Charge', 'Refund', 'Dispute', 'Payout',
   'Balance', 'BalanceTransaction', 'Transfer', 'TransferReversal', 'ApplicationFee', 'FeeRefund',
   'Application', 'Topup', 'Token', 'EventBase', 'WebhookEndpoint', 'DeletedWebhookEndpoint',
+  'V2.Core.Account', 'V2.Core.AccountPerson', 'V2.Core.AccountLink', 'V2.Core.EventDestination', 'V2.Core.EventBase',
 ];
 
 function walk(dir) {

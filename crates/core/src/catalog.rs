@@ -27,6 +27,36 @@ pub fn is_event_type(name: &str) -> bool {
     set().contains(name)
 }
 
+/// The API v2 event types Switchboard emits (thin only, with Accounts v2;
+/// the `V2Core*EventNotification` classes of stripe-python 16.1.0).
+pub const V2_EVENT_TYPES: &[&str] = &[
+    "v2.core.account.created",
+    "v2.core.account.updated",
+    "v2.core.account.closed",
+    "v2.core.account[requirements].updated",
+    "v2.core.account[identity].updated",
+    "v2.core.account[defaults].updated",
+    "v2.core.account[configuration.customer].updated",
+    "v2.core.account[configuration.merchant].updated",
+    "v2.core.account[configuration.recipient].updated",
+    "v2.core.account[configuration.customer].capability_status_updated",
+    "v2.core.account[configuration.merchant].capability_status_updated",
+    "v2.core.account[configuration.recipient].capability_status_updated",
+    "v2.core.account_person.created",
+    "v2.core.account_person.updated",
+    "v2.core.account_person.deleted",
+    "v2.core.account_link.returned",
+    "v2.core.event_destination.ping",
+];
+
+/// A thin event type: `v1.<type>` of a v1 event, or a v2 event type.
+pub fn is_thin_event_type(name: &str) -> bool {
+    match name.strip_prefix("v1.") {
+        Some(v1) => is_event_type(v1),
+        None => V2_EVENT_TYPES.contains(&name),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

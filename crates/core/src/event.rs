@@ -20,6 +20,8 @@ pub struct EventDraft {
     /// The connected account the event happened on.
     pub account: Option<String>,
     pub request: RequestInfo,
+    /// An API v2 event's own `data` (`v2.core.account_link.returned`).
+    pub data: Option<Value>,
 }
 
 /// The API request that caused an event (`null` id for automatic events).
@@ -39,8 +41,20 @@ pub struct EventStamp<'a> {
 }
 
 impl EventDraft {
-    /// The event as a JSON value, keys in Stripe's order.
+    /// An API v2 event (`v2.core.account.created`, …): it exists only as a
+    /// thin event, so only thin destinations hear it; `object` is what it
+    /// is about (its `related_object`, `null` for none) and
+    /// `previous_attributes` the `changes.before` of an update.
+    pub fn is_v2(&self) -> bool {
+        self.event_type.starts_with("v2.")
+    }
+
+    /// The event as a JSON value, keys in Stripe's order; a v2 event as
+    /// `GET /v2/core/events/{id}` answers it.
     pub fn to_value(&self, stamp: EventStamp<'_>) -> Value {
+        if self.is_v2() {
+            return self.v2_value(stamp, true);
+        }
         let mut map = Map::new();
         map.insert("id".into(), stamp.id.into());
         map.insert("object".into(), "event".into());
@@ -75,6 +89,10 @@ impl EventDraft {
     /// `to_value` pretty-printed, serialized from borrows (no copy of the
     /// object's tree; a test holds the two equal).
     pub fn render(&self, stamp: EventStamp<'_>) -> Vec<u8> {
+        if self.is_v2() {
+            return serde_json::to_vec_pretty(&self.v2_value(stamp, true))
+                .expect("JSON values always serialize");
+        }
         let wire = Wire {
             id: stamp.id,
             object: "event",
@@ -100,16 +118,81 @@ impl EventDraft {
 }
 
 impl EventDraft {
-    /// The event's type as a thin (API v2) event: `v1.<type>`.
+    /// The event's type as a thin (API v2) event: `v1.<type>` for a v1
+    /// event, a v2 event's own type.
     pub fn thin_type(&self) -> String {
+        if self.is_v2() {
+            return self.event_type.clone();
+        }
         format!("v1.{}", self.event_type)
     }
 
     /// The `v2.core.event` an event destination with thin payloads gets
     /// for this event (see [`thin_of`]).
     pub fn render_thin(&self, stamp: EventStamp<'_>) -> Vec<u8> {
-        serde_json::to_vec_pretty(&thin_of(&self.to_value(stamp)))
-            .expect("JSON values always serialize")
+        let thin = if self.is_v2() {
+            self.v2_value(stamp, false)
+        } else {
+            thin_of(&self.to_value(stamp))
+        };
+        serde_json::to_vec_pretty(&thin).expect("JSON values always serialize")
+    }
+
+    /// A v2 event, with its fetched attributes (`data`, `changes`) when
+    /// `full`, without them as its thin notification.
+    fn v2_value(&self, stamp: EventStamp<'_>, full: bool) -> Value {
+        let mut map = Map::new();
+        map.insert("id".into(), stamp.id.into());
+        map.insert("object".into(), "v2.core.event".into());
+        if full {
+            let changes = match &self.previous_attributes {
+                Some(before) => {
+                    let after: Map<String, Value> = before
+                        .keys()
+                        .map(|k| {
+                            (
+                                k.clone(),
+                                self.object.get(k).cloned().unwrap_or(Value::Null),
+                            )
+                        })
+                        .collect();
+                    json!({"before": before, "after": after})
+                }
+                None if self.event_type.ends_with(".created") => {
+                    json!({"before": null, "after": self.object})
+                }
+                None => Value::Null,
+            };
+            if !changes.is_null() {
+                map.insert("changes".into(), changes);
+            }
+        }
+        // Optional, not nullable, in the SDKs' types: absent for the
+        // platform's own events.
+        if let Some(account) = &self.account {
+            map.insert("context".into(), account.clone().into());
+        }
+        map.insert(
+            "created".into(),
+            crate::rfc3339::format_ms(stamp.created * 1000).into(),
+        );
+        if full && let Some(data) = &self.data {
+            map.insert("data".into(), data.clone());
+        }
+        map.insert("livemode".into(), self.livemode.into());
+        let reason = match &self.request.id {
+            Some(id) => json!({
+                "type": "request",
+                "request": {"id": id, "idempotency_key": self.request.idempotency_key},
+            }),
+            None => Value::Null,
+        };
+        map.insert("reason".into(), reason);
+        if let Some(r) = related_object(&self.object, self.account.as_deref()) {
+            map.insert("related_object".into(), r.to_value());
+        }
+        map.insert("type".into(), self.event_type.clone().into());
+        Value::Object(map)
     }
 }
 
@@ -123,7 +206,9 @@ pub fn thin_of(v1: &Value) -> Value {
     let mut map = Map::new();
     map.insert("id".into(), v1["id"].clone());
     map.insert("object".into(), "v2.core.event".into());
-    map.insert("context".into(), account.into());
+    if let Some(account) = account {
+        map.insert("context".into(), account.into());
+    }
     let created = v1["created"].as_i64().unwrap_or_default();
     map.insert(
         "created".into(),
@@ -179,6 +264,10 @@ pub fn related_object(object: &Value, account: Option<&str>) -> Option<RelatedOb
         .or(account)
         .unwrap_or_default();
     let (path, id) = match (kind, id) {
+        ("v2.core.account", Some(id)) => (format!("/v2/core/accounts/{id}"), Some(id)),
+        ("v2.core.account_person", Some(id)) => {
+            (format!("/v2/core/accounts/{owner}/persons/{id}"), Some(id))
+        }
         ("balance", _) => ("/v1/balance".to_owned(), None),
         (_, None) => return None,
         ("person", Some(id)) => (format!("/v1/accounts/{owner}/persons/{id}"), Some(id)),
@@ -271,6 +360,7 @@ mod tests {
                 id: Some("req_1".into()),
                 idempotency_key: None,
             },
+            data: None,
         }
     }
 

@@ -231,7 +231,9 @@ impl Schema {
 
     fn check_object(&self, value: &Value, path: &str, errs: &mut Vec<String>) {
         let object = value.get("object").and_then(Value::as_str).unwrap_or("");
-        if object == "list" || object == "search_result" {
+        // An API v2 list: `{data, next_page_url, previous_page_url}`.
+        let v2_list = object.is_empty() && value.get("next_page_url").is_some();
+        if object == "list" || object == "search_result" || v2_list {
             let Some(items) = value.get("data").and_then(Value::as_array) else {
                 errs.push(format!("{path}: list without data"));
                 return;
@@ -239,6 +241,28 @@ impl Schema {
             for (i, item) in items.iter().enumerate() {
                 self.check_object(item, &format!("{path}data[{i}]."), errs);
             }
+            return;
+        }
+        // API v2 answers a delete with `{id, object}` (its DeletedObject).
+        if object.starts_with("v2.") && value.as_object().is_some_and(|m| m.len() == 2) {
+            if value.get("id").and_then(Value::as_str).is_none() {
+                errs.push(format!("{path}id: a v2 deleted object without an id"));
+            }
+            return;
+        }
+        // A v2 event: its type's own fields (`related_object`, `data`) are
+        // declared per event type; the rest is EventBase.
+        if object == "v2.core.event"
+            && let Some(m) = value.as_object()
+        {
+            let mut base = m.clone();
+            if let Some(r) = base.remove("related_object")
+                && !(r["type"].is_string() && r["url"].is_string())
+            {
+                errs.push(format!("{path}related_object: {r} lacks type or url"));
+            }
+            base.remove("data");
+            self.check_type("V2.Core.EventBase", &Value::Object(base), path, errs);
             return;
         }
         let deleted = value.get("deleted") == Some(&Value::Bool(true));

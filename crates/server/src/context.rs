@@ -569,6 +569,7 @@ impl Ctx {
                     id: (!self.request_id.is_empty()).then(|| self.request_id.clone()),
                     idempotency_key: self.idempotency.as_ref().map(|(k, _)| k.clone()),
                 },
+                data: None,
             },
         };
         if self.state.config.check_schema {

@@ -122,6 +122,8 @@ pub fn router(state: AppState) -> Router {
         .merge(webhook_endpoints::routes())
         .merge(event_destinations::routes())
         .merge(events_v2::routes())
+        .merge(accounts_v2::routes())
+        .merge(account_persons_v2::routes())
         .merge(customers::routes())
         .merge(accounts::routes())
         .merge(account_links::routes())
@@ -257,11 +259,11 @@ async fn read_limited(body: axum::body::Body, limit: usize) -> Result<bytes::Byt
     Ok(buf.freeze())
 }
 
-/// With `--check-schema`, every `/v1` JSON response is held to Stripe's schema.
+/// With `--check-schema`, every `/v1` and `/v2` JSON response is held to Stripe's schema.
 async fn schema_audit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    if !state.config.check_schema || !path.starts_with("/v1/") || path.starts_with("/v1/stripecli/")
-    {
+    let api = path.starts_with("/v1/") || path.starts_with("/v2/");
+    if !state.config.check_schema || !api || path.starts_with("/v1/stripecli/") {
         return next.run(req).await;
     }
     let what = format!("{} {path}", req.method());

@@ -333,15 +333,17 @@ async fn insert_event<T: Tx>(
     let targets: Vec<&RouteEntry> = table
         .iter()
         .filter(|e| {
-            routing::receives(
-                &EndpointRoute {
-                    livemode: e.livemode,
-                    audience: e.audience,
-                    enabled: e.enabled,
-                    enabled_events: &e.enabled_events,
-                },
-                if e.thin { &thin_route } else { &route },
-            )
+            // A v2 event exists only as a thin event.
+            (e.thin || !draft.is_v2())
+                && routing::receives(
+                    &EndpointRoute {
+                        livemode: e.livemode,
+                        audience: e.audience,
+                        enabled: e.enabled,
+                        enabled_events: &e.enabled_events,
+                    },
+                    if e.thin { &thin_route } else { &route },
+                )
         })
         .collect();
     let pending = targets.len() as i64;
@@ -539,8 +541,11 @@ pub(crate) enum EventCond<'a> {
     Created(&'static str, i64),
     /// Every endpoint has it (`pending_webhooks = 0`), or not.
     Delivered(bool),
-    /// `data.object.id` of the payload is this.
+    /// `data.object.id` of the payload is this (`related_object.id` for a
+    /// v2 event).
     ObjectId(&'a str),
+    /// `type LIKE 'v2.%'`, or not.
+    V2(bool),
 }
 
 /// The conditions a filter of `/v1/events` asks for.
@@ -570,6 +575,9 @@ pub(crate) fn event_conditions(f: &EventFilter) -> Vec<EventCond<'_>> {
     }
     if let Some(id) = &f.object_id {
         conds.push(EventCond::ObjectId(id));
+    }
+    if let Some(v2) = f.v2 {
+        conds.push(EventCond::V2(v2));
     }
     conds
 }

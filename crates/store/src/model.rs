@@ -159,6 +159,8 @@ pub struct EventFilter {
     pub delivery_success: Option<bool>,
     /// Events about this object (its `data.object.id`; API v2's `object_id`).
     pub object_id: Option<String>,
+    /// Only API v2 events (`v2.*`, `Some(true)`) or only v1 ones.
+    pub v2: Option<bool>,
 }
 
 #[derive(Debug, Clone)]

@@ -343,6 +343,7 @@ fn event(id: &str) -> NewEvent {
             livemode: false,
             account: None,
             request: RequestInfo::default(),
+            data: None,
         },
     }
 }

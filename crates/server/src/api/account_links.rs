@@ -42,7 +42,7 @@ fn url_param(ctx: &mut Ctx, name: &str) -> Result<Option<String>, ApiError> {
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
-    let scope = platform_only(&ctx, "account links")?;
+    platform_only(&ctx, "account links")?;
     let account = ctx.params.required_string("account")?;
     let kind = ctx.params.required_string("type")?;
     if !["account_onboarding", "account_update"].contains(&kind.as_str()) {
@@ -79,25 +79,48 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             "You can only create `account_update` links for accounts where your platform collects requirements (Custom accounts); use `account_onboarding`.",
         ));
     }
+    let link = objects::build("account_link", json!({"object": "account_link"}));
+    let (link, change) = open(
+        &ctx,
+        link,
+        &account,
+        &kind,
+        (refresh_url, return_url),
+        Value::Null,
+    );
+    ctx.commit(change, &link).await
+}
+
+/// A new link (`link`, given its `created`, `expires_at` and `url`) onto
+/// the onboarding page, and the change that stores it; `v2` is what an
+/// Accounts v2 link reports in `v2.core.account_link.returned`.
+pub fn open(
+    ctx: &Ctx,
+    mut link: Value,
+    account: &str,
+    kind: &str,
+    (refresh_url, return_url): (Option<String>, Option<String>),
+    v2: Value,
+) -> (Value, switchboard_store::Change) {
     let now = ctx.now();
     let token = ids::generate_secret(TOKEN, &mut rand::rng());
-    let link = objects::build(
-        "account_link",
-        json!({
-            "object": "account_link", "created": now, "expires_at": now + LINK_SECONDS,
-            "url": crate::pages::onboarding_url(&ctx, &token),
-        }),
-    );
+    link["created"] = now.into();
+    link["expires_at"] = (now + LINK_SECONDS).into();
+    link["url"] = crate::pages::onboarding_url(ctx, &token).into();
     let mut stored = link.clone();
     stored[PRIVATE] = json!({
         "account": account, "type": kind, "refresh_url": refresh_url, "return_url": return_url,
-        "session": null, "opened_at": null, "completed": false,
+        "session": null, "opened_at": null, "completed": false, "v2": v2,
     });
     let mut change = ctx.change();
-    change
-        .writes
-        .push(objects::insert(&scope, KIND, &token, now, stored));
-    ctx.commit(change, &link).await
+    change.writes.push(objects::insert(
+        &platform_scope(ctx),
+        KIND,
+        &token,
+        now,
+        stored,
+    ));
+    (link, change)
 }
 
 /// What opening a link finds.
@@ -373,6 +396,16 @@ pub async fn submit(
                 .writes
                 .push(objects::replace(&platform_scope(ctx), acct));
         }
+        // An Accounts v2 link tells the platform its user came back.
+        let v2 = &link.data[PRIVATE]["v2"];
+        if v2.is_object() {
+            let mut ev = ctx.event_on(None, "v2.core.account_link.returned", Value::Null, None);
+            ev.draft.data = Some(json!({
+                "account_id": id, "configurations": v2["configurations"],
+                "use_case": link.data[PRIVATE]["type"],
+            }));
+            change.events.push(ev);
+        }
         link.data[PRIVATE]["completed"] = true.into();
         let return_url = link.data[PRIVATE]["return_url"].as_str().map(str::to_owned);
         change
@@ -450,8 +483,96 @@ async fn representative(
     Ok(())
 }
 
+/// `POST /v2/core/account_links`: the same onboarding page for an
+/// Accounts v2 account, which says `v2.core.account_link.returned` when
+/// its user comes back.
+pub async fn create_v2(mut ctx: Ctx) -> Result<Response, ApiError> {
+    platform_only(&ctx, "account links")?;
+    let account = ctx.params.required_string("account")?;
+    let Some(mut use_case) = ctx.params.nested("use_case")?.flatten() else {
+        return Err(ApiError::missing("use_case"));
+    };
+    let kind = use_case
+        .string("type")?
+        .ok_or_else(|| ApiError::missing("use_case[type]"))?;
+    if !["account_onboarding", "account_update"].contains(&kind.as_str()) {
+        return Err(ApiError::invalid(
+            "use_case[type]",
+            format!(
+                "Invalid type: must be one of account_onboarding or account_update (got {kind})"
+            ),
+        ));
+    }
+    let Some(mut options) = use_case.nested(&kind)?.flatten() else {
+        return Err(ApiError::missing(&format!("use_case[{kind}]")));
+    };
+    let mut url = |name: &str| -> Result<Option<String>, ApiError> {
+        let u = options.string(name)?;
+        if let Some(u) = &u
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(ApiError::invalid(
+                &format!("use_case[{kind}][{name}]"),
+                format!("Not a valid URL: {u}"),
+            ));
+        }
+        Ok(u)
+    };
+    let refresh_url = url("refresh_url")?
+        .ok_or_else(|| ApiError::missing(&format!("use_case[{kind}][refresh_url]")))?;
+    let return_url = url("return_url")?;
+    let configurations = options.string_list("configurations")?;
+    let mut collection = serde_json::Map::new();
+    if let Some(Some(mut c)) = options.nested("collection_options")? {
+        for f in ["fields", "future_requirements"] {
+            if let Some(v) = c.string(f)? {
+                collection.insert(f.into(), v.into());
+            }
+        }
+        c.finish()?;
+    }
+    options.finish()?;
+    use_case.finish()?;
+    ctx.finish_params()?;
+    let acct = accounts::load(&ctx, &account).await?;
+    let configurations = configurations.unwrap_or_else(|| {
+        let caps = &acct.data["capabilities"];
+        [("card_payments", "merchant"), ("transfers", "recipient")]
+            .into_iter()
+            .filter(|(cap, _)| caps.get(cap).is_some())
+            .map(|(_, config)| config.to_owned())
+            .collect()
+    });
+    let mut options = json!({"refresh_url": refresh_url});
+    if let Some(r) = &return_url {
+        options["return_url"] = r.clone().into();
+    }
+    if !collection.is_empty() {
+        options["collection_options"] = Value::Object(collection);
+    }
+    let link = json!({
+        "object": "v2.core.account_link", "account": account, "livemode": ctx.livemode(),
+        "use_case": {"type": kind, kind.clone(): options},
+    });
+    let (mut link, change) = open(
+        &ctx,
+        link,
+        &account,
+        &kind,
+        (Some(refresh_url), return_url),
+        json!({"configurations": configurations}),
+    );
+    for f in ["created", "expires_at"] {
+        let secs = link[f].as_i64().unwrap_or_default();
+        link[f] = switchboard_core::rfc3339::format_ms(secs * 1000).into();
+    }
+    ctx.commit(change, &link).await
+}
+
 /// This module's routes.
 pub fn routes() -> axum::Router<crate::state::AppState> {
     use axum::routing::post;
-    axum::Router::new().route("/v1/account_links", post(create))
+    axum::Router::new()
+        .route("/v1/account_links", post(create))
+        .route("/v2/core/account_links", post(create_v2))
 }

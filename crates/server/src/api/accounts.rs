@@ -126,10 +126,17 @@ pub fn rederive(ctx: &Ctx, mut account: StoredObject, deps: &Dependents, change:
     }
 }
 
-/// The events of an account that went from `before` to `after`: each
-/// capability whose status changed, then `account.updated` with its
-/// `previous_attributes`. `false` when nothing visible changed.
+/// The events of an account that went from `before` to `after`: its v1
+/// events ([`v1_events`]) and its v2 ones (`super::accounts_v2::events`),
+/// as every account is both. `false` when nothing visible changed.
 pub fn updated(ctx: &Ctx, before: &Value, after: &Value, change: &mut Change) -> bool {
+    super::accounts_v2::events(ctx, (before, &Value::Null), (after, &Value::Null), change);
+    v1_events(ctx, before, after, change)
+}
+
+/// Each capability whose status changed, then `account.updated` with its
+/// `previous_attributes`. `false` when nothing visible changed.
+pub fn v1_events(ctx: &Ctx, before: &Value, after: &Value, change: &mut Change) -> bool {
     let prev = previous_attributes(before, after);
     if prev.is_empty() {
         return false;
@@ -144,7 +151,7 @@ pub fn updated(ctx: &Ctx, before: &Value, after: &Value, change: &mut Change) ->
     true
 }
 
-fn blank(id: &str, kind: &str, controller: Value, created: i64) -> Value {
+pub(super) fn blank(id: &str, kind: &str, controller: Value, created: i64) -> Value {
     objects::build(
         "account",
         json!({

@@ -110,9 +110,9 @@ fn events_from(list: Option<Vec<String>>) -> Result<(bool, bool), ApiError> {
     Ok((own, accounts))
 }
 
-/// Snapshot destinations take v1 event types (or `*`); thin ones take v1
-/// events by their thin names, `v1.<type>`. (Switchboard emits no v2-only
-/// event types yet; naming one is refused rather than never delivered.)
+/// Snapshot destinations take v1 event types (or `*`); thin ones take v2
+/// event types and v1 events by their thin names, `v1.<type>`; a type
+/// Switchboard never emits is refused rather than never delivered.
 fn enabled_events(
     params: &mut Params,
     required: bool,
@@ -130,14 +130,14 @@ fn enabled_events(
         Some(list) => {
             let fits = |e: &String| match payload {
                 EventPayload::Snapshot => catalog::is_enableable(e),
-                EventPayload::Thin => e
-                    .strip_prefix("v1.")
-                    .is_some_and(|t| t != "*" && catalog::is_enableable(t)),
+                EventPayload::Thin => catalog::is_thin_event_type(e),
             };
             if let Some(bad) = list.iter().find(|e| !fits(e)) {
                 let kind = match payload {
                     EventPayload::Snapshot => "a snapshot destination (a v1 event type, or '*')",
-                    EventPayload::Thin => "a thin destination (a v1 event type as v1.<type>)",
+                    EventPayload::Thin => {
+                        "a thin destination (a v2 event type, or a v1 one as v1.<type>)"
+                    }
                 };
                 return Err(ApiError::invalid(
                     "enabled_events",

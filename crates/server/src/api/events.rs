@@ -22,11 +22,13 @@ pub fn render(rec: &EventRecord) -> Value {
     v
 }
 
+/// A v1 event (a v2 event has no v1 form: API v1 does not know it).
 pub async fn load(ctx: &Ctx, id: &str) -> Result<EventRecord, ApiError> {
     ctx.state
         .store
         .event(&ctx.scope, id)
         .await?
+        .filter(|e| !e.event_type.starts_with("v2."))
         .ok_or_else(|| ApiError::not_found("notification", id))
 }
 
@@ -89,6 +91,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     let page = page_request(&mut ctx)?;
     let mut filter = EventFilter {
         event_type: ctx.params.string("type")?.filter(|s| !s.is_empty()),
+        v2: Some(false),
         ..Default::default()
     };
     if let Some(t) = &filter.event_type {

@@ -1,4 +1,5 @@
-//! `/v2/core/events`: every v1 event as API v2 shows it (`v1.<type>`, its
+//! `/v2/core/events`: the v2 events (Accounts v2) and every v1 event as
+//! API v2 shows it (`v1.<type>`, its
 //! `related_object`, `changes` for updates), what a thin notification's
 //! `fetch_event()` reads. A connected account's events need its
 //! `Stripe-Context` (or `Stripe-Account`), as on Stripe.
@@ -20,6 +21,10 @@ use super::events::MAX_TYPES;
 /// event it stands for.
 fn render(rec: &EventRecord) -> Value {
     let v1: Value = serde_json::from_slice(&rec.payload).unwrap_or_default();
+    // A v2 event is stored as this API shows it.
+    if rec.event_type.starts_with("v2.") {
+        return v1;
+    }
     let mut event = switchboard_core::event::thin_of(&v1);
     let changes = v1["data"]["previous_attributes"].as_object().map(|before| {
         let after: serde_json::Map<String, Value> = before
@@ -69,20 +74,19 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
             format!("types may name at most {MAX_TYPES} event types"),
         ));
     }
-    let mut v1_types = Vec::with_capacity(types.len());
+    // Stored under their own type: v1 events without the `v1.` prefix.
+    let mut stored_types = Vec::with_capacity(types.len());
     for t in &types {
-        match t.strip_prefix("v1.").filter(|t| catalog::is_event_type(t)) {
-            Some(v1) => v1_types.push(v1.to_owned()),
-            None => {
-                return Err(ApiError::invalid(
-                    "types",
-                    format!("Invalid types: '{t}' is not an event type Switchboard emits"),
-                ));
-            }
+        if !catalog::is_thin_event_type(t) {
+            return Err(ApiError::invalid(
+                "types",
+                format!("Invalid types: '{t}' is not an event type Switchboard emits"),
+            ));
         }
+        stored_types.push(t.strip_prefix("v1.").unwrap_or(t).to_owned());
     }
     let mut filter = EventFilter {
-        types: v1_types,
+        types: stored_types,
         object_id: object_id.clone(),
         ..Default::default()
     };

@@ -3,8 +3,10 @@
 //! `Change` so that objects, events and deliveries commit together.
 
 pub mod account_links;
+pub mod account_persons_v2;
 pub mod account_sessions;
 pub mod accounts;
+pub mod accounts_v2;
 pub mod application_fees;
 pub mod balance;
 pub mod balance_transactions;

@@ -377,9 +377,18 @@ pub(super) async fn events<C: GenericClient>(
                 continue;
             }
             EventCond::ObjectId(id) => (
-                " AND (convert_from(payload, 'UTF8')::jsonb #>> '{data,object,id}') = ?",
+                " AND coalesce(convert_from(payload, 'UTF8')::jsonb #>> '{data,object,id}', \
+                 convert_from(payload, 'UTF8')::jsonb #>> '{related_object,id}') = ?",
                 Box::new(id.to_owned()),
             ),
+            EventCond::V2(v2) => {
+                cond.push_str(if v2 {
+                    " AND type LIKE 'v2.%'"
+                } else {
+                    " AND type NOT LIKE 'v2.%'"
+                });
+                continue;
+            }
         };
         a.push(v);
         cond.push_str(&sql.replace('?', &format!("${}", a.len())));

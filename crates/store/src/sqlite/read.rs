@@ -384,9 +384,18 @@ pub(super) fn events(
             }
             // As text: SQLite reads a BLOB given to json_extract as JSONB.
             EventCond::ObjectId(id) => (
-                " AND json_extract(CAST(payload AS TEXT), '$.data.object.id') = ?",
+                " AND coalesce(json_extract(CAST(payload AS TEXT), '$.data.object.id'), \
+                 json_extract(CAST(payload AS TEXT), '$.related_object.id')) = ?",
                 Sql::Text(id.to_owned()),
             ),
+            EventCond::V2(v2) => {
+                cond.push_str(if v2 {
+                    " AND type LIKE 'v2.%'"
+                } else {
+                    " AND type NOT LIKE 'v2.%'"
+                });
+                continue;
+            }
         };
         a.push(v);
         cond.push_str(&sql.replace('?', &format!("?{}", a.len())));

@@ -1,0 +1,225 @@
+//! `/v2/core/accounts/{account}/persons`: Accounts v2's persons, the v1
+//! persons of the account (`super::persons`) seen through API v2. Each
+//! change emits `v2.core.account_person.*` (and the v1 `person.*` of the
+//! account), then the account's own events if its requirements moved.
+
+use axum::response::Response;
+use serde_json::{Value, json};
+use switchboard_core::form::Params;
+use switchboard_core::ids;
+use switchboard_core::object::previous_attributes;
+
+use super::accounts::{self, account_scope};
+use super::accounts_v2::person as render;
+use super::patch::Patch;
+use super::persons::{self, KIND};
+use super::{objects, v2};
+use crate::context::{Ctx, Path, retry_conflicts};
+use crate::error::ApiError;
+
+fn renamed(p: &mut Params, patch: &mut Patch, param: &str, at: &[&str]) -> Result<(), ApiError> {
+    if let Some(v) = p.clearable_string(param)? {
+        patch.set(at, v.map_or(Value::Null, Value::String));
+    }
+    Ok(())
+}
+
+/// The settable fields of a v2 person, as a patch of its v1 person.
+fn parse(p: &mut Params) -> Result<Patch, ApiError> {
+    let mut patch = Patch::default();
+    renamed(p, &mut patch, "given_name", &["first_name"])?;
+    renamed(p, &mut patch, "surname", &["last_name"])?;
+    patch.strings(p, &[], &["email", "phone"])?;
+    patch.nested_strings(
+        p,
+        "address",
+        &["city", "country", "line1", "line2", "postal_code", "state"],
+    )?;
+    if let Some(Some(mut dob)) = p.nested("date_of_birth")? {
+        patch.ints(&mut dob, &["dob"], &["day", "month", "year"])?;
+        dob.finish()?;
+    }
+    if let Some(Some(mut rel)) = p.nested("relationship")? {
+        patch.bools(
+            &mut rel,
+            &["relationship"],
+            &["director", "executive", "owner", "representative"],
+        )?;
+        patch.strings(&mut rel, &["relationship"], &["title"])?;
+        if let Some(pct) = rel.string("percent_ownership")? {
+            let v: f64 = pct.parse().map_err(|_| {
+                ApiError::invalid(
+                    "relationship[percent_ownership]",
+                    format!("Invalid decimal: {pct}"),
+                )
+            })?;
+            patch.set(&["relationship", "percent_ownership"], v);
+        }
+        rel.finish()?;
+    }
+    patch.metadata(p)?;
+    Ok(patch)
+}
+
+fn path(account: &str) -> String {
+    format!("/v2/core/accounts/{account}/persons")
+}
+
+pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let patch = parse(&mut ctx.params)?;
+    ctx.finish_params()?;
+    let id = ids::generate(ids::Prefix::Person, &mut rand::rng());
+    retry_conflicts!({
+        let acct = accounts::load(&ctx, &account).await?;
+        let now = ctx.now();
+        let mut person = persons::blank(&id, &account, now);
+        patch.apply(&mut person);
+        persons::derive(&mut person);
+        let mut deps = accounts::dependents(&ctx, &account).await?;
+        deps.persons.push(person.clone());
+        let mut change = ctx.change();
+        let body = render(&person, ctx.livemode());
+        change.events.push(ctx.event_on(
+            Some(account.clone()),
+            "person.created",
+            person.clone(),
+            None,
+        ));
+        change.events.push(ctx.event_on(
+            None,
+            "v2.core.account_person.created",
+            body.clone(),
+            None,
+        ));
+        change.writes.push(objects::insert(
+            &account_scope(&ctx, &account),
+            KIND,
+            &id,
+            now,
+            person,
+        ));
+        accounts::rederive(&ctx, acct, &deps, &mut change);
+        ctx.commit(change, &body).await
+    })
+}
+
+pub async fn retrieve(
+    Path((account, id)): Path<(String, String)>,
+    mut ctx: Ctx,
+) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    accounts::load(&ctx, &account).await?;
+    let person = objects::load(&ctx, &account_scope(&ctx, &account), KIND, &id, "person").await?;
+    ctx.respond(render(&person.data, ctx.livemode())).await
+}
+
+pub async fn update(
+    Path((account, id)): Path<(String, String)>,
+    mut ctx: Ctx,
+) -> Result<Response, ApiError> {
+    let patch = parse(&mut ctx.params)?;
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let acct = accounts::load(&ctx, &account).await?;
+        let scope = account_scope(&ctx, &account);
+        let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
+        let before = person.data.clone();
+        patch.apply(&mut person.data);
+        persons::derive(&mut person.data);
+        let prev = previous_attributes(&before, &person.data);
+        let mut deps = accounts::dependents(&ctx, &account).await?;
+        for p in deps.persons.iter_mut().filter(|p| p["id"] == id.as_str()) {
+            *p = person.data.clone();
+        }
+        let mut change = ctx.change();
+        let (old, body) = (
+            render(&before, ctx.livemode()),
+            render(&person.data, ctx.livemode()),
+        );
+        if !prev.is_empty() {
+            change.events.push(ctx.event_on(
+                Some(account.clone()),
+                "person.updated",
+                person.data.clone(),
+                Some(prev),
+            ));
+            change.events.push(ctx.event_on(
+                None,
+                "v2.core.account_person.updated",
+                body.clone(),
+                Some(previous_attributes(&old, &body)),
+            ));
+        }
+        accounts::rederive(&ctx, acct, &deps, &mut change);
+        change.writes.push(objects::replace(&scope, person));
+        ctx.commit(change, &body).await
+    })
+}
+
+pub async fn delete(
+    Path((account, id)): Path<(String, String)>,
+    mut ctx: Ctx,
+) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    retry_conflicts!({
+        let acct = accounts::load(&ctx, &account).await?;
+        let scope = account_scope(&ctx, &account);
+        let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
+        let mut deps = accounts::dependents(&ctx, &account).await?;
+        deps.persons.retain(|p| p["id"] != id.as_str());
+        let mut change = ctx.change();
+        change.events.push(ctx.event_on(
+            Some(account.clone()),
+            "person.deleted",
+            person.data.clone(),
+            None,
+        ));
+        change.events.push(ctx.event_on(
+            None,
+            "v2.core.account_person.deleted",
+            render(&person.data, ctx.livemode()),
+            None,
+        ));
+        accounts::rederive(&ctx, acct, &deps, &mut change);
+        person.deleted = true;
+        change.writes.push(objects::replace(&scope, person));
+        ctx.commit(
+            change,
+            &json!({"id": id, "object": "v2.core.account_person"}),
+        )
+        .await
+    })
+}
+
+pub async fn list(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    let page = v2::page_request(&mut ctx.params)?;
+    ctx.finish_params()?;
+    accounts::load(&ctx, &account).await?;
+    let found = ctx
+        .state
+        .store
+        .objects(&account_scope(&ctx, &account), KIND, &page)
+        .await
+        .map_err(|e| v2::cursor_error(e.into()))?;
+    let live = ctx.livemode();
+    let body = v2::list_json(
+        &path(&account),
+        &page,
+        &switchboard_core::form::Map::new(),
+        found,
+        |p| render(&p.data, live),
+        |p| p.id.clone(),
+    );
+    ctx.respond(body).await
+}
+
+/// This module's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/v2/core/accounts/{id}/persons", get(list).post(create))
+        .route(
+            "/v2/core/accounts/{id}/persons/{person}",
+            get(retrieve).post(update).delete(delete),
+        )
+}
