@@ -99,6 +99,7 @@ pub async fn scenario(n: usize) {
                 livemode: false,
                 account: None,
                 request: RequestInfo::default(),
+                data: None,
             },
         };
         store
