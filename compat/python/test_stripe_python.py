@@ -852,6 +852,7 @@ def test_rate_limit_error():
 import test_connect  # noqa: E402
 import test_money  # noqa: E402
 import test_v2  # noqa: E402
+import test_v2_accounts  # noqa: E402
 
 TESTS = [
     test_rate_limit_error,
@@ -863,7 +864,7 @@ TESTS = [
     test_webhook_delivery_verified,
     test_event_resend,
     test_legacy_global_api,
-] + test_connect.TESTS + test_money.TESTS + test_v2.TESTS
+] + test_connect.TESTS + test_money.TESTS + test_v2.TESTS + test_v2_accounts.TESTS
 
 
 def main(only=None):

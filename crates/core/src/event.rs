@@ -180,19 +180,31 @@ impl EventDraft {
             map.insert("data".into(), data.clone());
         }
         map.insert("livemode".into(), self.livemode.into());
-        let reason = match &self.request.id {
-            Some(id) => json!({
-                "type": "request",
-                "request": {"id": id, "idempotency_key": self.request.idempotency_key},
-            }),
-            None => Value::Null,
-        };
-        map.insert("reason".into(), reason);
+        map.insert(
+            "reason".into(),
+            v2_reason(
+                self.request.id.as_deref(),
+                self.request.idempotency_key.as_deref(),
+            ),
+        );
         if let Some(r) = related_object(&self.object, self.account.as_deref()) {
             map.insert("related_object".into(), r.to_value());
         }
         map.insert("type".into(), self.event_type.clone().into());
         Value::Object(map)
+    }
+}
+
+/// A v2 event's `reason`: null for automatic events, else the request.
+/// Stripe's types make `idempotency_key` a non-null string (v2 requests
+/// always carry one), so a request sent without a key shows `""`.
+fn v2_reason(request_id: Option<&str>, idempotency_key: Option<&str>) -> Value {
+    match request_id {
+        Some(id) => json!({
+            "type": "request",
+            "request": {"id": id, "idempotency_key": idempotency_key.unwrap_or_default()},
+        }),
+        None => Value::Null,
     }
 }
 
@@ -215,14 +227,13 @@ pub fn thin_of(v1: &Value) -> Value {
         crate::rfc3339::format_ms(created * 1000).into(),
     );
     map.insert("livemode".into(), v1["livemode"].clone());
-    let reason = match v1["request"]["id"].as_str() {
-        Some(id) => json!({
-            "type": "request",
-            "request": {"id": id, "idempotency_key": v1["request"]["idempotency_key"]},
-        }),
-        None => Value::Null,
-    };
-    map.insert("reason".into(), reason);
+    map.insert(
+        "reason".into(),
+        v2_reason(
+            v1["request"]["id"].as_str(),
+            v1["request"]["idempotency_key"].as_str(),
+        ),
+    );
     if let Some(r) = related_object(&v1["data"]["object"], account) {
         map.insert("related_object".into(), r.to_value());
     }

@@ -156,7 +156,15 @@ pub fn render(a: &Value, extras: &Value, closed: bool, inc: Include, livemode: b
     .collect();
     m.insert("applied_configurations".into(), json!(configs));
     m.insert("closed".into(), closed.into());
+    // Include-dependent sections are null unless included, as on Stripe
+    // ("maintaining the basic response structure"); so is a configuration
+    // not asked for when others are.
     let mut configuration = Map::new();
+    if inc.customer || inc.merchant || inc.recipient {
+        for name in ["customer", "merchant", "recipient"] {
+            configuration.insert(name.into(), Value::Null);
+        }
+    }
     if inc.customer && customer {
         let mut c = json!({"applied": true});
         if let Some(tax) = extras["customer"]["automatic_indirect_tax"].as_bool() {
@@ -183,9 +191,14 @@ pub fn render(a: &Value, extras: &Value, closed: bool, inc: Include, livemode: b
                 "stripe_transfers": capability(&a["capabilities"]["transfers"])}}}),
         );
     }
-    if !configuration.is_empty() {
-        m.insert("configuration".into(), Value::Object(configuration));
-    }
+    m.insert(
+        "configuration".into(),
+        if configuration.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(configuration)
+        },
+    );
     set_str(&mut m, "contact_email", &a["email"]);
     set_str(
         &mut m,
@@ -237,22 +250,36 @@ pub fn render(a: &Value, extras: &Value, closed: bool, inc: Include, livemode: b
             d["currency"] = c.into();
         }
         m.insert("defaults".into(), d);
+    } else {
+        m.insert("defaults".into(), Value::Null);
     }
     set_str(&mut m, "display_name", &a["business_profile"]["name"]);
-    if inc.future_requirements {
-        m.insert(
-            "future_requirements".into(),
-            json!({"entries": [], "summary": {}}),
-        );
-    }
-    if inc.identity {
-        m.insert("identity".into(), identity(a));
-    }
+    m.insert(
+        "future_requirements".into(),
+        if inc.future_requirements {
+            json!({"entries": [], "summary": {}})
+        } else {
+            Value::Null
+        },
+    );
+    m.insert(
+        "identity".into(),
+        if inc.identity {
+            identity(a)
+        } else {
+            Value::Null
+        },
+    );
     m.insert("livemode".into(), livemode.into());
     m.insert("metadata".into(), a["metadata"].clone());
-    if inc.requirements {
-        m.insert("requirements".into(), requirements(a, merchant, recipient));
-    }
+    m.insert(
+        "requirements".into(),
+        if inc.requirements {
+            requirements(a, merchant, recipient)
+        } else {
+            Value::Null
+        },
+    );
     Value::Object(m)
 }
 
@@ -273,7 +300,8 @@ fn identity(a: &Value) -> Value {
             json!({"terms_of_service": {"account": accepted}}),
         );
     }
-    if let Some(company) = a["company"].as_object() {
+    let company = &a["company"];
+    if company.is_object() {
         let mut b = Map::new();
         set_str(&mut b, "registered_name", &company["name"]);
         set_str(&mut b, "phone", &company["phone"]);
