@@ -239,6 +239,41 @@ def test_v2_thin_events_of_a_connected_account():
             client.v2.core.event_destinations.delete(x.id)
 
 
+def test_v2_ping_reaches_that_destination_alone():
+    client = new_client()
+    path, other_path = "/" + unique("v2-ping"), "/" + unique("v2-ping-other")
+    dest = destination(client, path, ["@self"], events=("v1.customer.created",), event_payload="thin")
+    other = destination(client, other_path, ["@self"], events=("v1.customer.created",), event_payload="thin")
+    try:
+        pinged = client.v2.core.event_destinations.ping(dest.id)
+        check(isinstance(pinged, stripe.v2.core.EventDestination), "ping answers with the destination",
+              type(pinged).__name__)
+        check_eq(pinged.id, dest.id, "the pinged destination", pinged)
+
+        def ping_at(p):
+            return lambda d: d["path"] == p and d["json"].get("type") == "v2.core.event_destination.ping"
+        found = sb.RECEIVER.wait_for(ping_at(path))
+        check(found, "the ping was delivered", sb.RECEIVER.describe(path))
+        notif = client.parse_event_notification(found[0]["body"], found[0]["headers"]["stripe-signature"],
+                                                dest.webhook_endpoint.signing_secret)
+        check_eq(notif.type, "v2.core.event_destination.ping", "a ping notification", notif)
+        related = notif.fetch_related_object()
+        check(isinstance(related, stripe.v2.core.EventDestination), "its related object is the destination",
+              type(related).__name__)
+        check_eq(related.id, dest.id, "related object id", related)
+        listed = client.v2.core.events.list({"types": ["v2.core.event_destination.ping"],
+                                             "object_id": dest.id})
+        check_eq([e.id for e in listed.data], [notif.id], "the ping is listed", listed)
+        check(not sb.RECEIVER.wait_for(ping_at(other_path), timeout=0), "another destination got the ping",
+              sb.RECEIVER.describe(other_path))
+        client.v2.core.event_destinations.disable(dest.id)
+        e = expect_error(stripe.InvalidRequestError, lambda: client.v2.core.event_destinations.ping(dest.id),
+                         "pinging a disabled destination")
+        check_eq(e.http_status, 400, "disabled: http_status", error_summary(e))
+    finally:
+        delete_quietly(client, [dest.id, other.id])
+
+
 def test_v2_bad_input_names_the_parameter():
     client = new_client()
     cases = [
@@ -274,6 +309,7 @@ TESTS = [
     test_v2_event_destination_list_pages,
     test_v2_snapshot_destinations_route_by_events_from,
     test_v2_thin_events_of_a_connected_account,
+    test_v2_ping_reaches_that_destination_alone,
     test_v2_bad_input_names_the_parameter,
 ]
 

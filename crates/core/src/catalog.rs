@@ -46,8 +46,11 @@ pub const V2_EVENT_TYPES: &[&str] = &[
     "v2.core.account_person.updated",
     "v2.core.account_person.deleted",
     "v2.core.account_link.returned",
-    "v2.core.event_destination.ping",
 ];
+
+/// The event `POST /v2/core/event_destinations/{id}/ping` sends to that
+/// destination alone: not enableable, so it routes nowhere else.
+pub const PING_EVENT_TYPE: &str = "v2.core.event_destination.ping";
 
 /// A thin event type: `v1.<type>` of a v1 event, or a v2 event type.
 pub fn is_thin_event_type(name: &str) -> bool {

@@ -276,6 +276,9 @@ pub fn related_object(object: &Value, account: Option<&str>) -> Option<RelatedOb
         .unwrap_or_default();
     let (path, id) = match (kind, id) {
         ("v2.core.account", Some(id)) => (format!("/v2/core/accounts/{id}"), Some(id)),
+        ("v2.core.event_destination", Some(id)) => {
+            (format!("/v2/core/event_destinations/{id}"), Some(id))
+        }
         ("v2.core.account_person", Some(id)) => {
             (format!("/v2/core/accounts/{owner}/persons/{id}"), Some(id))
         }

@@ -285,14 +285,7 @@ pub(crate) async fn commit<T: Tx>(tx: &mut T, change: &Change) -> Result<(Commit
         match w {
             Write::Object(o) => tx.write_object(o).await?,
             Write::Endpoint(e, expected) => tx.write_endpoint(e, *expected).await?,
-            Write::Resend {
-                event_id,
-                endpoint_id,
-            } => {
-                new_work |= tx
-                    .queue_resend(event_id, endpoint_id, change.now_ms)
-                    .await?
-            }
+            Write::Resend { .. } => {}
             Write::Timer(t) => tx.write_timer(t).await?,
         }
     }
@@ -300,6 +293,19 @@ pub(crate) async fn commit<T: Tx>(tx: &mut T, change: &Change) -> Result<(Commit
         let table = tx.routes(&change.platform).await?;
         for ev in &change.events {
             new_work |= insert_event(tx, change, &table, ev).await?;
+        }
+    }
+    // Resends after the events: a change may resend an event it creates
+    // (an event destination's ping goes to that destination alone).
+    for w in &change.writes {
+        if let Write::Resend {
+            event_id,
+            endpoint_id,
+        } = w
+        {
+            new_work |= tx
+                .queue_resend(event_id, endpoint_id, change.now_ms)
+                .await?;
         }
     }
     Ok((CommitOutcome::Committed, new_work))
@@ -354,10 +360,10 @@ async fn insert_event<T: Tx>(
         pending_webhooks: pending,
     };
     let payload: Bytes = draft.render(stamp).into();
-    let thin_payload: Option<Bytes> = targets
-        .iter()
-        .any(|e| e.thin)
-        .then(|| draft.render_thin(stamp).into());
+    // A v2 event keeps its thin form even when nothing routes it now: a
+    // resend (a ping) may still deliver it to a thin destination.
+    let thin_payload: Option<Bytes> =
+        (draft.is_v2() || targets.iter().any(|e| e.thin)).then(|| draft.render_thin(stamp).into());
     let seq = tx
         .insert_event(EventRow {
             id: &ev.id,

@@ -308,3 +308,111 @@ async fn a_thin_only_listen_session_is_refused_rather_than_sent_snapshots() {
     assert_eq!(status, 200, "{session:#}");
     assert_eq!(session["websocket_authorized_feature"], "webhook-payloads");
 }
+
+/// Accounts v2's events exist only as thin events: an `@self` thin
+/// destination hears them (they are the platform's, without `context`);
+/// an `@accounts` one, a v1 endpoint enabling `*` and `/v1/events` never
+/// see them; `/v2/core/events` lists them with their `changes`.
+#[tokio::test]
+async fn v2_account_events_reach_thin_self_destinations_only() {
+    let t = TestNode::start().await;
+    let v2_types = json!(["v2.core.account.created", "v2.core.account.updated"]);
+    let mut own = Receiver::start().await;
+    let mut theirs = Receiver::start().await;
+    for (rx, from) in [(&own, "@self"), (&theirs, "@accounts")] {
+        let (status, ed) = v2(
+            &t,
+            TEST_KEY,
+            "POST",
+            "/v2/core/event_destinations",
+            json!({
+                "name": from, "type": "webhook_endpoint", "event_payload": "thin",
+                "enabled_events": v2_types, "events_from": [from],
+                "webhook_endpoint": {"url": rx.url},
+            }),
+        )
+        .await;
+        assert_eq!(status, 200, "{ed:#}");
+    }
+    let mut v1 = Receiver::start().await;
+    let (status, _, we) = t
+        .request(
+            "POST",
+            "/v1/webhook_endpoints",
+            Some(TEST_KEY),
+            &format!("url={}&enabled_events[]=*&connect=true", v1.url),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{we:#}");
+    let (status, acct) = v2(
+        &t,
+        TEST_KEY,
+        "POST",
+        "/v2/core/accounts",
+        json!({"display_name": "Before", "identity": {"country": "us"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{acct:#}");
+    let id = acct["id"].as_str().unwrap();
+    let (status, _) = v2(
+        &t,
+        TEST_KEY,
+        "POST",
+        &format!("/v2/core/accounts/{id}"),
+        json!({"display_name": "After"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        heard(&mut own).await,
+        vec![
+            ("v2.core.account.created".to_owned(), None, false),
+            ("v2.core.account.updated".to_owned(), None, false),
+        ]
+    );
+    assert_eq!(heard(&mut theirs).await, vec![]);
+    let v1_heard = heard(&mut v1).await;
+    assert!(
+        v1_heard.iter().all(|(kind, ..)| !kind.starts_with("v2.")),
+        "{v1_heard:?}"
+    );
+
+    let (_, _, listed) = t
+        .request("GET", "/v1/events?limit=100", Some(TEST_KEY), "", &[])
+        .await;
+    let types: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.iter().all(|t| !t.starts_with("v2.")), "{types:?}");
+    let (status, _, v2_events) = t
+        .request(
+            "GET",
+            &format!("/v2/core/events?object_id={id}"),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{v2_events:#}");
+    let data = v2_events["data"].as_array().unwrap();
+    let updated = data
+        .iter()
+        .find(|e| e["type"] == "v2.core.account.updated")
+        .expect("the update is listed");
+    assert_eq!(updated["changes"]["before"]["display_name"], "Before");
+    assert_eq!(updated["changes"]["after"]["display_name"], "After");
+    let (status, _, _) = t
+        .request(
+            "GET",
+            &format!("/v1/events/{}", updated["id"].as_str().unwrap()),
+            Some(TEST_KEY),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404, "a v2 event is not a v1 event");
+}

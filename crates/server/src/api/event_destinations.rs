@@ -368,6 +368,34 @@ pub async fn disable(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, A
     change(&ctx, &id, &[], |rec| rec.enabled = false).await
 }
 
+/// Sends a `v2.core.event_destination.ping` to this destination alone (the
+/// event routes nowhere; the change resends it here) and answers with the
+/// destination. The ping is an event like any other: listed in
+/// `/v2/core/events`, its attempts recorded, resendable.
+pub async fn ping(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.finish_params()?;
+    let rec = load(&ctx, &id).await?;
+    if !rec.enabled {
+        return Err(ApiError::invalid(
+            "id",
+            format!("Event destination {id} is disabled; enable it before pinging it."),
+        ));
+    }
+    let event = ctx.event_on(
+        None,
+        catalog::PING_EVENT_TYPE,
+        json!({"id": rec.id, "object": "v2.core.event_destination"}),
+        None,
+    );
+    let mut change = ctx.change();
+    change.writes.push(Write::Resend {
+        event_id: event.id.clone(),
+        endpoint_id: rec.id.clone(),
+    });
+    change.events.push(event);
+    ctx.commit(change, &render(&rec, &[], false)).await
+}
+
 pub async fn delete(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {
     ctx.finish_params()?;
     retry_conflicts!({
@@ -426,4 +454,5 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
         )
         .route("/v2/core/event_destinations/{id}/enable", post(enable))
         .route("/v2/core/event_destinations/{id}/disable", post(disable))
+        .route("/v2/core/event_destinations/{id}/ping", post(ping))
 }

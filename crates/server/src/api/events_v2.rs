@@ -77,7 +77,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     // Stored under their own type: v1 events without the `v1.` prefix.
     let mut stored_types = Vec::with_capacity(types.len());
     for t in &types {
-        if !catalog::is_thin_event_type(t) {
+        if !catalog::is_thin_event_type(t) && t != catalog::PING_EVENT_TYPE {
             return Err(ApiError::invalid(
                 "types",
                 format!("Invalid types: '{t}' is not an event type Switchboard emits"),
