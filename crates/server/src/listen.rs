@@ -28,7 +28,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use switchboard_core::ids;
 use switchboard_store::relay::{LISTENER_SCHEME, Relay, RelayError, RelayResponse};
-use switchboard_store::{EndpointRecord, ListenerHold, SigningSecret, Write};
+use switchboard_store::{
+    Destination, EndpointRecord, EventPayload, ListenerHold, SigningSecret, Write,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::context::{Ctx, ok_json};
@@ -53,7 +55,11 @@ struct Session {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Feature {
+    /// Snapshot events, as `webhook_event` messages.
     Webhooks,
+    /// Thin events (`stripe listen --all-thin`, or v2 types in `--events`),
+    /// as `v2_event` messages, to the device's thin listener endpoint.
+    V2Events,
     RequestLogs,
 }
 
@@ -61,7 +67,17 @@ impl Feature {
     fn as_str(self) -> &'static str {
         match self {
             Feature::Webhooks => "webhook-payloads",
+            Feature::V2Events => "v2_events",
             Feature::RequestLogs => "request_logs",
+        }
+    }
+
+    /// Its letter in a `websocket_id`.
+    fn code(self) -> &'static str {
+        match self {
+            Feature::Webhooks => "w",
+            Feature::V2Events => "v",
+            Feature::RequestLogs => "r",
         }
     }
 }
@@ -80,10 +96,7 @@ impl Session {
             if self.livemode { "l" } else { "t" },
             self.endpoint_id,
             self.created_ms,
-            match self.feature {
-                Feature::Webhooks => "w",
-                Feature::RequestLogs => "r",
-            },
+            self.feature.code(),
             hex::encode(&self.filters),
         );
         let mac = switchboard_core::signature::compute(secret, self.created_ms, text.as_bytes());
@@ -106,11 +119,9 @@ impl Session {
         if parts.next().is_some() || !matches!(mode, "l" | "t") {
             return None;
         }
-        let feature = match feature {
-            "w" => Feature::Webhooks,
-            "r" => Feature::RequestLogs,
-            _ => return None,
-        };
+        let feature = [Feature::Webhooks, Feature::V2Events, Feature::RequestLogs]
+            .into_iter()
+            .find(|f| f.code() == feature)?;
         let session = Session {
             endpoint_id: endpoint.to_owned(),
             platform: platform.to_owned(),
@@ -134,6 +145,8 @@ impl Session {
 /// A device's connected sockets on this node.
 struct Device {
     platform: String,
+    /// Its sessions take thin events (`v2_event` messages).
+    thin: bool,
     /// (connection id, outbox)
     sockets: Vec<(u64, mpsc::UnboundedSender<String>)>,
 }
@@ -142,7 +155,8 @@ struct Device {
 struct Hub {
     /// Listener endpoint id → the device's sockets here.
     connections: HashMap<String, Device>,
-    /// `webhook_id` → (connection id, who waits for the CLI's answer).
+    /// `webhook_id` (a thin event's: `destination_id/event id`) → (connection
+    /// id, who waits for the CLI's answer).
     pending: HashMap<String, (u64, oneshot::Sender<RelayResponse>)>,
     next_connection: u64,
 }
@@ -199,6 +213,7 @@ impl ListenHub {
         &self,
         platform: &str,
         endpoint_id: &str,
+        thin: bool,
     ) -> (u64, mpsc::UnboundedReceiver<String>, bool) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut hub = self.lock();
@@ -209,6 +224,7 @@ impl ListenHub {
             .entry(endpoint_id.to_owned())
             .or_insert_with(|| Device {
                 platform: platform.to_owned(),
+                thin,
                 sockets: Vec::new(),
             });
         device.sockets.push((id, tx));
@@ -255,31 +271,16 @@ impl Relay for ListenHub {
     ) -> Pin<Box<dyn Future<Output = Result<RelayResponse, RelayError>> + Send + '_>> {
         let endpoint_id = endpoint_id.to_owned();
         Box::pin(async move {
-            let webhook_id = ids::generate(ids::Prefix::ListenWebhook, &mut rand::rng());
-            // Stripe sends the CLI each event twice, rendered at the account's
-            // default version (`api_version: null`) and at the latest one; the
-            // CLI forwards the first, or with `--latest` the second. Both are
-            // the same bytes here (one version), under one webhook id, so
-            // exactly one copy is forwarded and answered.
-            let payload = String::from_utf8_lossy(&payload);
-            let copy = |api_version: Option<&str>| {
-                json!({
-                    "type": "webhook_event",
-                    "webhook_id": webhook_id,
-                    "webhook_conversation_id": webhook_id,
-                    "event_payload": payload,
-                    "http_headers": {
-                        "Accept": "*/*; q=0.5, application/xml",
-                        "Cache-Control": "no-cache",
-                        "Content-Type": "application/json; charset=utf-8",
-                        "Stripe-Signature": signature,
-                        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                    },
-                    "endpoint": {"api_version": api_version},
-                })
-                .to_string()
+            let thin = self
+                .lock()
+                .connections
+                .get(&endpoint_id)
+                .is_some_and(|d| d.thin);
+            let (webhook_id, messages) = if thin {
+                thin_message(&endpoint_id, &payload, &signature)
+            } else {
+                snapshot_messages(&payload, &signature, &self.api_version)
             };
-            let messages = [copy(None), copy(Some(&self.api_version))];
             let (tx, rx) = oneshot::channel();
             {
                 let mut hub = self.lock();
@@ -309,6 +310,66 @@ impl Relay for ListenHub {
     }
 }
 
+/// The headers Stripe's webhooks carry, as the CLI forwards them.
+fn http_headers(signature: &str) -> Value {
+    json!({
+        "Accept": "*/*; q=0.5, application/xml",
+        "Cache-Control": "no-cache",
+        "Content-Type": "application/json; charset=utf-8",
+        "Stripe-Signature": signature,
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+    })
+}
+
+/// A snapshot event's `webhook_event` messages and their webhook id.
+///
+/// Stripe sends the CLI each event twice, rendered at the account's default
+/// version (`api_version: null`) and at the latest one; the CLI forwards the
+/// first, or with `--latest` the second. Both are the same bytes here (one
+/// version), under one webhook id, so exactly one copy is forwarded and
+/// answered.
+fn snapshot_messages(payload: &[u8], signature: &str, api_version: &str) -> (String, Vec<String>) {
+    let webhook_id = ids::generate(ids::Prefix::ListenWebhook, &mut rand::rng());
+    let payload = String::from_utf8_lossy(payload);
+    let copy = |api_version: Option<&str>| {
+        json!({
+            "type": "webhook_event",
+            "webhook_id": webhook_id,
+            "webhook_conversation_id": webhook_id,
+            "event_payload": payload,
+            "http_headers": http_headers(signature),
+            "endpoint": {"api_version": api_version},
+        })
+        .to_string()
+    };
+    let messages = vec![copy(None), copy(Some(api_version))];
+    (webhook_id, messages)
+}
+
+/// A thin event's one `v2_event` message, and the key its answer comes
+/// back under: the CLI's `webhook_response` names the destination as
+/// `webhook_id` and the event as `notification_id`.
+fn thin_message(destination_id: &str, payload: &[u8], signature: &str) -> (String, Vec<String>) {
+    let event_id = serde_json::from_slice::<Value>(payload)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(String::from))
+        .unwrap_or_default();
+    let message = json!({
+        "type": "v2_event",
+        "destination_id": destination_id,
+        "payload": String::from_utf8_lossy(payload),
+        "http_headers": http_headers(signature),
+    });
+    (
+        thin_key(destination_id, &event_id),
+        vec![message.to_string()],
+    )
+}
+
+fn thin_key(destination_id: &str, event_id: &str) -> String {
+    format!("{destination_id}/{event_id}")
+}
+
 /// `POST /v1/stripecli/sessions`
 pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
     let device = ctx
@@ -324,17 +385,14 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
     let feature = if asks("request_logs") {
         Feature::RequestLogs
     } else if asks("v2_events") && !asks("webhooks") {
-        // `stripe listen --all-thin` (or only v2 types in `--events`): such
-        // a session must not get snapshot events, and thin forwarding to the
-        // CLI is not built yet, so say so instead of forwarding the wrong kind.
-        return Err(ApiError::invalid(
-            "websocket_features",
-            "Switchboard does not forward thin events to `stripe listen` yet: use --events with v1 \
-             event types or --all-snapshot, or an event destination with event_payload thin.",
-        ));
+        // `stripe listen --all-thin` (or thin types in `--events`): the CLI
+        // filters types and `--events-from` itself, so the session hears
+        // every thin event of the mode and no snapshot event.
+        Feature::V2Events
     } else {
         Feature::Webhooks
     };
+    let thin = feature == Feature::V2Events;
     // `stripe logs tail`'s filters, JSON in one parameter.
     let filters = ctx.params.string("filters")?.unwrap_or_default();
     if !filters.is_empty() && serde_json::from_str::<crate::request_log::Filters>(&filters).is_err()
@@ -369,13 +427,26 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
         .store
         .listeners(&ctx.platform.id, ctx.livemode())
         .await?;
-    let endpoint = existing
+    // A device has a listener endpoint per payload kind; both sign with
+    // the device's one secret, so one `.env` verifies either.
+    let of_device: Vec<EndpointRecord> = existing
         .into_iter()
-        .find(|e| e.description.as_deref() == Some(device.as_str()));
+        .filter(|e| e.description.as_deref() == Some(device.as_str()))
+        .collect();
+    let secret = of_device.first().map(|e| e.secrets.clone());
+    let endpoint = of_device
+        .into_iter()
+        .find(|e| e.destination.is_some() == thin);
     let (endpoint, created) = match endpoint {
         Some(e) => (e, false),
         None => {
             let mut rng = rand::rng();
+            let secrets = secret.unwrap_or_else(|| {
+                vec![SigningSecret {
+                    secret: ids::generate_secret(ids::WEBHOOK_SECRET, &mut rng),
+                    expires_at: None,
+                }]
+            });
             let rec = EndpointRecord {
                 id: ids::generate(ids::Prefix::WebhookEndpoint, &mut rng),
                 platform: ctx.platform.id.clone(),
@@ -389,15 +460,20 @@ pub async fn create_session(mut ctx: Ctx) -> Result<Response, ApiError> {
                 api_version: None,
                 description: Some(device.clone()),
                 metadata: Default::default(),
-                secrets: vec![SigningSecret {
-                    secret: ids::generate_secret(ids::WEBHOOK_SECRET, &mut rng),
-                    expires_at: None,
-                }],
+                secrets,
                 deleted: false,
                 failing_since: None,
                 listener: true,
                 chaos: None,
-                destination: None,
+                // A thin listener: thin payloads, of everyone's events.
+                destination: thin.then(|| Destination {
+                    name: device.clone(),
+                    event_payload: EventPayload::Thin,
+                    from_self: true,
+                    from_accounts: true,
+                    snapshot_api_version: None,
+                    updated_ms: ctx.state.clock.now_ms(),
+                }),
             };
             (rec, true)
         }
@@ -472,9 +548,11 @@ pub async fn websocket(
     // Registered and routed to before the upgrade completes: the CLI prints
     // "Ready!" once connected, and events created from then on must reach it
     // (deliveries queued before the socket is up wait in its outbox).
-    let (connection, outbox, _) = state
-        .listen
-        .connect(&session.platform, &session.endpoint_id);
+    let (connection, outbox, _) = state.listen.connect(
+        &session.platform,
+        &session.endpoint_id,
+        session.feature == Feature::V2Events,
+    );
     hold(&state, &session.platform, &session.endpoint_id, true).await;
     let failed = (state.clone(), session.clone());
     upgrade
@@ -525,9 +603,15 @@ fn handle_message(state: &AppState, text: &str) {
     if msg["type"] == "webhook_response" {
         let status = msg["status"].as_u64().unwrap_or(0) as u16;
         let body = msg["body"].as_str().unwrap_or_default().to_owned();
-        if let Some(id) = msg["webhook_id"].as_str() {
-            state.listen.answer(id, RelayResponse { status, body });
-        }
+        let Some(id) = msg["webhook_id"].as_str() else {
+            return;
+        };
+        // A thin event's answer has no conversation id (see `thin_message`).
+        let key = match msg["webhook_conversation_id"].as_str() {
+            Some(c) if !c.is_empty() => id.to_owned(),
+            _ => thin_key(id, msg["notification_id"].as_str().unwrap_or_default()),
+        };
+        state.listen.answer(&key, RelayResponse { status, body });
     }
     // `event_ack` needs no answer: the response that follows is what counts.
 }

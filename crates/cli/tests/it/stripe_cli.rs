@@ -317,6 +317,172 @@ async fn stripe_cli_listen_trigger_and_resend() {
     server.kill();
 }
 
+/// `stripe listen --all-thin`: thin events only (v1 interop and Accounts
+/// v2), the platform's to `--forward-to`, a connected account's (with its
+/// `context`) to `--forward-connect-to`, signed with the device's one
+/// secret; the CLI's answers are recorded as attempts. `--events` with a v2
+/// type and `--events-from @self` narrow it, as the CLI filters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_cli_listen_forwards_thin_events() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
+    let mut platform_rx = Receiver::start().await;
+    let mut connect_rx = Receiver::start().await;
+    let secret = run(
+        home.path(),
+        &base,
+        &["listen", "--print-secret", "--skip-update"],
+    )
+    .trim()
+    .to_owned();
+    let (mut listener, mut lines) = listen(
+        home.path(),
+        &base,
+        &platform_rx.url,
+        &connect_rx.url,
+        &["--all-thin"],
+    )
+    .await;
+    let http = switchboard_dispatcher::http_client(Duration::from_secs(10));
+    let post = |path: &str, body: String, json: bool, account: Option<&str>| {
+        let mut req = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(TEST_KEY)
+            .header(
+                "content-type",
+                if json {
+                    "application/json"
+                } else {
+                    "application/x-www-form-urlencoded"
+                },
+            )
+            .body(body);
+        if let Some(a) = account {
+            req = req.header("stripe-account", a);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            assert!(resp.status().is_success(), "{}", resp.status());
+            serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap()
+        }
+    };
+    let thin = |got: &crate::support::Received, kind: &str| -> Option<Value> {
+        switchboard_receiver::verify_header_at(&got.body, got.signature(), &secret, 0, 0)
+            .unwrap_or_else(|e| panic!("a thin event does not verify with the listen secret: {e}"));
+        let j = got.json();
+        assert_eq!(j["object"], "v2.core.event", "only thin events: {j:#}");
+        assert!(j.get("data").is_none(), "{j:#}");
+        (j["type"] == kind).then_some(j)
+    };
+    let cus = post("/v1/customers", "name=Thin".into(), false, None).await;
+    let acct = post(
+        "/v2/core/accounts",
+        r#"{"display_name": "Thin Co", "identity": {"country": "us"}}"#.into(),
+        true,
+        None,
+    )
+    .await;
+    let acct = acct["id"].as_str().unwrap().to_owned();
+    let their = post("/v1/customers", "name=Theirs".into(), false, Some(&acct)).await;
+
+    let (mut customer_seen, mut evt) = (false, None);
+    while !customer_seen || evt.is_none() {
+        let got = platform_rx.next().await;
+        if let Some(j) = thin(&got, "v1.customer.created") {
+            assert_eq!(j["related_object"]["id"], cus["id"]);
+            assert!(j.get("context").is_none(), "{j:#}");
+            customer_seen = true;
+        } else if let Some(j) = thin(&got, "v2.core.account.created") {
+            assert_eq!(j["related_object"]["id"], acct.as_str());
+            evt = j["id"].as_str().map(String::from);
+        }
+    }
+    loop {
+        let got = connect_rx.next().await;
+        if let Some(j) = thin(&got, "v1.customer.created") {
+            assert_eq!(j["context"], acct.as_str());
+            assert_eq!(j["related_object"]["id"], their["id"]);
+            break;
+        }
+    }
+    // The CLI's answer is the attempt's: one 200, no retry.
+    let evt = evt.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let attempts = loop {
+        assert!(std::time::Instant::now() < deadline, "no attempt recorded");
+        let got: Value = serde_json::from_slice(
+            &http
+                .get(format!("{base}/switchboard/v1/events/{evt}/attempts"))
+                .bearer_auth(TEST_KEY)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        if got["data"].as_array().is_some_and(|a| !a.is_empty()) {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let codes: Vec<i64> = attempts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["status_code"].as_i64())
+        .collect();
+    assert_eq!(codes, [200], "{attempts:#}");
+    let printed: Vec<String> = std::iter::from_fn(|| lines.try_recv().ok()).collect();
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("v2.core.account.created")),
+        "{printed:#?}"
+    );
+    listener.kill();
+
+    // Narrowed by the CLI: one v2 type, the platform's own.
+    let (mut narrow, mut narrow_lines) = spawn_with_lines(&mut stripe(
+        home.path(),
+        &base,
+        &[
+            "listen",
+            "--skip-update",
+            "--forward-to",
+            &platform_rx.url,
+            "--events",
+            "v2.core.account.updated",
+            "--events-from",
+            "@self",
+        ],
+    ));
+    while let Some(line) = narrow_lines.recv().await {
+        if line.contains("Ready!") {
+            break;
+        }
+    }
+    post("/v1/customers", "name=Ignored".into(), false, None).await;
+    post("/v1/customers", "name=Theirs".into(), false, Some(&acct)).await;
+    post(
+        &format!("/v2/core/accounts/{acct}"),
+        r#"{"display_name": "Thin Corp"}"#.into(),
+        true,
+        None,
+    )
+    .await;
+    let got = platform_rx.next().await;
+    let j = thin(&got, "v2.core.account.updated").expect("only the enabled type is forwarded");
+    assert_eq!(j["related_object"]["id"], acct.as_str());
+    platform_rx.assert_quiet(Duration::from_millis(500)).await;
+    connect_rx.assert_quiet(Duration::from_millis(200)).await;
+    narrow.kill();
+    assert_no_schema_violations(&base).await;
+    server.kill();
+}
+
 /// `stripe logs tail` streams the requests made through the API, with the
 /// CLI's filters applied by the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -282,33 +282,6 @@ async fn bad_v2_input_is_a_400_naming_the_parameter() {
     );
 }
 
-#[tokio::test]
-async fn a_thin_only_listen_session_is_refused_rather_than_sent_snapshots() {
-    let t = TestNode::start().await;
-    let (status, _, err) = t
-        .request(
-            "POST",
-            "/v1/stripecli/sessions",
-            Some(TEST_KEY),
-            "device_name=thin&websocket_features[]=v2_events",
-            &[],
-        )
-        .await;
-    assert_eq!(status, 400, "{err:#}");
-    assert_eq!(err["error"]["param"], "websocket_features");
-    let (status, _, session) = t
-        .request(
-            "POST",
-            "/v1/stripecli/sessions",
-            Some(TEST_KEY),
-            "device_name=both&websocket_features[]=webhooks&websocket_features[]=v2_events",
-            &[],
-        )
-        .await;
-    assert_eq!(status, 200, "{session:#}");
-    assert_eq!(session["websocket_authorized_feature"], "webhook-payloads");
-}
-
 /// Accounts v2's events exist only as thin events: an `@self` thin
 /// destination hears them (they are the platform's, without `context`);
 /// an `@accounts` one, a v1 endpoint enabling `*` and `/v1/events` never

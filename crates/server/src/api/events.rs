@@ -24,11 +24,17 @@ pub fn render(rec: &EventRecord) -> Value {
 
 /// A v1 event (a v2 event has no v1 form: API v1 does not know it).
 pub async fn load(ctx: &Ctx, id: &str) -> Result<EventRecord, ApiError> {
+    Some(load_any(ctx, id).await?)
+        .filter(|e| !e.event_type.starts_with("v2."))
+        .ok_or_else(|| ApiError::not_found("notification", id))
+}
+
+/// An event of either API version (Switchboard's own routes show both).
+pub async fn load_any(ctx: &Ctx, id: &str) -> Result<EventRecord, ApiError> {
     ctx.state
         .store
         .event(&ctx.scope, id)
         .await?
-        .filter(|e| !e.event_type.starts_with("v2."))
         .ok_or_else(|| ApiError::not_found("notification", id))
 }
 

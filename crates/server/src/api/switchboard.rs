@@ -48,7 +48,7 @@ async fn list(mut ctx: Ctx, filter: AttemptFilter, url: String) -> Result<Respon
 
 /// `GET /switchboard/v1/events/{id}/attempts`
 pub async fn event_attempts(Path(id): Path<String>, ctx: Ctx) -> Result<Response, ApiError> {
-    let event = super::events::load(&ctx, &id).await?;
+    let event = super::events::load_any(&ctx, &id).await?;
     let url = format!("/switchboard/v1/events/{}/attempts", event.id);
     list(ctx, AttemptFilter::Event(event.id), url).await
 }

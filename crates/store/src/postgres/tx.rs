@@ -459,7 +459,7 @@ impl Tx for PgTx<'_> {
         let rows = self
             .rows(
                 "SELECT d.id, d.attempts, d.one_shot, e.id,
-                        CASE WHEN w.kind = 'destination' AND (w.destination::jsonb ->> 'event_payload') = 'thin'
+                        CASE WHEN (w.destination::jsonb ->> 'event_payload') = 'thin'
                              THEN coalesce(e.thin_payload, e.payload) ELSE e.payload END,
                         w.id, w.url, w.secrets, w.enabled, w.deleted,
                         d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END, w.chaos

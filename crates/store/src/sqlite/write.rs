@@ -743,7 +743,7 @@ impl Tx for SqliteTx<'_> {
             .c
             .prepare_cached(
                 "SELECT d.id, d.attempts, d.one_shot, e.id,
-                        CASE WHEN w.kind = 'destination' AND json_extract(w.destination, '$.event_payload') = 'thin'
+                        CASE WHEN json_extract(w.destination, '$.event_payload') = 'thin'
                              THEN coalesce(e.thin_payload, e.payload) ELSE e.payload END,
                         w.id, w.url, w.secrets, w.enabled, w.deleted,
                         d.event_seq, w.livemode, CASE WHEN w.kind = 'listener' THEN w.platform END, w.chaos
