@@ -10,6 +10,11 @@
 //! a new session is opened after a short pause; the secret stays the same
 //! because it belongs to the device, not to the session.
 //!
+//! Thin events (`--all-thin`, or thin types in `--events`) come as `v2_event`
+//! messages on a session that asked for `v2_events`, as the Stripe CLI asks;
+//! one session carries one kind. `--events` and `--events-from` filter here,
+//! as the Stripe CLI filters: what is filtered out is answered as handled.
+//!
 //! Status lines (`Ready!`, reconnects) go to stderr, event lines to stdout.
 
 use std::collections::HashSet;
@@ -49,10 +54,22 @@ pub struct Args {
     /// Where to POST Connect events (those with a top-level `account`) [default: --forward-to].
     #[arg(long, short = 'c', value_name = "URL")]
     forward_connect_to: Option<String>,
-    /// Only these event types, comma-separated [default: all]. Others are
-    /// acknowledged as delivered without being forwarded or printed.
+    /// Only these event types, comma-separated [default: all]: snapshot
+    /// types (`customer.created`) or thin ones (`v1.customer.created`,
+    /// `v2.core.account.updated`), not both. Others are acknowledged as
+    /// delivered without being forwarded or printed.
     #[arg(long, short = 'e', value_delimiter = ',', value_name = "TYPES")]
     events: Vec<String>,
+    /// Every snapshot event (the default).
+    #[arg(long, conflicts_with = "all_thin")]
+    all_snapshot: bool,
+    /// Every thin event (`v2.core.event` notifications) instead of snapshot events.
+    #[arg(long)]
+    all_thin: bool,
+    /// Whose events: `@self` (the platform's), `@accounts` (connected
+    /// accounts'), or `all`.
+    #[arg(long, value_enum, default_value = "all", value_name = "FROM")]
+    events_from: EventsFrom,
     /// `json`: print each event as one line of JSON instead of the summary lines.
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<ListenFormat>,
@@ -62,6 +79,15 @@ pub struct Args {
     /// Print the device's signing secret and exit.
     #[arg(long)]
     print_secret: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsFrom {
+    #[value(name = "@self", alias = "self")]
+    OwnAccount,
+    #[value(name = "@accounts", alias = "accounts")]
+    Accounts,
+    All,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -83,6 +109,7 @@ struct Forwarder {
     forward_connect_to: Option<String>,
     /// `None`: every event.
     only: Option<HashSet<String>>,
+    events_from: EventsFrom,
     json: bool,
 }
 
@@ -93,9 +120,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(u) => Some(normalize_url(u)?),
         None => forward_to.clone(),
     };
-    let only = event_filter(&args.events)?;
+    let (only, thin) = event_filter(&args.events, args.all_thin)?;
+    if args.events_from == EventsFrom::OwnAccount && args.forward_connect_to.is_some() {
+        bail!(
+            "--forward-connect-to cannot be used with --events-from @self, which excludes connected accounts' events"
+        );
+    }
     if args.print_secret {
-        let session = create_session(&api, &args, None, None).await?;
+        let session = create_session(&api, &args, thin, None, None).await?;
         println!("{}", session.secret);
         return Ok(());
     }
@@ -104,6 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         forward_to: forward_to.clone(),
         forward_connect_to: forward_connect_to.clone(),
         only,
+        events_from: args.events_from,
         json: args.format == Some(ListenFormat::Json),
     });
     let mut secret: Option<String> = None;
@@ -113,6 +146,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let session = create_session(
                 &api,
                 &args,
+                thin,
                 forward_to.as_deref(),
                 forward_connect_to.as_deref(),
             )
@@ -180,32 +214,51 @@ fn normalize_url(raw: &str) -> anyhow::Result<String> {
     Ok(url)
 }
 
-fn event_filter(events: &[String]) -> anyhow::Result<Option<HashSet<String>>> {
+/// The types to forward (`None`: all) and whether they are thin events.
+fn event_filter(
+    events: &[String],
+    all_thin: bool,
+) -> anyhow::Result<(Option<HashSet<String>>, bool)> {
+    use switchboard_core::catalog;
     let events: Vec<&str> = events
         .iter()
         .map(|e| e.trim())
-        .filter(|e| !e.is_empty())
+        .filter(|e| !e.is_empty() && *e != "*")
         .collect();
-    if events.is_empty() || events.contains(&"*") {
-        return Ok(None);
+    if events.is_empty() {
+        return Ok((None, all_thin));
     }
     for e in &events {
-        if !switchboard_core::catalog::is_event_type(e) {
+        if !catalog::is_event_type(e) && !catalog::is_thin_event_type(e) {
             bail!("--events: {e:?} is not an event type");
         }
     }
-    Ok(Some(events.into_iter().map(String::from).collect()))
+    let thin = events
+        .iter()
+        .filter(|e| catalog::is_thin_event_type(e))
+        .count();
+    if (thin != 0 && thin != events.len()) || (all_thin && thin == 0) {
+        bail!("cannot forward both snapshot and thin events to the same destination");
+    }
+    Ok((
+        Some(events.into_iter().map(String::from).collect()),
+        thin != 0,
+    ))
 }
 
 async fn create_session(
     api: &Api,
     args: &Args,
+    thin: bool,
     forward_to: Option<&str>,
     forward_connect_to: Option<&str>,
 ) -> anyhow::Result<Session> {
     let mut p = Map::new();
     p.insert("device_name".into(), args.device_name.clone().into());
-    p.insert("websocket_features".into(), json!(["webhooks"]));
+    p.insert(
+        "websocket_features".into(),
+        json!([if thin { "v2_events" } else { "webhooks" }]),
+    );
     if let Some(u) = forward_to {
         p.insert("forward_to_url".into(), u.into());
     }
@@ -297,24 +350,37 @@ async fn pump(socket: Socket, fwd: &Arc<Forwarder>) -> String {
 }
 
 impl Forwarder {
-    fn wants(&self, event_type: &str) -> bool {
-        self.only.as_ref().is_none_or(|o| o.contains(event_type))
+    fn wants(&self, event_type: &str, connect: bool) -> bool {
+        let from = match self.events_from {
+            EventsFrom::All => true,
+            EventsFrom::OwnAccount => !connect,
+            EventsFrom::Accounts => connect,
+        };
+        from && self.only.as_ref().is_none_or(|o| o.contains(event_type))
     }
 
-    /// Acknowledges a `webhook_event`, prints it and forwards it in a task of its own.
+    /// Acknowledges a `webhook_event` (snapshot) or `v2_event` (thin),
+    /// prints it and forwards it in a task of its own.
     fn handle(self: &Arc<Self>, text: &str, out: &mpsc::UnboundedSender<String>) {
         let Ok(msg) = serde_json::from_str::<Value>(text) else {
             return;
         };
-        if msg["type"] != "webhook_event" {
-            return;
-        }
-        let webhook_id = msg["webhook_id"].as_str().unwrap_or_default().to_owned();
-        let conversation = msg["webhook_conversation_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let payload = msg["event_payload"].as_str().unwrap_or_default().to_owned();
+        let str_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        // A thin event's message names its destination where a snapshot
+        // event's names the webhook, and has no conversation.
+        let (webhook_id, conversation, payload) = match msg["type"].as_str() {
+            Some("webhook_event") => (
+                str_of(&msg["webhook_id"]),
+                str_of(&msg["webhook_conversation_id"]),
+                str_of(&msg["event_payload"]),
+            ),
+            Some("v2_event") => (
+                str_of(&msg["destination_id"]),
+                String::new(),
+                str_of(&msg["payload"]),
+            ),
+            _ => return,
+        };
         let event: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
         let event_id = event["id"].as_str().unwrap_or_default().to_owned();
         let event_type = event["type"].as_str().unwrap_or_default().to_owned();
@@ -329,11 +395,13 @@ impl Forwarder {
         );
         let respond = {
             let (webhook_id, conversation) = (webhook_id.clone(), conversation.clone());
+            let event_id = event_id.clone();
             move |forward_url: &str, status: u16, body: &str| {
                 json!({
                     "type": "webhook_response",
                     "webhook_id": webhook_id,
                     "webhook_conversation_id": conversation,
+                    "notification_id": event_id,
                     "forward_url": forward_url,
                     "status": status,
                     "http_headers": {},
@@ -342,12 +410,15 @@ impl Forwarder {
                 .to_string()
             }
         };
-        if !self.wants(&event_type) {
+        // A Connect event: a snapshot's top-level `account`, a thin one's `context`.
+        let connect = [&event["account"], &event["context"]]
+            .iter()
+            .any(|v| v.as_str().is_some_and(|a| !a.is_empty()));
+        if !self.wants(&event_type, connect) {
             // Answered, so that the server records it as handled rather than retrying it.
             let _ = out.send(respond("", 200, ""));
             return;
         }
-        let connect = event["account"].as_str().is_some_and(|a| !a.is_empty());
         if self.json {
             output::line(&serde_json::to_string(&event).unwrap_or(payload.clone()));
         } else {

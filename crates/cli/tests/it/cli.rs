@@ -649,6 +649,124 @@ async fn listen_forwards_signed_events_and_reports_responses() {
     );
 }
 
+/// `switchboard listen --all-thin`: thin events (`v2_event` messages)
+/// forwarded as the Stripe CLI forwards them, the platform's to
+/// `--forward-to`, a connected account's (`context`) to
+/// `--forward-connect-to`; `--events` with a v2 type and `--events-from`
+/// narrow them; mixing kinds is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_forwards_thin_events() {
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = spawn(data.path(), &["--retry-schedule", "fast"]);
+    let mut rx = Receiver::start().await;
+    let mut connect_rx = Receiver::start().await;
+    let (mut listener, mut lines, secret) = listen(
+        &base,
+        &[
+            "--all-thin",
+            "--forward-to",
+            &rx.url,
+            "--forward-connect-to",
+            &connect_rx.url,
+        ],
+    )
+    .await;
+    run(&base, &["trigger", "customer.created"]).await;
+    let got = expect(&mut rx, "v1.customer.created", &secret, &[]).await;
+    assert_eq!(got["object"], "v2.core.event", "{got:#}");
+    assert!(
+        got.get("data").is_none() && got.get("context").is_none(),
+        "{got:#}"
+    );
+    let evt = got["id"].as_str().unwrap();
+    lines
+        .wait_for("the thin event line", |l| {
+            l.ends_with(&format!("   --> v1.customer.created [{evt}]"))
+        })
+        .await;
+    run(&base, &["trigger", "account.updated"]).await;
+    let theirs = expect(&mut connect_rx, "v1.account.updated", &secret, &[]).await;
+    assert!(
+        theirs["context"].as_str().unwrap().starts_with("acct_"),
+        "{theirs:#}"
+    );
+    lines
+        .wait_for("a connect line", |l| {
+            l.contains("   --> connect v1.account.updated [")
+        })
+        .await;
+    // The session's answers are the attempts of its device.
+    let attempts = run_json(&base, &["attempts", "list", "--event", evt]).await;
+    assert!(
+        attempts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["status_code"] == 200 && a["succeeded"] == true),
+        "{attempts:#}"
+    );
+    listener.kill();
+
+    let (_narrow, _lines, again) = listen(
+        &base,
+        &[
+            "--forward-to",
+            &rx.url,
+            "--events",
+            "v2.core.account.created",
+            "--events-from",
+            "@self",
+        ],
+    )
+    .await;
+    assert_eq!(again, secret, "one secret per device, whichever kind");
+    run(&base, &["trigger", "customer.created"]).await;
+    let created = switchboard_dispatcher::http_client(Duration::from_secs(10))
+        .post(format!("{base}/v2/core/accounts"))
+        .bearer_auth(TEST_KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"display_name": "Thin Co"}"#)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let created: Value = serde_json::from_slice(&created).unwrap();
+    let got = expect(&mut rx, "v2.core.account.created", &secret, &[]).await;
+    assert_eq!(got["related_object"]["id"], created["id"], "{got:#}");
+    rx.assert_quiet(Duration::from_millis(300)).await;
+
+    for (args, says) in [
+        (
+            &["--events", "customer.created,v1.customer.created"][..],
+            "cannot forward both",
+        ),
+        (
+            &["--all-thin", "--events", "customer.created"][..],
+            "cannot forward both",
+        ),
+        (
+            &[
+                "--events-from",
+                "@self",
+                "--forward-connect-to",
+                "localhost:9",
+            ][..],
+            "--forward-connect-to cannot be used",
+        ),
+    ] {
+        let mut full = vec!["listen"];
+        full.extend_from_slice(args);
+        let bad = exec(&base, &full).await;
+        assert!(
+            !bad.ok && bad.stderr.contains(says),
+            "{args:?}: {}",
+            bad.stderr
+        );
+    }
+}
+
 /// `switchboard serve` on a fixed port (so that a restart keeps the URL).
 fn serve_at(data_dir: &Path, port: u16) -> KillOnDrop {
     use std::io::BufRead as _;

@@ -172,9 +172,10 @@ pub async fn retry(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Api
                 .store
                 .listeners(&ctx.platform.id, ctx.livemode())
                 .await?;
+            // Snapshot sessions only: a v1 event is no thin listener's.
             let live: Vec<String> = listeners
                 .into_iter()
-                .filter(|l| l.enabled)
+                .filter(|l| l.enabled && l.destination.is_none())
                 .map(|l| l.id)
                 .collect();
             if live.is_empty() {
