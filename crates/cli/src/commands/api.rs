@@ -139,7 +139,12 @@ impl Api {
         if let Some(acct) = stripe_account.filter(|a| !a.is_empty()) {
             req = req.header("Stripe-Account", acct);
         }
-        if !in_query {
+        if !in_query && path.starts_with("/v2/") {
+            // API v2 takes JSON bodies.
+            req = req
+                .header("Content-Type", "application/json")
+                .body(Value::Object(params.clone()).to_string());
+        } else if !in_query {
             req = req
                 .header("Content-Type", "application/x-www-form-urlencoded")
                 .body(form);

@@ -110,6 +110,26 @@ const BUILTIN: &[(&str, &str)] = &[
         "person.updated",
         include_str!("../../fixtures/person.updated.json"),
     ),
+    (
+        "v2.core.account.closed",
+        include_str!("../../fixtures/v2.core.account.closed.json"),
+    ),
+    (
+        "v2.core.account.created",
+        include_str!("../../fixtures/v2.core.account.created.json"),
+    ),
+    (
+        "v2.core.account.updated",
+        include_str!("../../fixtures/v2.core.account.updated.json"),
+    ),
+    (
+        "v2.core.account[requirements].updated",
+        include_str!("../../fixtures/v2.core.account[requirements].updated.json"),
+    ),
+    (
+        "v2.core.account_person.created",
+        include_str!("../../fixtures/v2.core.account_person.created.json"),
+    ),
 ];
 
 /// The `trigger --help` epilogue: every event it knows.
