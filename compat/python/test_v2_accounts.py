@@ -157,6 +157,13 @@ def test_v2_accounts_thin_events_onboarding_and_close():
         notification(client, dest, path, "v2.core.account_person.updated", person.id)
         people = client.v2.core.accounts.persons.list(acct.id)
         check_eq([p.id for p in people.data], [person.id], "persons.list", people)
+        # A person added through v1 is announced to v2 too.
+        v1_person = client.v1.accounts.persons.create(acct.id, params={"first_name": "Bo", "last_name": "Director"})
+        notif = notification(client, dest, path, "v2.core.account_person.created", v1_person.id)
+        fetched = notif.fetch_related_object()
+        check(isinstance(fetched, stripe.v2.core.AccountPerson), "the v1 person seen through v2",
+              type(fetched).__name__)
+        check_eq(fetched.given_name, "Bo", "its given_name", fetched)
 
         # Onboarding through the hosted page.
         link = client.v2.core.account_links.create({"account": acct.id, "use_case": {

@@ -7,7 +7,6 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
-use switchboard_core::object::previous_attributes;
 
 use super::accounts::{self, account_scope};
 use super::accounts_v2::person as render;
@@ -79,18 +78,7 @@ pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Respons
         deps.persons.push(person.clone());
         let mut change = ctx.change();
         let body = render(&person, ctx.livemode());
-        change.events.push(ctx.event_on(
-            Some(account.clone()),
-            "person.created",
-            person.clone(),
-            None,
-        ));
-        change.events.push(ctx.event_on(
-            None,
-            "v2.core.account_person.created",
-            body.clone(),
-            None,
-        ));
+        persons::push_events(&ctx, &account, "created", None, &person, &mut change);
         change.writes.push(objects::insert(
             &account_scope(&ctx, &account),
             KIND,
@@ -126,30 +114,20 @@ pub async fn update(
         let before = person.data.clone();
         patch.apply(&mut person.data);
         persons::derive(&mut person.data);
-        let prev = previous_attributes(&before, &person.data);
         let mut deps = accounts::dependents(&ctx, &account).await?;
         for p in deps.persons.iter_mut().filter(|p| p["id"] == id.as_str()) {
             *p = person.data.clone();
         }
         let mut change = ctx.change();
-        let (old, body) = (
-            render(&before, ctx.livemode()),
-            render(&person.data, ctx.livemode()),
+        let body = render(&person.data, ctx.livemode());
+        persons::push_events(
+            &ctx,
+            &account,
+            "updated",
+            Some(&before),
+            &person.data,
+            &mut change,
         );
-        if !prev.is_empty() {
-            change.events.push(ctx.event_on(
-                Some(account.clone()),
-                "person.updated",
-                person.data.clone(),
-                Some(prev),
-            ));
-            change.events.push(ctx.event_on(
-                None,
-                "v2.core.account_person.updated",
-                body.clone(),
-                Some(previous_attributes(&old, &body)),
-            ));
-        }
         accounts::rederive(&ctx, acct, &deps, &mut change);
         change.writes.push(objects::replace(&scope, person));
         ctx.commit(change, &body).await
@@ -168,18 +146,7 @@ pub async fn delete(
         let mut deps = accounts::dependents(&ctx, &account).await?;
         deps.persons.retain(|p| p["id"] != id.as_str());
         let mut change = ctx.change();
-        change.events.push(ctx.event_on(
-            Some(account.clone()),
-            "person.deleted",
-            person.data.clone(),
-            None,
-        ));
-        change.events.push(ctx.event_on(
-            None,
-            "v2.core.account_person.deleted",
-            render(&person.data, ctx.livemode()),
-            None,
-        ));
+        persons::push_events(&ctx, &account, "deleted", None, &person.data, &mut change);
         accounts::rederive(&ctx, acct, &deps, &mut change);
         person.deleted = true;
         change.writes.push(objects::replace(&scope, person));

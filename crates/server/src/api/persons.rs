@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use switchboard_core::form::Params;
 use switchboard_core::ids;
 use switchboard_core::object::previous_attributes;
+use switchboard_store::Change;
 
 use super::accounts::{self, account_scope};
 use super::objects;
@@ -135,15 +136,43 @@ pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Respons
             now,
             person.clone(),
         ));
-        change.events.push(ctx.event_on(
-            Some(account.clone()),
-            "person.created",
-            person.clone(),
-            None,
-        ));
+        push_events(&ctx, &account, "created", None, &person, &mut change);
         accounts::rederive(&ctx, acct, &deps, &mut change);
         ctx.commit(change, &person).await
     })
+}
+
+/// A person's change as both APIs announce it: `person.<action>` on the
+/// account (with `previous_attributes`) and the platform's thin
+/// `v2.core.account_person.<action>` (with `changes`), whichever API made
+/// it. Nothing for an update that changed nothing visible.
+pub(super) fn push_events(
+    ctx: &Ctx,
+    account: &str,
+    action: &str,
+    before: Option<&Value>,
+    after: &Value,
+    change: &mut Change,
+) {
+    let v1_prev = before.map(|b| previous_attributes(b, after));
+    if v1_prev.as_ref().is_some_and(|p| p.is_empty()) {
+        return;
+    }
+    let live = ctx.livemode();
+    let v2 = super::accounts_v2::person(after, live);
+    let v2_prev = before.map(|b| previous_attributes(&super::accounts_v2::person(b, live), &v2));
+    change.events.push(ctx.event_on(
+        Some(account.to_owned()),
+        &format!("person.{action}"),
+        after.clone(),
+        v1_prev,
+    ));
+    change.events.push(ctx.event_on(
+        None,
+        &format!("v2.core.account_person.{action}"),
+        v2,
+        v2_prev,
+    ));
 }
 
 pub async fn retrieve(
@@ -173,20 +202,19 @@ pub async fn update(
         let before = person.data.clone();
         patch.apply(&mut person.data);
         derive(&mut person.data);
-        let prev = previous_attributes(&before, &person.data);
         let mut deps = accounts::dependents(&ctx, &account).await?;
         for p in deps.persons.iter_mut().filter(|p| p["id"] == id.as_str()) {
             *p = person.data.clone();
         }
         let mut change = ctx.change();
-        if !prev.is_empty() {
-            change.events.push(ctx.event_on(
-                Some(account.clone()),
-                "person.updated",
-                person.data.clone(),
-                Some(prev),
-            ));
-        }
+        push_events(
+            &ctx,
+            &account,
+            "updated",
+            Some(&before),
+            &person.data,
+            &mut change,
+        );
         accounts::rederive(&ctx, acct, &deps, &mut change);
         let body = person.data.clone();
         change.writes.push(objects::replace(&scope, person));
@@ -206,12 +234,7 @@ pub async fn delete(
         let mut deps = accounts::dependents(&ctx, &account).await?;
         deps.persons.retain(|p| p["id"] != id.as_str());
         let mut change = ctx.change();
-        change.events.push(ctx.event_on(
-            Some(account.clone()),
-            "person.deleted",
-            person.data.clone(),
-            None,
-        ));
+        push_events(&ctx, &account, "deleted", None, &person.data, &mut change);
         accounts::rederive(&ctx, acct, &deps, &mut change);
         person.deleted = true;
         change.writes.push(objects::replace(&scope, person));
