@@ -1525,6 +1525,76 @@ async function test_v2_thin_event_destination() {
   }
 }
 
+// Accounts v2: an @self thin destination hears a v2 account's life
+// (created, updated with changes, a person, closed); the notifications'
+// related objects fetch as v2 Accounts and AccountPersons.
+async function test_v2_accounts_thin_events() {
+  const client = newClient();
+  const path = `/${unique('v2-accounts')}`;
+  const ed = await client.v2.core.eventDestinations.create({
+    name: unique('dest'),
+    type: 'webhook_endpoint',
+    event_payload: 'thin',
+    enabled_events: ['v2.core.account.created', 'v2.core.account.updated', 'v2.core.account.closed',
+      'v2.core.account_person.created'],
+    events_from: ['@self'],
+    webhook_endpoint: { url: RECEIVER.url(path) },
+    include: ['webhook_endpoint.signing_secret'],
+  });
+  const secret = ed.webhook_endpoint.signing_secret;
+  const notification = async (type, id) => {
+    const found = await RECEIVER.waitFor(
+      (d) => d.path === path && d.json.type === type && d.json.related_object?.id === id,
+    );
+    check(found.length, `${type} delivered`, RECEIVER.describe(path));
+    const d = found[found.length - 1];
+    check(!('data' in d.json) && !('context' in d.json), 'a thin @self payload', d.json);
+    return client.parseEventNotification(d.body, d.headers['stripe-signature'], secret);
+  };
+  try {
+    const acct = await client.v2.core.accounts.create({
+      display_name: 'Node Shop',
+      contact_email: 'node@example.com',
+      identity: { country: 'us', entity_type: 'company' },
+      configuration: { merchant: { capabilities: { card_payments: { requested: true } } } },
+      include: ['identity', 'configuration.merchant'],
+    });
+    checkEq(acct.object, 'v2.core.account', 'object', acct);
+    checkEq(acct.identity.country, 'US', 'identity.country', acct);
+    checkEq(acct.applied_configurations, ['merchant'], 'applied_configurations', acct);
+    let notif = await notification('v2.core.account.created', acct.id);
+    const related = await notif.fetchRelatedObject();
+    checkEq(related.object, 'v2.core.account', 'fetchRelatedObject: a v2 account', related);
+    checkEq(related.id, acct.id, 'the related account', related);
+
+    await client.v2.core.accounts.update(acct.id, { display_name: 'Node Bakery' });
+    notif = await notification('v2.core.account.updated', acct.id);
+    const updated = await notif.fetchEvent();
+    checkEq(updated.changes.before.display_name, 'Node Shop', 'changes.before', updated.changes);
+    checkEq(updated.changes.after.display_name, 'Node Bakery', 'changes.after', updated.changes);
+
+    const person = await client.v2.core.accounts.persons.create(acct.id, { given_name: 'Ada', surname: 'Node' });
+    checkEq(person.object, 'v2.core.account_person', 'a v2 person', person);
+    notif = await notification('v2.core.account_person.created', person.id);
+    const fetched = await notif.fetchRelatedObject();
+    checkEq(fetched.given_name, 'Ada', 'the person through fetchRelatedObject', fetched);
+
+    const cus = await client.customers.create({ name: 'Buyer' }, { stripeAccount: acct.id });
+    check(cus.id.startsWith('cus_'), 'a v2 account is a v1 connected account', cus);
+    const closed = await client.v2.core.accounts.close(acct.id);
+    checkEq(closed.closed, true, 'closed', closed);
+    await notification('v2.core.account.closed', acct.id);
+    const e = await expectError(errors.StripePermissionError,
+      () => client.customers.list({}, { stripeAccount: acct.id }), 'Stripe-Account of a closed account');
+    checkEq(e.statusCode, 403, 'closed: statusCode', errorSummary(e));
+    const bad = await expectError(errors.StripeInvalidRequestError,
+      () => client.v2.core.accounts.create({ dashboard: 'bogus' }), 'a bad dashboard');
+    checkEq([bad.statusCode, bad.param], [400, 'dashboard'], 'bad input: 400 naming it', errorSummary(bad));
+  } finally {
+    await client.v2.core.eventDestinations.del(ed.id);
+  }
+}
+
 const TESTS = [
   test_rate_limit_error,
   test_webhook_endpoint_crud,
@@ -1542,6 +1612,7 @@ const TESTS = [
   test_money_movement,
   test_onboarding_and_oauth,
   test_v2_thin_event_destination,
+  test_v2_accounts_thin_events,
 ];
 
 // ---------------------------------------------------------------------------
