@@ -117,6 +117,36 @@ pub fn decode(input: &str) -> Result<Map, ParamError> {
     Ok(root.into_iter().map(|(k, v)| (k, finish_node(v))).collect())
 }
 
+/// API v2's query strings may repeat a bare key for an array
+/// (`types=a&types=b`) where v1 and the SDKs write `types[0]=a&types[1]=b`:
+/// a bare key that appears more than once becomes `key[]`, so both read
+/// the same. (v1 keeps last-wins for a repeated bare key.)
+pub fn repeated_as_arrays(query: &str) -> std::borrow::Cow<'_, str> {
+    fn bare(pair: &str) -> Option<&str> {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        let bracketed = key.contains('[') || key.contains("%5B") || key.contains("%5b");
+        (!key.is_empty() && !bracketed).then_some(key)
+    }
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    for pair in query.split('&') {
+        if let Some(k) = bare(pair) {
+            *seen.entry(k).or_default() += 1;
+        }
+    }
+    if seen.values().all(|n| *n < 2) {
+        return query.into();
+    }
+    query
+        .split('&')
+        .map(|pair| match bare(pair) {
+            Some(k) if seen[k] > 1 => format!("{k}[]{}", &pair[k.len()..]),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+        .into()
+}
+
 fn unescape(raw: &str) -> Result<String, ParamError> {
     let spaced = raw.replace('+', " ");
     percent_decode_str(&spaced)
@@ -644,6 +674,22 @@ fn first_leaf_name(base: String, value: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn repeated_bare_keys_read_as_arrays() {
+        assert_eq!(repeated_as_arrays("a=1&b=2"), "a=1&b=2");
+        assert_eq!(repeated_as_arrays("a=1&&b=2&&"), "a=1&&b=2&&");
+        assert_eq!(
+            repeated_as_arrays("types=x&limit=2&types=y"),
+            "types[]=x&limit=2&types[]=y"
+        );
+        let m = decode(&repeated_as_arrays("include=a&include=b&x[0]=1&x[1]=2")).unwrap();
+        assert_eq!(
+            m,
+            decode("include[0]=a&include[1]=b&x[0]=1&x[1]=2").unwrap()
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

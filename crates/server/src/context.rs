@@ -173,6 +173,9 @@ impl FromRequest<AppState> for Ctx {
                         code: None,
                     })?
                     .to_owned()
+            } else if v2 {
+                let query = parts.uri.query().unwrap_or_default();
+                switchboard_core::form::repeated_as_arrays(query).into_owned()
             } else {
                 parts.uri.query().unwrap_or_default().to_owned()
             };

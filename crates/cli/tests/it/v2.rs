@@ -364,7 +364,10 @@ async fn v2_account_events_reach_thin_self_destinations_only() {
     let (status, _, v2_events) = t
         .request(
             "GET",
-            &format!("/v2/core/events?object_id={id}"),
+            // A bare key repeated is an array in v2 queries, as `types[0]=…` is.
+            &format!(
+                "/v2/core/events?object_id={id}&types=v2.core.account.created&types=v2.core.account.updated"
+            ),
             Some(TEST_KEY),
             "",
             &[],
@@ -372,6 +375,7 @@ async fn v2_account_events_reach_thin_self_destinations_only() {
         .await;
     assert_eq!(status, 200, "{v2_events:#}");
     let data = v2_events["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{v2_events:#}");
     let updated = data
         .iter()
         .find(|e| e["type"] == "v2.core.account.updated")
