@@ -107,31 +107,8 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let patch = parse(&mut ctx.params)?;
     ctx.finish_params()?;
-    retry_conflicts!({
-        let acct = accounts::load(&ctx, &account).await?;
-        let scope = account_scope(&ctx, &account);
-        let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
-        let before = person.data.clone();
-        patch.apply(&mut person.data);
-        persons::derive(&mut person.data);
-        let mut deps = accounts::dependents(&ctx, &account).await?;
-        for p in deps.persons.iter_mut().filter(|p| p["id"] == id.as_str()) {
-            *p = person.data.clone();
-        }
-        let mut change = ctx.change();
-        let body = render(&person.data, ctx.livemode());
-        persons::push_events(
-            &ctx,
-            &account,
-            "updated",
-            Some(&before),
-            &person.data,
-            &mut change,
-        );
-        accounts::rederive(&ctx, acct, &deps, &mut change);
-        change.writes.push(objects::replace(&scope, person));
-        ctx.commit(change, &body).await
-    })
+    let live = ctx.livemode();
+    persons::apply_update(&ctx, &account, &id, &patch, |p| render(p, live)).await
 }
 
 pub async fn delete(
@@ -139,23 +116,8 @@ pub async fn delete(
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
     ctx.finish_params()?;
-    retry_conflicts!({
-        let acct = accounts::load(&ctx, &account).await?;
-        let scope = account_scope(&ctx, &account);
-        let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
-        let mut deps = accounts::dependents(&ctx, &account).await?;
-        deps.persons.retain(|p| p["id"] != id.as_str());
-        let mut change = ctx.change();
-        persons::push_events(&ctx, &account, "deleted", None, &person.data, &mut change);
-        accounts::rederive(&ctx, acct, &deps, &mut change);
-        person.deleted = true;
-        change.writes.push(objects::replace(&scope, person));
-        ctx.commit(
-            change,
-            &json!({"id": id, "object": "v2.core.account_person"}),
-        )
-        .await
-    })
+    let body = json!({"id": id, "object": "v2.core.account_person"});
+    persons::remove(&ctx, &account, &id, &body).await
 }
 
 pub async fn list(Path(account): Path<String>, mut ctx: Ctx) -> Result<Response, ApiError> {

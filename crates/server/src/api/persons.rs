@@ -195,28 +195,40 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let patch = parse(&mut ctx.params)?;
     ctx.finish_params()?;
+    apply_update(&ctx, &account, &id, &patch, Value::clone).await
+}
+
+/// Applies `patch` to a person (either API's update) and answers with
+/// `respond(person)`; the account's requirements follow.
+pub(super) async fn apply_update(
+    ctx: &Ctx,
+    account: &str,
+    id: &str,
+    patch: &Patch,
+    respond: impl Fn(&Value) -> Value,
+) -> Result<Response, ApiError> {
     retry_conflicts!({
-        let acct = accounts::load(&ctx, &account).await?;
-        let scope = account_scope(&ctx, &account);
-        let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
+        let acct = accounts::load(ctx, account).await?;
+        let scope = account_scope(ctx, account);
+        let mut person = objects::load(ctx, &scope, KIND, id, "person").await?;
         let before = person.data.clone();
         patch.apply(&mut person.data);
         derive(&mut person.data);
-        let mut deps = accounts::dependents(&ctx, &account).await?;
-        for p in deps.persons.iter_mut().filter(|p| p["id"] == id.as_str()) {
+        let mut deps = accounts::dependents(ctx, account).await?;
+        for p in deps.persons.iter_mut().filter(|p| p["id"] == id) {
             *p = person.data.clone();
         }
         let mut change = ctx.change();
         push_events(
-            &ctx,
-            &account,
+            ctx,
+            account,
             "updated",
             Some(&before),
             &person.data,
             &mut change,
         );
-        accounts::rederive(&ctx, acct, &deps, &mut change);
-        let body = person.data.clone();
+        accounts::rederive(ctx, acct, &deps, &mut change);
+        let body = respond(&person.data);
         change.writes.push(objects::replace(&scope, person));
         ctx.commit(change, &body).await
     })
@@ -227,22 +239,29 @@ pub async fn delete(
     mut ctx: Ctx,
 ) -> Result<Response, ApiError> {
     ctx.finish_params()?;
+    let body = json!({"id": id, "object": "person", "deleted": true});
+    remove(&ctx, &account, &id, &body).await
+}
+
+/// Deletes a person (either API's delete), answering with `body`.
+pub(super) async fn remove(
+    ctx: &Ctx,
+    account: &str,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
     retry_conflicts!({
-        let acct = accounts::load(&ctx, &account).await?;
-        let scope = account_scope(&ctx, &account);
-        let mut person = objects::load(&ctx, &scope, KIND, &id, "person").await?;
-        let mut deps = accounts::dependents(&ctx, &account).await?;
-        deps.persons.retain(|p| p["id"] != id.as_str());
+        let acct = accounts::load(ctx, account).await?;
+        let scope = account_scope(ctx, account);
+        let mut person = objects::load(ctx, &scope, KIND, id, "person").await?;
+        let mut deps = accounts::dependents(ctx, account).await?;
+        deps.persons.retain(|p| p["id"] != id);
         let mut change = ctx.change();
-        push_events(&ctx, &account, "deleted", None, &person.data, &mut change);
-        accounts::rederive(&ctx, acct, &deps, &mut change);
+        push_events(ctx, account, "deleted", None, &person.data, &mut change);
+        accounts::rederive(ctx, acct, &deps, &mut change);
         person.deleted = true;
         change.writes.push(objects::replace(&scope, person));
-        ctx.commit(
-            change,
-            &json!({"id": id, "object": "person", "deleted": true}),
-        )
-        .await
+        ctx.commit(change, body).await
     })
 }
 
