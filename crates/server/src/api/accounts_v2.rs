@@ -133,6 +133,19 @@ fn applied(a: &Value, extras: &Value) -> (bool, bool, bool) {
     )
 }
 
+/// [`applied`] as `applied_configurations` names them.
+fn applied_names(a: &Value, extras: &Value) -> Vec<&'static str> {
+    let (customer, merchant, recipient) = applied(a, extras);
+    [
+        (customer, "customer"),
+        (merchant, "merchant"),
+        (recipient, "recipient"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
+}
+
 fn set_str(m: &mut Map<String, Value>, key: &str, v: &Value) {
     if let Some(s) = v.as_str() {
         m.insert(key.into(), s.into());
@@ -146,15 +159,10 @@ pub fn render(a: &Value, extras: &Value, closed: bool, inc: Include, livemode: b
     let mut m = Map::new();
     m.insert("id".into(), id.into());
     m.insert("object".into(), "v2.core.account".into());
-    let configs: Vec<&str> = [
-        (customer, "customer"),
-        (merchant, "merchant"),
-        (recipient, "recipient"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
-    m.insert("applied_configurations".into(), json!(configs));
+    m.insert(
+        "applied_configurations".into(),
+        json!(applied_names(a, extras)),
+    );
     m.insert("closed".into(), closed.into());
     // Include-dependent sections are null unless included, as on Stripe
     // ("maintaining the basic response structure"); so is a configuration
@@ -921,15 +929,7 @@ pub async fn close(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Api
         if !extras.is_object() {
             extras = json!({});
         }
-        let (customer, merchant, recipient) = applied(&acct.data, &extras);
-        let have: Vec<&str> = [
-            (customer, "customer"),
-            (merchant, "merchant"),
-            (recipient, "recipient"),
-        ]
-        .into_iter()
-        .filter_map(|(on, n)| on.then_some(n))
-        .collect();
+        let have = applied_names(&acct.data, &extras);
         if let Some(list) = &configs
             && let Some(bad) = list.iter().find(|c| !have.contains(&c.as_str()))
         {
