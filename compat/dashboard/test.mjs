@@ -1,7 +1,8 @@
 // The dashboard in a real browser (Debian's Chromium, driven by
 // playwright-core): sign in, create a Connect endpoint through the form,
 // cause an event on a connected account, watch it and its delivery attempt
-// appear without reloading, press Resend, watch the second attempt.
+// appear without reloading, press Resend, watch the second attempt; an API
+// v2 thin destination listed and pinged, an Accounts v2 event among the thin events.
 // Usage: node test.mjs BASE_URL SECRET_KEY HOOK_URL SCREENSHOT_DIR
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -23,6 +24,7 @@ const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage:
 const api = async (method, path, body, account) => {
   const headers = { Authorization: `Bearer ${key}`, "Content-Type": "application/x-www-form-urlencoded" };
   if (account) headers["Stripe-Account"] = account;
+  if (path.startsWith("/v2/")) headers["Content-Type"] = "application/json";
   const r = await fetch(base + path, { method, headers, body });
   if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
   return r.json();
@@ -99,6 +101,34 @@ try {
   const logged = await page.textContent("[data-testid=log-response]");
   if (logged.includes(secret) || !logged.includes("whsec_…")) throw new Error(`the secret is not masked: ${logged.slice(0, 400)}`);
   await shot("7-request-log");
+
+  // API v2: a thin event destination listed with its payload kind, pinged
+  // from the page; an Accounts v2 event listed among the thin events, its
+  // attempt shown.
+  const ed = await api("POST", "/v2/core/event_destinations", JSON.stringify({
+    name: "thin-hooks", type: "webhook_endpoint", event_payload: "thin", events_from: ["@self"],
+    enabled_events: ["v2.core.account.created"], webhook_endpoint: { url: hook },
+  }));
+  await page.click("text=Webhooks");
+  const destRow = page.locator("[data-testid=destination-row]", { hasText: "thin-hooks" });
+  await destRow.waitFor();
+  const payload = await destRow.locator("[data-testid=payload]").textContent();
+  if (payload !== "Thin") throw new Error(`payload shows ${payload}`);
+  await destRow.locator("text=Ping").click();
+  await destRow.locator("[data-testid=pinged]").waitFor();
+  const v2acct = await api("POST", "/v2/core/accounts", JSON.stringify({ display_name: "Thin Shop" }));
+  await page.click("text=Events");
+  await page.selectOption("[data-testid=filter-kind]", "v2");
+  const v2Row = page.locator("[data-testid=event-row]", { hasText: "v2.core.account.created" });
+  await v2Row.waitFor({ timeout: 10000 });
+  await page.locator("[data-testid=event-row]", { hasText: "v2.core.event_destination.ping" }).waitFor();
+  await shot("8-thin-events");
+  await v2Row.click();
+  await page.waitForSelector(`[data-testid=event-json] >> text=${v2acct.id}`);
+  await page.waitForSelector("[data-testid=attempt-row] >> text=200", { timeout: 10000 });
+  if (await page.locator("[data-testid=resend]").count()) throw new Error("a v2 event offers a v1 resend");
+  await shot("9-thin-event");
+  if (!ed.id.startsWith("ed_")) throw new Error(`destination ${ed.id}`);
   if (problems.length) throw new Error(problems.join("\n"));
   console.log(JSON.stringify({ ok: true, account, customer: customer.id, secret }));
 } catch (e) {

@@ -46,6 +46,10 @@ async function api(method, path, params, account) {
   if (method === "GET") {
     const q = form(params).toString();
     if (q) url += (url.includes("?") ? "&" : "?") + q;
+  } else if (path.startsWith("/v2/")) {
+    // API v2 takes JSON bodies.
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(params || {});
   } else {
     headers["Content-Type"] = "application/x-www-form-urlencoded";
     init.body = form(params);
@@ -197,10 +201,34 @@ async function webhooks() {
               act("Delete", async () => { if (confirm(`Delete ${we.url}?`)) { await api("DELETE", `/v1/webhook_endpoints/${we.id}`); load(); } }, "danger")),
             secret));
       }));
+      const destinations = await api("GET", "/v2/core/event_destinations", { limit: 100, include: ["webhook_endpoint.url"] });
+      const destinationRows = await Promise.all(destinations.data.map(async (ed) => {
+        const note = h("span", { class: "muted" });
+        const act = (label, f, cls) => h("button", { class: cls, onclick: async () => { try { await f(); } catch (e) { note.replaceChildren(failure(e)); } } }, label);
+        const base = `/v2/core/event_destinations/${ed.id}`;
+        const from = ed.events_from.map((f) => (f === "@self" ? "Your account" : "Connected accounts")).join(" + ");
+        return h("tr", { testid: "destination-row", "data-id": ed.id },
+          h("td", {}, ed.name, h("br"), h("code", {}, ed.webhook_endpoint?.url || ""), h("br"), h("span", { class: "muted" }, ed.id)),
+          h("td", {}, from),
+          h("td", { testid: "payload" }, ed.event_payload === "thin" ? "Thin" : `Snapshot (${ed.snapshot_api_version || "default version"})`),
+          h("td", {}, `${ed.enabled_events.length} events`),
+          h("td", { testid: "status" }, ed.status === "enabled" ? h("span", { class: "ok" }, "Enabled") : h("span", { class: "bad" }, "Disabled")),
+          h("td", { testid: "health" }, await endpointHealth(ed.id).catch(() => "—")),
+          h("td", {},
+            h("div", { class: "row" },
+              act(ed.status === "enabled" ? "Disable" : "Enable", async () => { await api("POST", `${base}/${ed.status === "enabled" ? "disable" : "enable"}`); load(); }),
+              act("Ping", async () => { await api("POST", `${base}/ping`); note.replaceChildren(h("span", { class: "ok", testid: "pinged" }, "Ping sent.")); }),
+              act("Delete", async () => { if (confirm(`Delete ${ed.name}?`)) { await api("DELETE", base); load(); } }, "danger")),
+            note));
+      }));
       const devices = await api("GET", "/switchboard/v1/listeners");
       body.replaceChildren(endpoints.data.length
         ? h("table", {}, h("tr", {}, ["Endpoint", "Listening to", "Events", "Status", "Recent deliveries", ""].map((t) => h("th", {}, t))), rows)
         : h("p", { class: "muted", testid: "no-endpoints" }, "No endpoints yet."),
+        h("h2", {}, "Event destinations (API v2)"),
+        destinations.data.length
+          ? h("table", { testid: "destinations" }, h("tr", {}, ["Destination", "Events from", "Payload", "Events", "Status", "Recent deliveries", ""].map((t) => h("th", {}, t))), destinationRows)
+          : h("p", { class: "muted" }, "No event destinations yet (POST /v2/core/event_destinations)."),
         h("h2", {}, "Local listeners (stripe listen)"),
         devices.data.length
           ? h("table", { testid: "listeners" }, h("tr", {}, ["Device", "Endpoint", "Connected"].map((t) => h("th", {}, t))),
@@ -224,6 +252,10 @@ function eventsView(initialAccount) {
     h("option", { value: "true" }, "Delivered"),
     h("option", { value: "false" }, "Pending or failed"));
   const since = h("input", { type: "date", title: "Created on or after", testid: "filter-since" });
+  // Snapshot events are /v1/events; thin ones (v1.* interop and v2.*) are /v2/core/events.
+  const kind = h("select", { testid: "filter-kind" },
+    h("option", { value: "v1" }, "Snapshot events (v1)"),
+    h("option", { value: "v2" }, "Thin events (v2)"));
   const table = h("tbody", { testid: "events" });
   const more = h("button", { testid: "more" }, "Older events");
   const error = h("div");
@@ -232,22 +264,38 @@ function eventsView(initialAccount) {
     limit: 25, type: type.value.trim(), delivery_success: status.value,
     "created[gte]": since.value ? Math.floor(Date.parse(`${since.value}T00:00:00Z`) / 1000) : undefined, ...extra,
   });
-  const row = (ev) => h("tr", { class: "link", testid: "event-row", "data-id": ev.id,
-    onclick: () => { location.hash = `#/events/${ev.id}${ev.account ? `?account=${ev.account}` : ""}`; } },
-    h("td", {}, h("code", {}, ev.type)),
-    h("td", {}, h("code", {}, ev.id)),
-    h("td", {}, ev.account || h("span", { class: "muted" }, "your account")),
-    h("td", {}, ev.pending_webhooks ? h("span", { class: "bad" }, `${ev.pending_webhooks} pending`) : h("span", { class: "ok" }, "delivered")),
-    h("td", {}, when(ev.created)));
+  const v2 = () => kind.value === "v2";
+  const v2Params = () => ({
+    limit: 25, types: type.value.trim() && !type.value.includes("*") ? [type.value.trim()] : undefined,
+    "created[gte]": since.value ? `${since.value}T00:00:00.000Z` : undefined,
+  });
+  const row = (ev) => {
+    const who = ev.account || ev.context;
+    const query = new URLSearchParams({ ...(who ? { account: who } : {}), ...(ev.object === "v2.core.event" ? { v2: "1" } : {}) }).toString();
+    return h("tr", { class: "link", testid: "event-row", "data-id": ev.id,
+      onclick: () => { location.hash = `#/events/${ev.id}${query ? `?${query}` : ""}`; } },
+      h("td", {}, h("code", {}, ev.type)),
+      h("td", {}, h("code", {}, ev.id)),
+      h("td", {}, who || h("span", { class: "muted" }, "your account")),
+      h("td", {}, ev.object === "v2.core.event" ? h("span", { class: "muted" }, "see attempts")
+        : ev.pending_webhooks ? h("span", { class: "bad" }, `${ev.pending_webhooks} pending`) : h("span", { class: "ok" }, "delivered")),
+      h("td", {}, typeof ev.created === "string" ? ev.created.replace("T", " ").replace(".000Z", " UTC") : when(ev.created)));
+  };
+  let nextPage = null;
   // Newest first; the first page is re-read every second (live updates),
   // older pages follow the cursor (fast however many events there are).
   const refresh = async () => {
     try {
-      const page = await api("GET", "/v1/events", params(), account.value.trim() || undefined);
+      const page = v2()
+        ? await api("GET", "/v2/core/events", v2Params(), account.value.trim() || undefined)
+        : await api("GET", "/v1/events", params(), account.value.trim() || undefined);
       const older = oldest ? [...table.children].filter((r) => r.dataset.page === "older") : [];
       table.replaceChildren(...page.data.map(row), ...older);
-      if (!oldest) oldest = page.data.length ? page.data[page.data.length - 1].id : null;
-      more.hidden = !page.has_more && !older.length;
+      if (!oldest) {
+        oldest = page.data.length ? page.data[page.data.length - 1].id : null;
+        nextPage = page.next_page_url || null;
+      }
+      more.hidden = v2() ? !nextPage : !page.has_more && !older.length;
       error.replaceChildren();
     } catch (e) {
       error.replaceChildren(failure(e));
@@ -256,33 +304,36 @@ function eventsView(initialAccount) {
   more.addEventListener("click", async () => {
     const last = table.lastElementChild?.dataset.id;
     if (!last) return;
-    const page = await api("GET", "/v1/events", params({ starting_after: last }), account.value.trim() || undefined);
+    const page = v2()
+      ? (nextPage ? await api("GET", nextPage, {}, account.value.trim() || undefined) : { data: [] })
+      : await api("GET", "/v1/events", params({ starting_after: last }), account.value.trim() || undefined);
     for (const ev of page.data) { const r = row(ev); r.dataset.page = "older"; table.append(r); }
     oldest = last;
-    more.hidden = !page.has_more;
+    if (v2()) nextPage = page.next_page_url || null;
+    more.hidden = v2() ? !nextPage : !page.has_more;
   });
-  for (const el of [type, account, status, since]) el.addEventListener("change", () => { oldest = null; refresh(); });
+  for (const el of [type, account, status, since, kind]) el.addEventListener("change", () => { oldest = null; nextPage = null; status.disabled = v2(); refresh(); });
   app.replaceChildren(shell("Events",
     h("h1", {}, "Events"),
-    h("div", { class: "row card" }, type, account, status, h("label", {}, "Since ", since)),
+    h("div", { class: "row card" }, kind, type, account, status, h("label", {}, "Since ", since)),
     error,
     h("table", {}, h("thead", {}, h("tr", {}, ["Type", "Event", "Account", "Deliveries", "Created"].map((t) => h("th", {}, t)))), table),
     h("p", {}, more)));
   every(1000, refresh);
 }
 
-async function eventDetail(id, account) {
+async function eventDetail(id, account, v2) {
   const attempts = h("tbody", { testid: "attempts" });
   const resendTo = h("select", { testid: "resend-endpoint" });
   const note = h("div");
   let event;
   try {
-    event = await api("GET", `/v1/events/${id}`, {}, account);
+    event = await api("GET", v2 ? `/v2/core/events/${id}` : `/v1/events/${id}`, {}, account);
   } catch (e) {
     app.replaceChildren(shell("Events", failure(e)));
     return;
   }
-  const endpoints = await api("GET", "/v1/webhook_endpoints", { limit: 100 });
+  const endpoints = v2 ? { data: [] } : await api("GET", "/v1/webhook_endpoints", { limit: 100 });
   resendTo.replaceChildren(...endpoints.data.map((we) => h("option", { value: we.id }, we.url)));
   const resend = async () => {
     try {
@@ -295,10 +346,11 @@ async function eventDetail(id, account) {
   const next = (a) => a.next_action === "retry" ? `retry at ${when(a.next_attempt_at)}` : a.next_action.replace("_", " ");
   app.replaceChildren(shell("Events",
     h("h1", {}, event.type, " ", h("code", { class: "muted" }, event.id)),
-    h("p", {}, account ? `On connected account ${account} · ` : "On your account · ", when(event.created)),
+    h("p", {}, account ? `On connected account ${account} · ` : "On your account · ",
+      typeof event.created === "string" ? event.created : when(event.created)),
     h("h2", {}, "Delivery attempts"),
     h("table", {}, h("thead", {}, h("tr", {}, ["Endpoint", "Attempt", "Result", "Duration", "Response", "Next"].map((t) => h("th", {}, t)))), attempts),
-    h("div", { class: "row card" }, "Resend to", resendTo, h("button", { class: "primary", onclick: resend, testid: "resend" }, "Resend"), note),
+    v2 ? null : h("div", { class: "row card" }, "Resend to", resendTo, h("button", { class: "primary", onclick: resend, testid: "resend" }, "Resend"), note),
     h("h2", {}, "Event data"),
     h("pre", { testid: "event-json" }, JSON.stringify(event, null, 2))));
   every(1000, async () => {
@@ -416,7 +468,8 @@ function route() {
   const [path, query] = location.hash.slice(1).split("?");
   const account = new URLSearchParams(query || "").get("account") || undefined;
   const parts = path.split("/").filter(Boolean);
-  if (parts[0] === "events" && parts[1]) return eventDetail(parts[1], account);
+  const v2 = new URLSearchParams(query || "").get("v2") === "1";
+  if (parts[0] === "events" && parts[1]) return eventDetail(parts[1], account, v2);
   if (parts[0] === "events") return eventsView(account);
   if (parts[0] === "accounts" && parts[1]) return accountDetail(parts[1]);
   if (parts[0] === "accounts") return accountsView();
