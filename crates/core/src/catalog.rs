@@ -34,6 +34,7 @@ pub const V2_EVENT_TYPES: &[&str] = &[
     "v2.core.account.updated",
     "v2.core.account.closed",
     "v2.core.account[requirements].updated",
+    "v2.core.account[future_requirements].updated",
     "v2.core.account[identity].updated",
     "v2.core.account[defaults].updated",
     "v2.core.account[configuration.customer].updated",

@@ -440,7 +440,12 @@ pub fn events(ctx: &Ctx, before: (&Value, &Value), after: (&Value, &Value), chan
             .push(ctx.event_on(None, kind, object.clone(), prev));
     };
     push("v2.core.account.updated", Some(prev.clone()), &new);
-    for section in ["identity", "defaults", "requirements"] {
+    for section in [
+        "identity",
+        "defaults",
+        "requirements",
+        "future_requirements",
+    ] {
         if prev.contains_key(section) {
             push(
                 &format!("v2.core.account[{section}].updated"),
