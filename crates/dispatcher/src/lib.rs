@@ -144,6 +144,7 @@ pub async fn run(
     let clients = attempt::Clients {
         test: http_client(config.timeout),
         live: live_http_client(config.timeout, config.url_policy.clone()),
+        urls: Default::default(),
     };
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
