@@ -38,24 +38,7 @@ fn parse(p: &mut Params) -> Result<Patch, ApiError> {
         patch.ints(&mut dob, &["dob"], &["day", "month", "year"])?;
         dob.finish()?;
     }
-    if let Some(Some(mut rel)) = p.nested("relationship")? {
-        patch.bools(
-            &mut rel,
-            &["relationship"],
-            &["director", "executive", "owner", "representative"],
-        )?;
-        patch.strings(&mut rel, &["relationship"], &["title"])?;
-        if let Some(pct) = rel.string("percent_ownership")? {
-            let v: f64 = pct.parse().map_err(|_| {
-                ApiError::invalid(
-                    "relationship[percent_ownership]",
-                    format!("Invalid decimal: {pct}"),
-                )
-            })?;
-            patch.set(&["relationship", "percent_ownership"], v);
-        }
-        rel.finish()?;
-    }
+    persons::relationship(p, &mut patch)?;
     patch.metadata(p)?;
     Ok(patch)
 }

@@ -58,20 +58,7 @@ fn parse(p: &mut Params) -> Result<Patch, ApiError> {
         patch.ints(&mut dob, &["dob"], &["day", "month", "year"])?;
         dob.finish()?;
     }
-    if let Some(Some(mut rel)) = p.nested("relationship")? {
-        patch.bools(&mut rel, &["relationship"], &RELATIONSHIP_FLAGS)?;
-        patch.strings(&mut rel, &["relationship"], &["title"])?;
-        if let Some(pct) = rel.string("percent_ownership")? {
-            let v: f64 = pct.parse().map_err(|_| {
-                ApiError::invalid(
-                    "relationship[percent_ownership]",
-                    format!("Invalid decimal: {pct}"),
-                )
-            })?;
-            patch.set(&["relationship", "percent_ownership"], v);
-        }
-        rel.finish()?;
-    }
+    relationship(p, &mut patch)?;
     if p.string("id_number")?.is_some_and(|s| !s.is_empty()) {
         patch.set(&["id_number_provided"], true);
     }
@@ -140,6 +127,25 @@ pub async fn create(Path(account): Path<String>, mut ctx: Ctx) -> Result<Respons
         accounts::rederive(&ctx, acct, &deps, &mut change);
         ctx.commit(change, &person).await
     })
+}
+
+/// `relationship[…]`, the same in both APIs' person parameters.
+pub(super) fn relationship(p: &mut Params, patch: &mut Patch) -> Result<(), ApiError> {
+    if let Some(Some(mut rel)) = p.nested("relationship")? {
+        patch.bools(&mut rel, &["relationship"], &RELATIONSHIP_FLAGS)?;
+        patch.strings(&mut rel, &["relationship"], &["title"])?;
+        if let Some(pct) = rel.string("percent_ownership")? {
+            let v: f64 = pct.parse().map_err(|_| {
+                ApiError::invalid(
+                    "relationship[percent_ownership]",
+                    format!("Invalid decimal: {pct}"),
+                )
+            })?;
+            patch.set(&["relationship", "percent_ownership"], v);
+        }
+        rel.finish()?;
+    }
+    Ok(())
 }
 
 /// A person's change as both APIs announce it: `person.<action>` on the
