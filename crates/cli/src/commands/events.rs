@@ -36,13 +36,25 @@ enum Command {
         #[arg(long, value_name = "BOOL")]
         delivery_success: Option<bool>,
         /// The page after this event id (what a previous page ended with).
-        #[arg(long, value_name = "EVT_ID")]
+        #[arg(long, value_name = "EVT_ID", conflicts_with = "thin")]
         starting_after: Option<String>,
+        /// API v2's thin events (`/v2/core/events`): the `v1.<type>` of every
+        /// v1 event and the v2-only ones (`v2.core.account.updated`…);
+        /// `--type` is then an exact type.
+        #[arg(long, conflicts_with = "delivery_success")]
+        thin: bool,
+        /// With --thin: only events about this object (its id).
+        #[arg(long, value_name = "ID", requires = "thin")]
+        object_id: Option<String>,
     },
     /// Show one event (always as JSON: events nest too deeply for a table).
     Retrieve {
         /// The event id (evt_…).
         id: String,
+        /// As API v2 shows it (`/v2/core/events/{id}`, with `data` and `changes`);
+        /// the only way to see a v2-only event.
+        #[arg(long)]
+        thin: bool,
     },
     /// Deliver events again: one event, or with --failed-since every event not
     /// yet delivered everywhere, to a webhook endpoint.
@@ -81,8 +93,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::List {
             limit,
             event_type,
+            thin: true,
+            object_id,
+            ..
+        } => {
+            if event_type.as_deref().is_some_and(|t| t.contains('*')) {
+                bail!("--type: thin events are filtered by exact type (no `*` patterns)");
+            }
+            let p = params([
+                ("limit", Some(limit.into())),
+                ("types", event_type.map(|t| json!([t]))),
+                ("object_id", object_id.map(Value::from)),
+            ]);
+            let list = api.get("/v2/core/events", &p, acct).await?;
+            output::list(&list, format, &thin_columns());
+        }
+        Command::List {
+            limit,
+            event_type,
             delivery_success,
             starting_after,
+            ..
         } => {
             let p = params([
                 ("limit", Some(limit.into())),
@@ -93,9 +124,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let list = api.get("/v1/events", &p, acct).await?;
             output::list(&list, format, &columns());
         }
-        Command::Retrieve { id } => {
+        Command::Retrieve { id, thin } => {
+            let base = if thin {
+                "/v2/core/events"
+            } else {
+                "/v1/events"
+            };
             let event = api
-                .get(&format!("/v1/events/{}", segment(&id)?), &Map::new(), acct)
+                .get(&format!("{base}/{}", segment(&id)?), &Map::new(), acct)
                 .await?;
             output::print_json(&event);
         }
@@ -123,6 +159,16 @@ fn columns() -> [output::Column; 5] {
                 .unwrap_or_default()
         }),
         ("PENDING", |e| output::cell(&e["pending_webhooks"])),
+    ]
+}
+
+fn thin_columns() -> [output::Column; 5] {
+    [
+        ("ID", |e| output::cell(&e["id"])),
+        ("TYPE", |e| output::cell(&e["type"])),
+        ("CONTEXT", |e| output::cell(&e["context"])),
+        ("CREATED", |e| output::cell(&e["created"])),
+        ("RELATED", |e| output::cell(&e["related_object"]["id"])),
     ]
 }
 

@@ -757,6 +757,37 @@ async fn listen_forwards_thin_events() {
     let got = expect(&mut rx, "v2.core.account.created", &secret, &[]).await;
     assert_eq!(got["related_object"]["id"], created["id"], "{got:#}");
     rx.assert_quiet(Duration::from_millis(300)).await;
+    // `events list --thin` / `retrieve --thin`: what /v1/events does not show.
+    let acct = created["id"].as_str().unwrap();
+    let listed = run_json(
+        &base,
+        &[
+            "events",
+            "list",
+            "--thin",
+            "--object-id",
+            acct,
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        listed["data"][0]["type"], "v2.core.account.created",
+        "{listed:#}"
+    );
+    let shown = run_json(
+        &base,
+        &["events", "retrieve", "--thin", got["id"].as_str().unwrap()],
+    )
+    .await;
+    assert_eq!(shown["changes"]["after"]["display_name"], "Thin Co");
+    let pattern = exec(&base, &["events", "list", "--thin", "--type", "v2.*"]).await;
+    assert!(
+        !pattern.ok && pattern.stderr.contains("exact type"),
+        "{}",
+        pattern.stderr
+    );
 
     for (args, says) in [
         (
