@@ -62,7 +62,7 @@ fn render(rec: &EndpointRecord, include: &[String], secret: bool) -> Value {
         "type": "webhook_endpoint",
         "updated": rfc3339::format_ms(d.map_or(rec.created * 1000, |d| d.updated_ms)),
         "webhook_endpoint": {
-            "signing_secret": (secret && shows(INCLUDE_SECRET)).then(|| rec.secrets[0].secret.clone()),
+            "signing_secret": (secret && shows(INCLUDE_SECRET)).then(|| rec.secrets.first().map(|s| s.secret.clone())).flatten(),
             "url": shows(INCLUDE_URL).then(|| rec.url.clone()),
         },
     })
