@@ -435,6 +435,26 @@ async fn stripe_cli_listen_forwards_thin_events() {
         .filter_map(|a| a["status_code"].as_i64())
         .collect();
     assert_eq!(codes, [200], "{attempts:#}");
+    // The device's thin listener, beside the snapshot one `--print-secret` made.
+    let devices: Value = serde_json::from_slice(
+        &http
+            .get(format!("{base}/switchboard/v1/listeners"))
+            .bearer_auth(TEST_KEY)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let kinds: Vec<(&str, bool)> = devices["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["event_payload"].as_str().unwrap(), d["connected"] == true))
+        .collect();
+    assert!(kinds.contains(&("thin", true)), "{devices:#}");
     let printed: Vec<String> = std::iter::from_fn(|| lines.try_recv().ok()).collect();
     assert!(
         printed

@@ -224,6 +224,8 @@ pub async fn listeners(mut ctx: Ctx) -> Result<Response, ApiError> {
                 "created": d.created,
                 "device_name": d.description,
                 "livemode": d.livemode,
+                // `stripe listen --all-thin` sessions get a device of their own.
+                "event_payload": if d.destination.is_some() { "thin" } else { "snapshot" },
             })
         })
         .collect();

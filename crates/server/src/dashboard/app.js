@@ -231,8 +231,8 @@ async function webhooks() {
           : h("p", { class: "muted" }, "No event destinations yet (POST /v2/core/event_destinations)."),
         h("h2", {}, "Local listeners (stripe listen)"),
         devices.data.length
-          ? h("table", { testid: "listeners" }, h("tr", {}, ["Device", "Endpoint", "Connected"].map((t) => h("th", {}, t))),
-            devices.data.map((d) => h("tr", {}, h("td", {}, d.device_name), h("td", {}, h("code", {}, d.id)),
+          ? h("table", { testid: "listeners" }, h("tr", {}, ["Device", "Events", "Endpoint", "Connected"].map((t) => h("th", {}, t))),
+            devices.data.map((d) => h("tr", {}, h("td", {}, d.device_name), h("td", {}, d.event_payload === "thin" ? "Thin" : "Snapshot"), h("td", {}, h("code", {}, d.id)),
               h("td", {}, d.connected ? h("span", { class: "ok" }, "connected") : h("span", { class: "muted" }, "not connected")))))
           : h("p", { class: "muted" }, "No stripe listen session has connected yet."));
     } catch (e) {
