@@ -197,6 +197,10 @@ def test_v2_accounts_thin_events_onboarding_and_close():
         closed = client.v2.core.accounts.close(acct.id, {"applied_configurations": ["merchant", "recipient"]})
         check_eq(closed.closed, True, "closed", closed)
         notification(client, dest, path, "v2.core.account.closed", acct.id)
+        open_ids = [a.id for a in client.v2.core.accounts.list().auto_paging_iter()]
+        check(acct.id not in open_ids, "a closed account is not listed by default", open_ids)
+        closed_ids = [a.id for a in client.v2.core.accounts.list({"closed": True, "limit": 1}).auto_paging_iter()]
+        check(acct.id in closed_ids and len(closed_ids) == len(set(closed_ids)), "closed=true lists it", closed_ids)
         e = expect_error(stripe.PermissionError,
                          lambda: client.v1.customers.list(options={"stripe_account": acct.id}),
                          "Stripe-Account of a closed account")

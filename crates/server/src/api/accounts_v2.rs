@@ -853,7 +853,7 @@ pub async fn update(Path(id): Path<String>, mut ctx: Ctx) -> Result<Response, Ap
 
 pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
     let scope = platform(&ctx, "Accounts v2")?;
-    let page = v2::page_request(&mut ctx.params)?;
+    let mut page = v2::page_request(&mut ctx.params)?;
     let configs = ctx
         .params
         .string_list("applied_configurations")?
@@ -866,52 +866,76 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
             ));
         }
     }
+    // Open accounts unless `closed=true`, as Stripe lists them.
+    let closed = ctx.params.bool("closed")?.unwrap_or(false);
     ctx.finish_params()?;
-    let found = ctx
-        .state
-        .store
-        .objects(&scope, accounts::KIND, &page)
-        .await
-        .map_err(|e| v2::cursor_error(e.into()))?;
-    let mut rendered = Vec::with_capacity(found.data.len());
-    for a in &found.data {
-        let extras = extras_data(&extras(&ctx, &a.id).await?);
-        rendered.push(respond_account(
-            &ctx,
-            &a.data,
-            &extras,
-            false,
-            Include::default(),
-        ));
-    }
+    // (cursor, account): open accounts page by their own ids; closed ones
+    // (deleted for v1) by their extras, which say `closed`.
+    let mut rows: Vec<(String, Value)> = Vec::new();
+    let has_more = if closed {
+        page.filters
+            .push((switchboard_store::Field("closed"), json!(true)));
+        let found = ctx
+            .state
+            .store
+            .objects(&scope, EXTRAS, &page)
+            .await
+            .map_err(|e| v2::cursor_error(e.into()))?;
+        for e in found.data {
+            let id = e.id.trim_start_matches("v2x_");
+            if let Some(a) = ctx.state.store.object(&scope, accounts::KIND, id).await? {
+                let body = respond_account(&ctx, &a.data, &e.data, true, Include::default());
+                rows.push((e.id, body));
+            }
+        }
+        found.has_more
+    } else {
+        let found = ctx
+            .state
+            .store
+            .objects(&scope, accounts::KIND, &page)
+            .await
+            .map_err(|e| v2::cursor_error(e.into()))?;
+        for a in found.data {
+            let extras = extras_data(&extras(&ctx, &a.id).await?);
+            let body = respond_account(&ctx, &a.data, &extras, false, Include::default());
+            rows.push((a.id, body));
+        }
+        found.has_more
+    };
+    // Accounts with all the configurations asked for (a filter over the
+    // page: a page can come back shorter than `limit`, its cursors stay).
+    let has_all = |a: &Value| {
+        configs.iter().all(|c| {
+            a["applied_configurations"]
+                .as_array()
+                .is_some_and(|l| l.contains(&json!(c)))
+        })
+    };
     let mut extra = switchboard_core::form::Map::new();
     if !configs.is_empty() {
         extra.insert("applied_configurations".into(), v2::list(&configs));
     }
-    let page_of = switchboard_store::Page {
-        data: rendered,
-        has_more: found.has_more,
-    };
+    if closed {
+        extra.insert(
+            "closed".into(),
+            switchboard_core::form::Value::Str("true".into()),
+        );
+    }
+    page.filters.clear();
     let mut body = v2::list_json(
         PATH,
         &page,
         &extra,
-        page_of,
-        |v| v,
-        |v| v["id"].as_str().unwrap_or_default().to_owned(),
+        switchboard_store::Page {
+            data: rows,
+            has_more,
+        },
+        |(_, a)| a,
+        |(cursor, _)| cursor.clone(),
     );
-    // Accounts with all the configurations asked for (a filter over the
-    // page: a page can come back shorter than `limit`).
-    if !configs.is_empty()
-        && let Some(data) = body["data"].as_array_mut()
-    {
-        data.retain(|a| {
-            configs.iter().all(|c| {
-                a["applied_configurations"]
-                    .as_array()
-                    .is_some_and(|l| l.contains(&json!(c)))
-            })
-        });
+    if let Some(data) = body["data"].as_array_mut() {
+        data.retain(has_all);
     }
     ctx.respond(body).await
 }
