@@ -146,18 +146,7 @@ impl EventDraft {
         map.insert("object".into(), "v2.core.event".into());
         if full {
             let changes = match &self.previous_attributes {
-                Some(before) => {
-                    let after: Map<String, Value> = before
-                        .keys()
-                        .map(|k| {
-                            (
-                                k.clone(),
-                                self.object.get(k).cloned().unwrap_or(Value::Null),
-                            )
-                        })
-                        .collect();
-                    json!({"before": before, "after": after})
-                }
+                Some(before) => changes(before, &self.object),
                 None if self.event_type.ends_with(".created") => {
                     json!({"before": null, "after": self.object})
                 }
@@ -193,6 +182,25 @@ impl EventDraft {
         map.insert("type".into(), self.event_type.clone().into());
         Value::Object(map)
     }
+}
+
+/// A v2 event's `changes` from an update's `previous_attributes`:
+/// `before` is them, `after` the same fields of the object now, nested maps
+/// mirrored key by key (a `metadata` change shows the changed keys on both
+/// sides, not the whole map after).
+pub fn changes(before: &Map<String, Value>, object: &Value) -> Value {
+    fn mirror(before: &Value, now: &Value) -> Value {
+        match (before, now) {
+            (Value::Object(b), Value::Object(_)) => Value::Object(
+                b.iter()
+                    .map(|(k, v)| (k.clone(), mirror(v, &now[k])))
+                    .collect(),
+            ),
+            _ => now.clone(),
+        }
+    }
+    let after = mirror(&Value::Object(before.clone()), object);
+    json!({"before": before, "after": after})
 }
 
 /// A v2 event's `reason`: null for automatic events, else the request.
@@ -361,6 +369,25 @@ struct WireRequest<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn changes_mirror_the_previous_attributes() {
+        let before = json!({"name": "A", "metadata": {"foo": null}});
+        let now = json!({"name": "B", "metadata": {"foo": "bar", "kept": "x"}, "email": "e"});
+        assert_eq!(
+            changes(before.as_object().unwrap(), &now),
+            json!({"before": {"name": "A", "metadata": {"foo": null}},
+                   "after": {"name": "B", "metadata": {"foo": "bar"}}})
+        );
+        // A field that became null, or a map that became a scalar.
+        let before = json!({"address": {"city": "X"}, "phone": "1"});
+        let now = json!({"address": null});
+        assert_eq!(
+            changes(before.as_object().unwrap(), &now)["after"],
+            json!({"address": null, "phone": null})
+        );
+    }
+
     use super::*;
 
     fn draft(account: Option<&str>) -> EventDraft {

@@ -5,7 +5,7 @@
 //! `Stripe-Context` (or `Stripe-Account`), as on Stripe.
 
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::Value;
 use switchboard_core::{catalog, form, rfc3339};
 use switchboard_store::{EventFilter, EventRecord};
 
@@ -26,13 +26,9 @@ fn render(rec: &EventRecord) -> Value {
         return v1;
     }
     let mut event = switchboard_core::event::thin_of(&v1);
-    let changes = v1["data"]["previous_attributes"].as_object().map(|before| {
-        let after: serde_json::Map<String, Value> = before
-            .keys()
-            .map(|k| (k.clone(), v1["data"]["object"][k].clone()))
-            .collect();
-        json!({"before": before, "after": after})
-    });
+    let changes = v1["data"]["previous_attributes"]
+        .as_object()
+        .map(|before| switchboard_core::event::changes(before, &v1["data"]["object"]));
     if let Some(m) = event.as_object_mut() {
         m.insert("changes".into(), changes.unwrap_or(Value::Null));
         m.insert("snapshot_event".into(), rec.id.clone().into());
