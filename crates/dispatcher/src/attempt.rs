@@ -228,7 +228,13 @@ async fn relayed(
         &d.payload,
     );
     match relay
-        .deliver(&d.endpoint_id, d.payload.clone(), signature, config.timeout)
+        .deliver(
+            &d.endpoint_id,
+            &d.event_id,
+            d.payload.clone(),
+            signature,
+            config.timeout,
+        )
         .await
     {
         Ok(r) => {

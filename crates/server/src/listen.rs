@@ -265,11 +265,13 @@ impl Relay for ListenHub {
     fn deliver(
         &self,
         endpoint_id: &str,
+        event_id: &str,
         payload: Bytes,
         signature: String,
         timeout: Duration,
     ) -> Pin<Box<dyn Future<Output = Result<RelayResponse, RelayError>> + Send + '_>> {
         let endpoint_id = endpoint_id.to_owned();
+        let event_id = event_id.to_owned();
         Box::pin(async move {
             let thin = self
                 .lock()
@@ -277,7 +279,7 @@ impl Relay for ListenHub {
                 .get(&endpoint_id)
                 .is_some_and(|d| d.thin);
             let (webhook_id, messages) = if thin {
-                thin_message(&endpoint_id, &payload, &signature)
+                thin_message(&endpoint_id, &event_id, &payload, &signature)
             } else {
                 snapshot_messages(&payload, &signature, &self.api_version)
             };
@@ -349,11 +351,12 @@ fn snapshot_messages(payload: &[u8], signature: &str, api_version: &str) -> (Str
 /// A thin event's one `v2_event` message, and the key its answer comes
 /// back under: the CLI's `webhook_response` names the destination as
 /// `webhook_id` and the event as `notification_id`.
-fn thin_message(destination_id: &str, payload: &[u8], signature: &str) -> (String, Vec<String>) {
-    let event_id = serde_json::from_slice::<Value>(payload)
-        .ok()
-        .and_then(|v| v["id"].as_str().map(String::from))
-        .unwrap_or_default();
+fn thin_message(
+    destination_id: &str,
+    event_id: &str,
+    payload: &[u8],
+    signature: &str,
+) -> (String, Vec<String>) {
     let message = json!({
         "type": "v2_event",
         "destination_id": destination_id,
@@ -361,7 +364,7 @@ fn thin_message(destination_id: &str, payload: &[u8], signature: &str) -> (Strin
         "http_headers": http_headers(signature),
     });
     (
-        thin_key(destination_id, &event_id),
+        thin_key(destination_id, event_id),
         vec![message.to_string()],
     )
 }

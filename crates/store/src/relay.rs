@@ -30,6 +30,7 @@ pub trait Relay: Send + Sync + 'static {
     fn deliver(
         &self,
         endpoint_id: &str,
+        event_id: &str,
         payload: Bytes,
         signature: String,
         timeout: Duration,
