@@ -369,6 +369,7 @@ struct WireRequest<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn changes_mirror_the_previous_attributes() {
@@ -387,8 +388,6 @@ mod tests {
             json!({"address": null, "phone": null})
         );
     }
-
-    use super::*;
 
     fn draft(account: Option<&str>) -> EventDraft {
         EventDraft {

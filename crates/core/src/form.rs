@@ -674,6 +674,8 @@ fn first_leaf_name(base: String, value: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn repeated_bare_keys_read_as_arrays() {
@@ -689,9 +691,6 @@ mod tests {
             decode("include[0]=a&include[1]=b&x[0]=1&x[1]=2").unwrap()
         );
     }
-
-    use super::*;
-    use proptest::prelude::*;
 
     fn s(v: &str) -> Value {
         Value::Str(v.to_owned())

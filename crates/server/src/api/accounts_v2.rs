@@ -28,8 +28,10 @@ const PATH: &str = "/v2/core/accounts";
 pub const EXTRAS: &str = "v2_account";
 
 /// The extras' object id (object ids are unique across kinds).
+const EXTRAS_PREFIX: &str = "v2x_";
+
 fn extras_id(account: &str) -> String {
-    format!("v2x_{account}")
+    format!("{EXTRAS_PREFIX}{account}")
 }
 
 /// The sections `include` asks for (absent from the response otherwise).
@@ -882,7 +884,7 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
             .await
             .map_err(|e| v2::cursor_error(e.into()))?;
         for e in found.data {
-            let id = e.id.trim_start_matches("v2x_");
+            let id = e.id.trim_start_matches(EXTRAS_PREFIX);
             if let Some(a) = ctx.state.store.object(&scope, accounts::KIND, id).await? {
                 let body = respond_account(&ctx, &a.data, &e.data, true, Include::default());
                 rows.push((e.id, body));
@@ -922,7 +924,6 @@ pub async fn list(mut ctx: Ctx) -> Result<Response, ApiError> {
             switchboard_core::form::Value::Str("true".into()),
         );
     }
-    page.filters.clear();
     let mut body = v2::list_json(
         PATH,
         &page,
