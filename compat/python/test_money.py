@@ -88,6 +88,17 @@ def browse(url, form=None):
         return e.code, e.headers.get("location"), e.read().decode()
 
 
+def submit_onboarding(url, return_url):
+    """Opens a hosted onboarding link and submits its pre-filled form, as a
+    browser would; checks the user is sent back to `return_url`."""
+    status, _, page = browse(url)
+    check_eq(status, 200, "the onboarding page opens", page[:200])
+    form = _Form()
+    form.feed(page)
+    status, location, _ = browse(url, form.fields)
+    check_eq((status, location), (303, return_url), "submitted: back to return_url")
+
+
 def test_money_destination_charges_refunds_and_transfers():
     client = new_client()
     path = "/" + unique("money-platform")
@@ -247,12 +258,7 @@ def test_onboarding_capabilities_login_links_sessions_and_oauth():
                                                       "refresh_url": "https://platform.example/refresh",
                                                       "return_url": "https://platform.example/return"})
         check(isinstance(link, stripe.AccountLink), "an AccountLink", type(link).__name__)
-        status, _, page = browse(link.url)
-        check_eq(status, 200, "the onboarding page opens", page[:200])
-        form = _Form()
-        form.feed(page)
-        status, location, _ = browse(link.url, form.fields)
-        check_eq((status, location), (303, "https://platform.example/return"), "submitted: back to return_url")
+        submit_onboarding(link.url, "https://platform.example/return")
         status, location, _ = browse(link.url)
         check_eq((status, location), (303, "https://platform.example/refresh"), "a used link refreshes")
         ev = wait_connect_event(cpath, cwe.secret, "capability.updated", acct.id, "card_payments")

@@ -10,8 +10,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::support::{
-    KillOnDrop, LIVE_KEY, Receiver, TEST_KEY, assert_no_schema_violations, refused_url, spawn,
-    spawn_with_lines,
+    KillOnDrop, LIVE_KEY, Receiver, TEST_KEY, assert_no_schema_violations, get_json, refused_url,
+    spawn, spawn_with_lines,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -470,19 +470,14 @@ async fn trigger_fixtures_and_connect_events() {
         // The event the fixture is named after happened, on the platform or on a connected account.
         if name.starts_with("v2.") {
             // Accounts v2's events are the platform's, and v2 only.
-            let listed = switchboard_dispatcher::http_client(Duration::from_secs(10))
-                .get(format!(
+            let listed = get_json(
+                &switchboard_dispatcher::http_client(Duration::from_secs(10)),
+                &format!(
                     "{base}/v2/core/events?types={}",
                     name.replace('[', "%5B").replace(']', "%5D")
-                ))
-                .bearer_auth(TEST_KEY)
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            let listed: Value = serde_json::from_slice(&listed).unwrap();
+                ),
+            )
+            .await;
             assert!(
                 !listed["data"].as_array().unwrap().is_empty(),
                 "{name}: {listed:#}"

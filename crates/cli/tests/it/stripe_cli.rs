@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::support::{
-    KillOnDrop, Receiver, TEST_KEY, assert_no_schema_violations, spawn, spawn_with_lines,
+    KillOnDrop, Receiver, TEST_KEY, assert_no_schema_violations, get_json, spawn, spawn_with_lines,
 };
 
 pub(crate) fn stripe_bin() -> PathBuf {
@@ -411,18 +411,11 @@ async fn stripe_cli_listen_forwards_thin_events() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let attempts = loop {
         assert!(std::time::Instant::now() < deadline, "no attempt recorded");
-        let got: Value = serde_json::from_slice(
-            &http
-                .get(format!("{base}/switchboard/v1/events/{evt}/attempts"))
-                .bearer_auth(TEST_KEY)
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
+        let got = get_json(
+            &http,
+            &format!("{base}/switchboard/v1/events/{evt}/attempts"),
         )
-        .unwrap();
+        .await;
         if got["data"].as_array().is_some_and(|a| !a.is_empty()) {
             break got;
         }
@@ -436,18 +429,7 @@ async fn stripe_cli_listen_forwards_thin_events() {
         .collect();
     assert_eq!(codes, [200], "{attempts:#}");
     // The device's thin listener, beside the snapshot one `--print-secret` made.
-    let devices: Value = serde_json::from_slice(
-        &http
-            .get(format!("{base}/switchboard/v1/listeners"))
-            .bearer_auth(TEST_KEY)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let devices = get_json(&http, &format!("{base}/switchboard/v1/listeners")).await;
     let kinds: Vec<(&str, bool)> = devices["data"]
         .as_array()
         .unwrap()
